@@ -1,0 +1,267 @@
+"""Load landing files into raw.events, one transaction per file.
+
+A file loads all-or-nothing: its good rows, its rejected rows and its manifest row commit together, so a
+crash mid-file leaves nothing behind and the next run loads the file again from the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from ingestion.discover import LandingFile, count_waiting, settled_files, sha256_of
+from ingestion.readers import FileReader, file_format
+from ingestion.schema import connect, ensure_raw_schema
+from ingestion.settings import IngestSettings
+from ingestion.validate import VALIDATE_LINES_SQL, VALIDATE_TABLE_SQL, validate_params
+
+log = logging.getLogger(__name__)
+
+BatchCallback = Callable[[str, int], None]
+
+_STAGE_DDL = """
+create or replace temp table ingest_stage (
+    line_number bigint, reason varchar, raw_line varchar, message_id varchar, user_id varchar,
+    anonymous_id varchar, type varchar, event varchar, timestamp timestamp, received_at timestamp,
+    properties json, traits json, context json
+)
+"""
+
+_INSERT_EVENTS = """
+insert into raw.events
+select message_id, user_id, anonymous_id, type, event, timestamp, received_at, properties, traits, context,
+       $source_file, line_number, $loaded_at
+from ingest_stage as s
+where reason is null
+  and not exists (select 1 from raw.events as e where e.message_id = s.message_id)
+qualify row_number() over (partition by message_id order by line_number) = 1
+"""
+
+_INSERT_REJECTED = """
+insert into raw.events_rejected
+select $source_file, line_number, reason, raw_line, $loaded_at
+from ingest_stage
+where reason is not null
+"""
+
+_INSERT_MANIFEST = """
+insert into raw.load_manifest values (
+    $file_name, $checksum, $file_size, $file_mtime, $rows_in, $rows_loaded, $rows_duplicate, $rows_rejected,
+    $status, $detail, $loaded_at, $load_seconds
+)
+"""
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one landing file."""
+
+    file_name: str
+    status: str  # loaded | damaged | missing_columns | repeat | unsupported
+    rows_in: int = 0
+    rows_loaded: int = 0
+    rows_duplicate: int = 0
+    rows_rejected: int = 0
+    detail: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.rows_loaded + self.rows_duplicate + self.rows_rejected
+
+
+@dataclass
+class IngestSummary:
+    """Totals of one ingestion run over the landing folder."""
+
+    files: list[FileResult] = field(default_factory=list)
+    files_waiting: int = 0
+    seconds: float = 0.0
+
+    def total(self, attribute: str) -> int:
+        return sum(getattr(result, attribute) for result in self.files)
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.total("rows_loaded")
+
+    @property
+    def rows_rejected(self) -> int:
+        return self.total("rows_rejected")
+
+    @property
+    def rows_duplicate(self) -> int:
+        return self.total("rows_duplicate")
+
+    @property
+    def rows_in(self) -> int:
+        return self.total("rows_in")
+
+
+def ingest_landing(
+    settings: IngestSettings,
+    *,
+    on_batch: BatchCallback | None = None,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> IngestSummary:
+    """Load every settled, not yet loaded file of the landing folder; returns what each file gave."""
+    started = time.perf_counter()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.landing_dir.mkdir(parents=True, exist_ok=True)
+    summary = IngestSummary()
+    with connect(str(settings.warehouse_path)) as con:
+        ensure_raw_schema(con)
+        for landing_file in settled_files(settings.landing_dir, settings.settle_seconds):
+            result = _process(con, landing_file, settings, on_batch)
+            if result is None:
+                continue
+            summary.files.append(result)
+            log.info(
+                "%s: %s, %d in = %d loaded + %d duplicate + %d rejected (%.2fs)%s",
+                result.file_name,
+                result.status,
+                result.rows_in,
+                result.rows_loaded,
+                result.rows_duplicate,
+                result.rows_rejected,
+                result.seconds,
+                f" - {result.detail}" if result.detail else "",
+            )
+            if on_file:
+                on_file(result)
+    summary.files_waiting = count_waiting(settings.landing_dir, settings.settle_seconds)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _process(
+    con: duckdb.DuckDBPyConnection,
+    landing_file: LandingFile,
+    settings: IngestSettings,
+    on_batch: BatchCallback | None,
+) -> FileResult | None:
+    seen = con.execute(
+        "select 1 from raw.load_manifest where file_name = ? and file_size = ? and file_mtime = ?",
+        [landing_file.name, landing_file.size, landing_file.mtime],
+    ).fetchone()
+    if seen:
+        return None
+    checksum = sha256_of(landing_file.path)
+    earlier = con.execute(
+        "select file_name from raw.load_manifest where checksum = ? order by loaded_at limit 1", [checksum]
+    ).fetchone()
+    if earlier and earlier[0] == landing_file.name:
+        # Same name and content, only the modification time moved (touched or copied back): nothing new.
+        return None
+    if earlier:
+        return _record_only(con, landing_file, checksum, "repeat", f"same content as {earlier[0]}, not loaded")
+    if file_format(landing_file.path) is None:
+        return _record_only(
+            con,
+            landing_file,
+            checksum,
+            "unsupported",
+            "unsupported file type (expected .jsonl, .json, .csv, .parquet, optionally .gz)",
+        )
+    return ingest_file(con, landing_file, checksum, settings, on_batch)
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    landing_file: LandingFile,
+    checksum: str,
+    settings: IngestSettings,
+    on_batch: BatchCallback | None = None,
+) -> FileResult:
+    """Load one file in one transaction: good rows to raw.events, bad rows to raw.events_rejected."""
+    started = time.perf_counter()
+    loaded_at = _now()
+    reader = FileReader(landing_file.path, batch_rows=settings.batch_rows)
+    sql = VALIDATE_LINES_SQL if reader.shape == "lines" else VALIDATE_TABLE_SQL
+    params = validate_params(loaded_at, settings.future_tolerance_hours, settings.max_property_bytes)
+    con.begin()
+    try:
+        con.execute(_STAGE_DDL)
+        for batch in reader.batches():
+            con.register("batch", batch)
+            con.execute("insert into ingest_stage " + sql, params)
+            con.unregister("batch")
+            if on_batch:
+                on_batch(landing_file.name, batch.num_rows)
+        rows_in, valid, rejected = con.execute(
+            "select count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null)"
+            " from ingest_stage"
+        ).fetchone()
+        file_params = {"source_file": landing_file.name, "loaded_at": loaded_at}
+        loaded = con.execute(_INSERT_EVENTS, file_params).fetchone()[0]
+        con.execute(_INSERT_REJECTED, file_params)
+        if reader.damage:
+            status, detail = "damaged", reader.damage
+        elif reader.missing_columns:
+            status, detail = (
+                "missing_columns",
+                "lacks required column(s): " + ", ".join(reader.missing_columns),
+            )
+        else:
+            status, detail = "loaded", None
+        result = FileResult(
+            landing_file.name,
+            status,
+            rows_in,
+            loaded,
+            valid - loaded,
+            rejected,
+            detail,
+            time.perf_counter() - started,
+        )
+        _insert_manifest(con, landing_file, checksum, result, loaded_at)
+        con.execute("drop table ingest_stage")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return result
+
+
+def _record_only(
+    con: duckdb.DuckDBPyConnection, landing_file: LandingFile, checksum: str, status: str, detail: str
+) -> FileResult:
+    result = FileResult(landing_file.name, status, detail=detail)
+    _insert_manifest(con, landing_file, checksum, result, _now())
+    return result
+
+
+def _insert_manifest(
+    con: duckdb.DuckDBPyConnection,
+    landing_file: LandingFile,
+    checksum: str,
+    result: FileResult,
+    loaded_at: datetime,
+) -> None:
+    con.execute(
+        _INSERT_MANIFEST,
+        {
+            "file_name": landing_file.name,
+            "checksum": checksum,
+            "file_size": landing_file.size,
+            "file_mtime": landing_file.mtime,
+            "rows_in": result.rows_in,
+            "rows_loaded": result.rows_loaded,
+            "rows_duplicate": result.rows_duplicate,
+            "rows_rejected": result.rows_rejected,
+            "status": result.status,
+            "detail": result.detail,
+            "loaded_at": loaded_at,
+            "load_seconds": result.seconds,
+        },
+    )
+
+
+def _now() -> datetime:
+    """Load time as naive UTC, the warehouse's timestamp convention."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)

@@ -1,0 +1,64 @@
+"""The raw tables ingestion owns. dbt reads them as sources; nothing else writes them."""
+
+from __future__ import annotations
+
+import duckdb
+
+RAW_DDL = (
+    "create schema if not exists raw",
+    """
+    create table if not exists raw.events (
+        message_id   varchar not null,
+        user_id      varchar,
+        anonymous_id varchar,
+        type         varchar not null,
+        event        varchar,
+        timestamp    timestamp not null,
+        received_at  timestamp not null,
+        properties   json,
+        traits       json,
+        context      json,
+        source_file  varchar not null,
+        source_line  bigint not null,
+        loaded_at    timestamp not null
+    )
+    """,
+    """
+    create table if not exists raw.events_rejected (
+        source_file varchar not null,
+        line_number bigint,
+        reason      varchar not null,
+        raw_line    varchar,
+        rejected_at timestamp not null
+    )
+    """,
+    """
+    create table if not exists raw.load_manifest (
+        file_name      varchar not null,
+        checksum       varchar not null,
+        file_size      bigint not null,
+        file_mtime     double not null,
+        rows_in        bigint not null,
+        rows_loaded    bigint not null,
+        rows_duplicate bigint not null,
+        rows_rejected  bigint not null,
+        status         varchar not null,
+        detail         varchar,
+        loaded_at      timestamp not null,
+        load_seconds   double not null
+    )
+    """,
+)
+
+
+def connect(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with UTC as session time zone, so naive timestamps mean UTC everywhere."""
+    con = duckdb.connect(path, read_only=read_only)
+    con.execute("set TimeZone = 'UTC'")
+    return con
+
+
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw schema and its tables when they do not exist yet."""
+    for statement in RAW_DDL:
+        con.execute(statement)

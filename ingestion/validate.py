@@ -1,0 +1,137 @@
+"""The contract's row-level rules, as one DuckDB query over a registered Arrow batch named `batch`.
+
+Fixed SQL text only; thresholds arrive as bound parameters (see `VALIDATE_PARAMS`).
+"""
+
+from __future__ import annotations
+
+KNOWN_TYPES = ("track", "page", "screen", "identify")
+
+# Fields of a JSON line; both naming styles of the contract are accepted.
+_LINE_FIELDS = """
+    select
+        line_number,
+        raw_line,
+        coalesce(
+            pre_reason,
+            case when doc is null then 'not valid JSON'
+                 when json_type(doc) <> 'OBJECT' then 'not a JSON object' end
+        ) as parse_reason,
+        coalesce(doc ->> 'message_id', doc ->> 'messageId') as message_id,
+        coalesce(doc ->> 'user_id', doc ->> 'userId') as user_id,
+        coalesce(doc ->> 'anonymous_id', doc ->> 'anonymousId') as anonymous_id,
+        doc ->> 'type' as type_text,
+        doc ->> 'event' as event,
+        doc ->> 'timestamp' as timestamp_text,
+        coalesce(doc ->> 'received_at', doc ->> 'receivedAt') as received_text,
+        doc -> 'properties' as properties,
+        doc -> 'traits' as traits,
+        doc -> 'context' as context,
+        false as properties_unparseable,
+        false as traits_unparseable,
+        false as context_unparseable
+    from (
+        select *, case when pre_reason is null and json_valid(raw_line) then raw_line::json end as doc
+        from batch
+    )
+"""
+
+# Fields of a CSV/Parquet row: already split into columns, nested fields arrive as JSON text.
+_TABLE_FIELDS = """
+    select
+        line_number,
+        coalesce(raw_line, case when pre_reason is null then json_object(
+            'message_id', message_id, 'user_id', user_id, 'anonymous_id', anonymous_id, 'type', type,
+            'event', event, 'timestamp', timestamp, 'received_at', received_at,
+            'properties', properties, 'traits', traits, 'context', context)::varchar end) as raw_line,
+        pre_reason as parse_reason,
+        message_id,
+        user_id,
+        anonymous_id,
+        type as type_text,
+        event,
+        timestamp as timestamp_text,
+        received_at as received_text,
+        case when json_valid(properties) then properties::json end as properties,
+        case when json_valid(traits) then traits::json end as traits,
+        case when json_valid(context) then context::json end as context,
+        properties is not null and not json_valid(properties) as properties_unparseable,
+        traits is not null and not json_valid(traits) as traits_unparseable,
+        context is not null and not json_valid(context) as context_unparseable
+    from batch
+"""
+
+_CHECKS = """
+, cleaned as (
+    select
+        * exclude (message_id, user_id, anonymous_id, event, properties, traits, context),
+        nullif(trim(message_id), '') as message_id,
+        nullif(trim(user_id), '') as user_id,
+        nullif(trim(anonymous_id), '') as anonymous_id,
+        nullif(trim(event), '') as event,
+        lower(coalesce(nullif(trim(type_text), ''), 'track')) as type,
+        try_cast(timestamp_text as timestamptz) at time zone 'UTC' as event_ts,
+        try_cast(received_text as timestamptz) at time zone 'UTC' as received_ts,
+        case when json_type(properties) <> 'NULL' then properties end as properties,
+        case when json_type(traits) <> 'NULL' then traits end as traits,
+        case when json_type(context) <> 'NULL' then context end as context
+    from fields
+)
+, checked as (
+    select
+        *,
+        case
+            when parse_reason is not null then parse_reason
+            when message_id is null then 'missing message_id'
+            when user_id is null and anonymous_id is null then 'missing both user_id and anonymous_id'
+            when timestamp_text is null then 'missing timestamp'
+            when event_ts is null then 'unparseable timestamp: ' || left(timestamp_text, 80)
+            when received_text is not null and received_ts is null
+                then 'unparseable received_at: ' || left(received_text, 80)
+            when event_ts > coalesce(received_ts, $loaded_at) + to_microseconds($tolerance_us)
+                then 'timestamp ' || strftime(event_ts, '%Y-%m-%dT%H:%M:%SZ') || ' is more than '
+                     || $tolerance_hours || ' hours after '
+                     || case when received_ts is null then 'load time' else 'received_at' end
+            when type not in ('track', 'page', 'screen', 'identify') then 'unknown type: ' || left(type, 80)
+            when type = 'track' and event is null then 'track event without an event name'
+            when properties_unparseable then 'properties is not valid JSON'
+            when traits_unparseable then 'traits is not valid JSON'
+            when context_unparseable then 'context is not valid JSON'
+            when properties is not null and json_type(properties) <> 'OBJECT' then 'properties is not a JSON object'
+            when traits is not null and json_type(traits) <> 'OBJECT' then 'traits is not a JSON object'
+            when context is not null and json_type(context) <> 'OBJECT' then 'context is not a JSON object'
+            when strlen(properties::varchar) > $max_property_bytes
+                then 'properties blob of ' || strlen(properties::varchar) || ' bytes is over the limit of '
+                     || $max_property_bytes || ' bytes'
+        end as reason
+    from cleaned
+)
+select
+    line_number,
+    reason,
+    case when reason is not null then raw_line end as raw_line,
+    message_id,
+    user_id,
+    anonymous_id,
+    type,
+    event,
+    event_ts as timestamp,
+    coalesce(received_ts, $loaded_at) as received_at,
+    properties,
+    traits,
+    context
+from checked
+"""
+
+VALIDATE_LINES_SQL = "with fields as (" + _LINE_FIELDS + ")" + _CHECKS
+VALIDATE_TABLE_SQL = "with fields as (" + _TABLE_FIELDS + ")" + _CHECKS
+
+
+def validate_params(loaded_at: object, tolerance_hours: float, max_property_bytes: int) -> dict[str, object]:
+    """Named parameters for the validation query."""
+    return {
+        "loaded_at": loaded_at,
+        "tolerance_us": int(tolerance_hours * 3_600_000_000),
+        "tolerance_hours": f"{tolerance_hours:g}",
+        "max_property_bytes": max_property_bytes,
+    }

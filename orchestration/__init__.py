@@ -1,0 +1,1 @@
+"""The Dagster code location: ingestion, dbt models and ML assets as one asset graph."""

@@ -1,0 +1,67 @@
+"""Resources shared by every asset, configured from environment variables with working defaults."""
+
+import os
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from ingestion.settings import IngestSettings
+from orchestration.defs.dbt.project import dbt_project
+
+# Every process that writes the DuckDB file runs in this pool; dagster.yaml limits it to one at a time.
+DUCKDB_WRITER_POOL = "duckdb_writer"
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Where runtime state lives (`DATA_DIR`) and the ingestion thresholds of the input contract."""
+
+    data_dir: str = "data"
+    settle_seconds: float = 5.0
+    future_tolerance_hours: float = 24.0
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_path / "warehouse.duckdb"
+
+    def ingest_settings(self) -> IngestSettings:
+        base = IngestSettings(data_dir=self.data_path)
+        return replace(base, settle_seconds=self.settle_seconds, future_tolerance_hours=self.future_tolerance_hours)
+
+    def export_for_dbt(self) -> None:
+        """dbt's profiles.yml reads DATA_DIR; give it the same absolute path this resource uses.
+
+        dbt runs in a subprocess with the project folder as working directory, so a relative DATA_DIR
+        would point somewhere else there.
+        """
+        os.environ["DATA_DIR"] = str(self.data_path)
+
+
+def dbt_executable() -> str:
+    """dbt from PATH, else the one installed beside this Python (a venv that is not activated)."""
+    return shutil.which("dbt") or str(Path(sys.executable).parent / "dbt")
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "warehouse": WarehouseResource(
+                data_dir=os.environ.get("DATA_DIR", "data"),
+                settle_seconds=float(os.environ.get("SETTLE_SECONDS", "5")),
+                future_tolerance_hours=float(os.environ.get("FUTURE_TOLERANCE_HOURS", "24")),
+            ),
+            "dbt": DbtCliResource(
+                project_dir=dbt_project,
+                profiles_dir=str(dbt_project.project_dir),
+                dbt_executable=dbt_executable(),
+            ),
+        }
+    )

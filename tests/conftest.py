@@ -1,0 +1,65 @@
+"""Shared fixtures: a fresh DATA_DIR per test and helpers to drop files into its landing folder."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from ingestion import IngestSettings
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "data"
+    (root / "landing").mkdir(parents=True)
+    monkeypatch.setenv("DATA_DIR", str(root))
+    return root
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> IngestSettings:
+    return IngestSettings(data_dir=data_dir)
+
+
+def settle(path: Path, seconds_ago: float = 60) -> Path:
+    """Give a file a modification time old enough to count as completely written."""
+    past = time.time() - seconds_ago
+    os.utime(path, (past, past))
+    return path
+
+
+def write_lines(path: Path, lines: Iterable[str | bytes | dict], *, compress: bool = False) -> Path:
+    """Write JSON lines (dicts are serialised, str/bytes written as given) and settle the file."""
+    payload = b"".join(
+        (orjson.dumps(line) if isinstance(line, dict) else line.encode() if isinstance(line, str) else line) + b"\n"
+        for line in lines
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(payload, mtime=0) if compress else payload)
+    return settle(path)
+
+
+def query(data_dir: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def event(message_id: str, user_id: str | None = "u1", **fields: object) -> dict:
+    """A valid track event; keyword arguments override or add fields (None removes one)."""
+    row: dict[str, object] = {
+        "message_id": message_id,
+        "user_id": user_id,
+        "type": "track",
+        "event": "Product Viewed",
+        "timestamp": "2026-01-05T10:00:00Z",
+        "received_at": "2026-01-05T10:00:02Z",
+    }
+    row.update(fields)
+    return {key: value for key, value in row.items() if value is not None}
