@@ -1,0 +1,50 @@
+{#- Small adapter-dispatched helpers for what dbt's own cross-database macros do not cover.
+    Each has a DuckDB form and a default form that Spark SQL understands. -#}
+
+{% macro regexp_replace_all(expression, pattern, replacement) -%}
+    {{ return(adapter.dispatch('regexp_replace_all', 'engagement_warehouse')(expression, pattern, replacement)) }}
+{%- endmacro %}
+{% macro duckdb__regexp_replace_all(expression, pattern, replacement) -%}
+    regexp_replace({{ expression }}, '{{ pattern }}', '{{ replacement }}', 'g')
+{%- endmacro %}
+{% macro default__regexp_replace_all(expression, pattern, replacement) -%}
+    regexp_replace({{ expression }}, '{{ pattern }}', '{{ replacement }}')
+{%- endmacro %}
+
+{#- A top-level field of a JSON object column, as text. -#}
+{% macro json_text(column, field) -%}
+    {{ return(adapter.dispatch('json_text', 'engagement_warehouse')(column, field)) }}
+{%- endmacro %}
+{% macro duckdb__json_text(column, field) -%}
+    json_extract_string({{ column }}, '$.{{ field }}')
+{%- endmacro %}
+{% macro default__json_text(column, field) -%}
+    get_json_object({{ column }}, '$.{{ field }}')
+{%- endmacro %}
+
+{#- A UTC timestamp as wall-clock time in the reporting time zone (var reporting_timezone). -#}
+{% macro to_reporting_time(column) -%}
+    {{ return(adapter.dispatch('to_reporting_time', 'engagement_warehouse')(column)) }}
+{%- endmacro %}
+{% macro duckdb__to_reporting_time(column) -%}
+    timezone('{{ var("reporting_timezone") }}', {{ column }} at time zone 'UTC')
+{%- endmacro %}
+{% macro default__to_reporting_time(column) -%}
+    from_utc_timestamp({{ column }}, '{{ var("reporting_timezone") }}')
+{%- endmacro %}
+
+{#- Integers 0..upper_bound - 1 as column `n`, from cross-joined digits (no generate_series needed). -#}
+{% macro integer_series(upper_bound) -%}
+    {%- set digits = (upper_bound - 1) | string | length -%}
+    select n from (
+        select
+            {% for i in range(digits) %}d{{ i }}.digit * {{ 10 ** i }}{{ " + " if not loop.last }}{% endfor %} as n
+        from
+            {% for i in range(digits) -%}
+            (select 0 as digit union all select 1 union all select 2 union all select 3 union all select 4
+             union all select 5 union all select 6 union all select 7 union all select 8 union all select 9) as d{{ i }}
+            {{- "," if not loop.last }}
+            {% endfor %}
+    ) as digits
+    where n < {{ upper_bound }}
+{%- endmacro %}
