@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -63,3 +65,29 @@ def event(message_id: str, user_id: str | None = "u1", **fields: object) -> dict
     }
     row.update(fields)
     return {key: value for key, value in row.items() if value is not None}
+
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+
+def run_dbt(data_dir: Path, *args: str, dbt_vars: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real dbt CLI on the project against `data_dir`, with build output kept out of the repo."""
+    command = [
+        str(Path(sys.executable).parent / "dbt"),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(data_dir / "dbt_target"),
+        "--log-path",
+        str(data_dir / "dbt_logs"),
+    ]
+    if dbt_vars:
+        command += ["--vars", orjson.dumps(dbt_vars).decode()]
+    env = {**os.environ, "DATA_DIR": str(data_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
+    return result
