@@ -10,16 +10,18 @@ the damaged tail of a truncated file). A damaged file ends with one row holding 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from ingestion.streams import BlockStream, DamagedFile, file_blocks
 
 CANONICAL_FIELDS = (
     "message_id",
@@ -46,7 +48,7 @@ JSON_FIELDS = ("properties", "traits", "context")
 
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TABLE_SUFFIXES = (".csv", ".parquet")
-DAMAGE_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError, pa.ArrowInvalid)
+DAMAGE_ERRORS = (DamagedFile, EOFError, OSError, pa.ArrowInvalid)
 
 LINE_SCHEMA = pa.schema([("line_number", pa.int64()), ("raw_line", pa.string()), ("pre_reason", pa.string())])
 TABLE_SCHEMA = pa.schema(
@@ -105,55 +107,39 @@ class FileReader:
     # -- damage -------------------------------------------------------------------------------------------
 
     def _damaged_tail(self, error: BaseException, after_line: int, leftover: str) -> pa.Table:
-        self.damage = f"file damaged after line {after_line}: {type(error).__name__}: {error}"
+        self.damage = f"file damaged after line {after_line}: {error}"
         schema = LINE_SCHEMA if self.shape == "lines" else TABLE_SCHEMA
         row = {name: [None] for name in schema.names}
         row.update(line_number=[after_line + 1], raw_line=[leftover], pre_reason=[self.damage])
         return pa.table(row, schema=schema)
 
-    def _open_binary(self) -> io.BufferedIOBase:
-        if self.path.name.lower().endswith(".gz"):
-            return gzip.open(self.path, "rb")
-        return open(self.path, "rb")
-
     # -- JSON lines ---------------------------------------------------------------------------------------
 
     def _line_batches(self) -> Iterator[pa.Table]:
-        line_number = 0
-        pending: list[tuple[int, bytes]] = []
-        with self._open_binary() as handle:
-            lines = iter(handle)
-            while True:
-                try:
-                    raw = next(lines, None)
-                except DAMAGE_ERRORS as error:
-                    # A line without its newline just before the damage is part of the damaged tail.
-                    leftover = b""
-                    if pending and not pending[-1][1].endswith(b"\n"):
-                        leftover = pending.pop()[1]
-                        line_number -= 1
-                    if pending:
-                        yield _line_table(pending)
-                    yield self._damaged_tail(error, line_number, leftover.decode("utf-8", "backslashreplace"))
-                    return
-                if raw is None:
-                    break
-                line_number += 1
-                if raw.strip():
-                    pending.append((line_number, raw))
-                if len(pending) >= self.batch_rows:
-                    # Hold back the last line: if the next read fails it may turn out to be a fragment.
-                    last = pending.pop()
-                    yield _line_table(pending)
-                    pending = [last]
-        if pending:
-            yield _line_table(pending)
+        next_line = 1
+        carry = b""
+        try:
+            for block in file_blocks(self.path):
+                data = carry + block
+                cut = data.rfind(b"\n") + 1
+                carry = data[cut:]
+                if cut:
+                    table, line_count = _lines_table(data[:cut], next_line)
+                    next_line += line_count
+                    yield from _slices(table, self.batch_rows)
+        except DamagedFile as error:
+            # Whatever follows the last newline before the damage is a fragment: the damaged tail.
+            yield self._damaged_tail(error, next_line - 1, carry.decode("utf-8", "backslashreplace"))
+            return
+        if carry:
+            table, _ = _lines_table(carry + b"\n", next_line)
+            yield from _slices(table, self.batch_rows)
 
     # -- CSV ----------------------------------------------------------------------------------------------
 
     def _csv_batches(self) -> Iterator[pa.Table]:
-        with self._open_binary() as handle:
-            text = io.TextIOWrapper(handle, encoding="utf-8", errors="surrogateescape", newline="")
+        stream = io.BufferedReader(BlockStream(file_blocks(self.path, block_bytes=1 << 20)))
+        with io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="") as text:
             reader = csv.reader(text)
             try:
                 header = next(reader, None)
@@ -246,32 +232,59 @@ class FileReader:
         return pa.table(data, schema=TABLE_SCHEMA)
 
 
-def _line_table(pending: list[tuple[int, bytes]]) -> pa.Table:
-    numbers = [number for number, _ in pending]
-    raws = [raw for _, raw in pending]
-    reasons: list[str | None] = [None] * len(raws)
+def _slices(table: pa.Table, rows: int) -> Iterator[pa.Table]:
+    for offset in range(0, table.num_rows, rows):
+        yield table.slice(offset, rows)
+
+
+def _lines_table(buffer: bytes, first_line: int) -> tuple[pa.Table, int]:
+    """Newline-terminated bytes as a line table without a Python object per line; blank lines are skipped.
+
+    Returns the table and the number of lines the buffer held (blank ones included).
+    """
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    ends = np.flatnonzero(data == 10)
+    line_count = len(ends)
+    offsets = np.empty(line_count + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    lines = pa.LargeStringArray.from_buffers(line_count, pa.py_buffer(offsets), pa.py_buffer(buffer))
+    reasons: list[str | None] = [None] * line_count
     try:
-        texts = [raw.decode("utf-8").rstrip("\r\n") for raw in raws]
-    except UnicodeDecodeError:
-        texts = []
-        for i, raw in enumerate(raws):
-            try:
-                texts.append(raw.decode("utf-8").rstrip("\r\n"))
-            except UnicodeDecodeError as error:
-                texts.append(raw.decode("utf-8", "backslashreplace").rstrip("\r\n"))
-                reasons[i] = f"not valid UTF-8 (byte {error.start})"
-    if any("\x00" in text for text in texts):
-        for i, text in enumerate(texts):
-            if "\x00" in text and reasons[i] is None:
-                reasons[i] = "contains a NUL byte"
-    return pa.table(
+        lines.validate(full=True)
+    except pa.ArrowInvalid:
+        lines, reasons = _decode_line_by_line(buffer, offsets, reasons)
+    for position in np.flatnonzero(data == 0):
+        index = int(np.searchsorted(ends, position))
+        reasons[index] = reasons[index] or "contains a NUL byte"
+    text = pc.utf8_rtrim(lines, characters="\r\n").cast(pa.string())
+    table = pa.table(
         {
-            "line_number": pa.array(numbers, pa.int64()),
-            "raw_line": pa.array(texts, pa.string()),
+            "line_number": pa.array(np.arange(first_line, first_line + line_count, dtype=np.int64)),
+            "raw_line": text,
             "pre_reason": pa.array(reasons, pa.string()),
         },
         schema=LINE_SCHEMA,
     )
+    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
+    if pc.any(blank).as_py():
+        table = table.filter(pc.invert(blank))
+    return table, line_count
+
+
+def _decode_line_by_line(
+    buffer: bytes, offsets: np.ndarray, reasons: list[str | None]
+) -> tuple[pa.Array, list[str | None]]:
+    """The slow path for a block holding invalid UTF-8: find the bad lines and keep them readable."""
+    texts = []
+    for index in range(len(offsets) - 1):
+        raw = buffer[offsets[index] : offsets[index + 1]]
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            texts.append(raw.decode("utf-8", "backslashreplace"))
+            reasons[index] = f"not valid UTF-8 (byte {error.start})"
+    return pa.array(texts, pa.large_string()), reasons
 
 
 def _table_from_rows(rows: list[tuple[int, str | None, list[str | None]]], columns: list[str]) -> pa.Table:

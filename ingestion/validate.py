@@ -14,25 +14,32 @@ _LINE_FIELDS = """
         raw_line,
         coalesce(
             pre_reason,
-            case when doc is null then 'not valid JSON'
-                 when json_type(doc) <> 'OBJECT' then 'not a JSON object' end
+            case when not is_json then 'not valid JSON'
+                 when json_type(raw_line) <> 'OBJECT' then 'not a JSON object' end
         ) as parse_reason,
-        coalesce(doc ->> 'message_id', doc ->> 'messageId') as message_id,
-        coalesce(doc ->> 'user_id', doc ->> 'userId') as user_id,
-        coalesce(doc ->> 'anonymous_id', doc ->> 'anonymousId') as anonymous_id,
-        doc ->> 'type' as type_text,
-        doc ->> 'event' as event,
-        doc ->> 'timestamp' as timestamp_text,
-        coalesce(doc ->> 'received_at', doc ->> 'receivedAt') as received_text,
-        doc -> 'properties' as properties,
-        doc -> 'traits' as traits,
-        doc -> 'context' as context,
+        coalesce(texts[1], texts[2]) as message_id,
+        coalesce(texts[3], texts[4]) as user_id,
+        coalesce(texts[5], texts[6]) as anonymous_id,
+        texts[7] as type_text,
+        texts[8] as event,
+        texts[9] as timestamp_text,
+        coalesce(texts[10], texts[11]) as received_text,
+        nested[1] as properties,
+        nested[2] as traits,
+        nested[3] as context,
         false as properties_unparseable,
         false as traits_unparseable,
         false as context_unparseable
     from (
-        select *, case when pre_reason is null and json_valid(raw_line) then raw_line::json end as doc
-        from batch
+        select
+            *,
+            -- one parse per line for all fields: the list forms of json_extract read the document once
+            json_extract_string(case when is_json then raw_line end, [
+                '$.message_id', '$.messageId', '$.user_id', '$.userId', '$.anonymous_id', '$.anonymousId',
+                '$.type', '$.event', '$.timestamp', '$.received_at', '$.receivedAt'
+            ]) as texts,
+            json_extract(case when is_json then raw_line end, ['$.properties', '$.traits', '$.context']) as nested
+        from (select *, pre_reason is null and json_valid(raw_line) as is_json from batch)
     )
 """
 

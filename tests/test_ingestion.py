@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -196,18 +197,25 @@ def test_truncated_gzip_loads_complete_lines_and_rejects_the_damaged_tail(settin
     payload = b"".join(orjson.dumps(event(f"m{i}")) + b"\n" for i in range(2000))
     compressed = gzip.compress(payload, mtime=0)
     path = data_dir / "landing" / "cut.jsonl.gz"
-    path.write_bytes(compressed[: len(compressed) * 2 // 3])
+    truncated = compressed[: len(compressed) * 2 // 3]
+    path.write_bytes(truncated)
     settle(path)
+    recoverable = zlib.decompressobj(wbits=31).decompress(truncated)
+    complete_lines = recoverable.count(b"\n")
 
     [result] = ingest_landing(replace(settings, batch_rows=256)).files
 
     assert result.status == "damaged" and result.reconciles
-    assert result.rows_rejected == 1 and 0 < result.rows_loaded < 2000
+    assert result.rows_rejected == 1 and result.rows_loaded == complete_lines > 1000
     loaded = query(data_dir, "select count(*), max(source_line) from raw.events")[0]
     assert loaded == (result.rows_loaded, result.rows_loaded)  # every complete line up to the damage
     [(line, reason)] = query(data_dir, "select line_number, reason from raw.events_rejected")
     assert line == result.rows_loaded + 1
-    assert reason.startswith(f"file damaged after line {result.rows_loaded}: EOFError")
+    assert (
+        reason == f"file damaged after line {complete_lines}: gzip stream ends before its end marker (file truncated)"
+    )
+    fragment = query(data_dir, "select raw_line from raw.events_rejected")[0][0]
+    assert fragment == recoverable[recoverable.rfind(b"\n") + 1 :].decode()
     assert query(data_dir, "select status, detail like 'file damaged%' from raw.load_manifest") == [("damaged", True)]
 
 
