@@ -1,0 +1,83 @@
+"""The code location: what the UI shows (asset keys, groups, checks, jobs, schedules) and how dbt maps onto it."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from orchestration.defs.dbt.translator import layer_of
+
+
+@pytest.fixture
+def defs(data_dir) -> dg.Definitions:
+    from orchestration.definitions import defs as load_defs
+
+    return load_defs()
+
+
+def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {
+        "raw/events",
+        "raw/events_rejected",
+        "raw/load_manifest",
+        "staging/stg_events",
+        "intermediate/int_user_daily_activity",
+        "intermediate/int_as_of",
+        "marts/cohort_retention",
+    }
+    # dbt's source raw.events is the ingestion asset, not a separate external asset
+    assert graph.get(dg.AssetKey(["raw", "events"])).is_materializable
+    upstream = graph.get(dg.AssetKey(["staging", "stg_events"])).parent_keys
+    assert upstream == {dg.AssetKey(["raw", "events"])}
+    assert {graph.get(dg.AssetKey(k.split("/"))).group_name for k in keys} == {
+        "raw",
+        "staging",
+        "intermediate",
+        "marts",
+    }
+
+
+def test_dbt_tests_are_asset_checks(defs):
+    checks = {(key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys}
+    assert ("staging/stg_events", "unique_stg_events_message_id") in checks
+    assert (
+        "marts/cohort_retention",
+        "unique_combination_of_columns_cohort_retention_grain__cohort_start__period_number",
+    ) in checks
+
+
+def test_job_and_schedule(defs):
+    job = defs.resolve_job_def("materialize_everything")
+    assert len(job.asset_layer.executable_asset_keys) == 7
+    schedule = defs.resolve_schedule_def("daily_refresh")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_writers_share_one_pool(defs):
+    pools = {
+        node.definition.pool
+        for node in defs.resolve_job_def("materialize_everything").graph.node_dict.values()
+        if hasattr(node.definition, "pool")
+    }
+    assert pools == {"duckdb_writer"}
+
+
+def test_resources_follow_data_dir(defs, data_dir):
+    warehouse = defs.resources["warehouse"]
+    assert warehouse.warehouse_path == data_dir / "warehouse.duckdb"
+    assert warehouse.ingest_settings().landing_dir == data_dir / "landing"
+
+
+@pytest.mark.parametrize(
+    ("props", "layer"),
+    [
+        ({"resource_type": "model", "fqn": ["engagement_warehouse", "marts", "cohorts", "cohort_retention"]}, "marts"),
+        ({"resource_type": "model", "fqn": ["engagement_warehouse", "staging", "stg_events"]}, "staging"),
+        ({"resource_type": "source", "source_name": "raw", "fqn": ["engagement_warehouse", "staging", "raw"]}, "raw"),
+    ],
+)
+def test_layer_of(props, layer):
+    assert layer_of(props) == layer
