@@ -51,8 +51,9 @@ $(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
 	cp orchestration/dagster.yaml $@
 
 demo: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/demo-events --data-dir $(DATA_DIR) --users $(DEMO_USERS) --seed $(DEMO_SEED)
-	$(MAKE) --no-print-directory run
+	$(BIN)/demo-events --data-dir $(DATA_DIR) --users $(DEMO_USERS) --seed $(DEMO_SEED) --file-rows 50000
+	@# the generator renames each finished file into place: nothing is half-written, no need to wait
+	SETTLE_SECONDS=0 $(MAKE) --no-print-directory run
 
 run: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m orchestration.definitions -j materialize_everything
