@@ -61,7 +61,7 @@ def test_every_bad_row_kind_is_rejected_with_its_reason_and_good_rows_land(setti
         5: "missing both user_id and anonymous_id",
         6: "unparseable timestamp: not-a-date",
         7: "unparseable timestamp: 2026-02-30T10:00:00Z",
-        8: "timestamp 2999-01-01T00:00:00Z is more than 24 hours after received_at",
+        8: "timestamp more than 24 hours after received_at",
         9: "unknown type: purchase",
         10: "track event without an event name",
         11: f"properties blob of {len(blob) + 11} bytes is over the limit of 1048576 bytes",
@@ -88,7 +88,7 @@ def test_future_tolerance_counts_from_received_at_or_load_time(settings, data_di
         "late-ok",
         "no-received",
     ]
-    assert reasons(data_dir, "t.jsonl") == {2: "timestamp 2026-01-06T11:00:00Z is more than 24 hours after received_at"}
+    assert reasons(data_dir, "t.jsonl") == {2: "timestamp more than 24 hours after received_at"}
 
 
 def test_camel_case_offsets_and_formats_load_to_the_same_rows(settings, data_dir):
