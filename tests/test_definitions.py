@@ -23,9 +23,29 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "raw/events_rejected",
         "raw/load_manifest",
         "staging/stg_events",
-        "intermediate/int_user_daily_activity",
+        "intermediate/int_activity_events",
         "intermediate/int_as_of",
+        "intermediate/int_sessions",
+        "intermediate/int_user_daily_activity",
+        "intermediate/int_users",
+        "seeds/channel_mapping",
+        "seeds/engagement_weights",
+        "seeds/retention_brackets",
+        "seeds/rfm_segments",
+        "marts/cohort_conversion",
+        "marts/cohort_ltv",
         "marts/cohort_retention",
+        "marts/cohort_retention_brackets",
+        "marts/cohort_retention_by_dimension",
+        "marts/cohort_retention_by_start",
+        "marts/cohort_retention_rolling",
+        "marts/daily_kpis",
+        "marts/feature_adoption",
+        "marts/lifecycle",
+        "marts/retention_curve",
+        "marts/session_kpis",
+        "marts/stickiness",
+        "marts/user_segments",
     }
     # dbt's source raw.events is the ingestion asset, not a separate external asset
     assert graph.get(dg.AssetKey(["raw", "events"])).is_materializable
@@ -36,6 +56,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "staging",
         "intermediate",
         "marts",
+        "seeds",
     }
 
 
@@ -50,7 +71,7 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    assert len(job.asset_layer.executable_asset_keys) == 7
+    assert len(job.asset_layer.executable_asset_keys) == 27
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -77,6 +98,7 @@ def test_resources_follow_data_dir(defs, data_dir):
         ({"resource_type": "model", "fqn": ["engagement_warehouse", "marts", "cohorts", "cohort_retention"]}, "marts"),
         ({"resource_type": "model", "fqn": ["engagement_warehouse", "staging", "stg_events"]}, "staging"),
         ({"resource_type": "source", "source_name": "raw", "fqn": ["engagement_warehouse", "staging", "raw"]}, "raw"),
+        ({"resource_type": "seed", "fqn": ["engagement_warehouse", "channel_mapping"]}, "seeds"),
     ],
 )
 def test_layer_of(props, layer):

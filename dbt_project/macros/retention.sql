@@ -1,115 +1,219 @@
 {#-
-    Cohort retention at one calendar grain ('day', 'week' or 'month') for first_ever cohorts.
+    cohort_retention: the retention matrix every cohorts mart is made of; call it from a model to get a custom one.
 
-    activity: relation with one row per user and active day (user_id, activity_date in the reporting time zone,
-    first_event_at in UTC). as_of: relation with one row (as_of, as_of_local, as_of_date).
+    start          'first_ever'     each user once, at their first activity (the default)
+                   'first_matching' each user once, at their first event named in start_events
+                   'recurring'      a user joins every cohort period in which they did a start event
+    start_events   normalised event names for 'first_matching' and 'recurring', e.g. ['signed_up']
+    cohort_grain   'day', 'week' (Monday start) or 'month': how start times are bucketed into cohorts
+    window_days    none: calendar windows, period k = datediff(cohort_grain, cohort_start, trunc(activity day));
+                   L (e.g. 1, 7, 30): rolling windows from each member's own start, k = floor((t - t0) / L days)
+    dimension      a column of int_users (first_touch_channel, country, plan, ...) to split cohorts by
 
-    A user's cohort is the period holding their first active day; a return on day d falls in period
-    k = datediff(grain, cohort_start, trunc(grain, d)). Output is dense: one row per cohort and period from 0 to
-    the period holding as_of, zeros included. A cell is complete once period k has ended by as_of for every
-    member; with calendar windows that instant is the same for the whole cohort: cohort_start + (k + 1) grains.
-    Activity after as_of is ignored, so pinning var as_of reproduces an earlier state.
+    Output: [dimension_value,] cohort_start, period_number, cohort_size, returned_in_period_0, retained_users,
+    retention_rate, retained_users_unbounded, retention_rate_unbounded, is_complete. Dense from period 0 to the
+    period holding as_of. Period 0 counts every member (they did the start event in it); returned_in_period_0 is
+    the members active again in period 0 after their start event. A cell is complete once period k has ended by
+    as_of for every member. Activity after as_of is ignored, and so is a member's activity before their start.
 -#}
-{% macro cohort_retention_for_grain(grain, activity, as_of) %}
-    {%- set max_periods = {'day': 4000, 'week': 600, 'month': 150}[grain] -%}
+{% macro cohort_retention(start='first_ever', start_events=none, cohort_grain='week', window_days=none, dimension=none) %}
+    {%- if start not in ('first_ever', 'first_matching', 'recurring') -%}
+        {{ exceptions.raise_compiler_error("cohort_retention: start must be first_ever, first_matching or recurring, not " ~ start) }}
+    {%- endif -%}
+    {%- if start != 'first_ever' and not start_events -%}
+        {{ exceptions.raise_compiler_error("cohort_retention: start '" ~ start ~ "' needs start_events") }}
+    {%- endif -%}
+    {%- set max_periods = 4000 if (window_days is none and cohort_grain == 'day') or (window_days or 7) < 7 else 600 -%}
+    {%- set event_list -%}
+        {%- for name in (start_events or []) %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
+    {%- endset -%}
     with as_of_point as (
 
-        select
-            as_of,
-            as_of_local,
-            cast({{ dbt.date_trunc(grain, 'as_of_date') }} as date) as as_of_period_start
-        from {{ as_of }}
+        select as_of, as_of_local, as_of_date from {{ ref('int_as_of') }}
 
     ),
 
-    activity_until_as_of as (
+    events_until_as_of as (
 
-        select activity.user_id, activity.activity_date
-        from {{ activity }} as activity
+        select activity_events.user_id, activity_events.event_name, activity_events.event_at, activity_events.event_date
+        from {{ ref('int_activity_events') }} as activity_events
         cross join as_of_point
-        where activity.first_event_at <= as_of_point.as_of
+        where activity_events.event_at <= as_of_point.as_of
 
     ),
 
-    user_cohorts as (
+    member_starts as (
 
-        select user_id, cast({{ dbt.date_trunc(grain, 'min(activity_date)') }} as date) as cohort_start
-        from activity_until_as_of
+        {%- if start == 'first_ever' %}
+        select user_id, min(event_at) as start_at
+        from events_until_as_of
         group by user_id
+        {%- elif start == 'first_matching' %}
+        select user_id, min(event_at) as start_at
+        from events_until_as_of
+        where event_name in ({{ event_list }})
+        group by user_id
+        {%- else %}
+        select user_id, min(event_at) as start_at
+        from events_until_as_of
+        where event_name in ({{ event_list }})
+        group by user_id, {{ dbt.date_trunc(cohort_grain, 'event_date') }}
+        {%- endif %}
 
     ),
 
-    user_active_periods as (
+    cohort_members as (
 
-        select distinct
-            activity_until_as_of.user_id,
-            user_cohorts.cohort_start,
-            {{ dbt.datediff(
-                'user_cohorts.cohort_start',
-                'cast(' ~ dbt.date_trunc(grain, 'activity_until_as_of.activity_date') ~ ' as date)',
-                grain) }} as period_number
-        from activity_until_as_of
-        inner join user_cohorts on activity_until_as_of.user_id = user_cohorts.user_id
+        select
+            member_starts.user_id,
+            member_starts.start_at,
+            cast({{ dbt.date_trunc(cohort_grain, 'cast(' ~ to_reporting_time('member_starts.start_at') ~ ' as date)') }} as date)
+                as cohort_start
+            {%- if dimension %},
+            users.{{ dimension }} as dimension_value
+            {%- endif %}
+        from member_starts
+        {%- if dimension %}
+        inner join {{ ref('int_users') }} as users on member_starts.user_id = users.user_id
+        {%- endif %}
 
     ),
 
-    cohort_sizes as (
+    {% if window_days is none -%}
+    member_activity as (
 
-        select cohort_start, count(*) as cohort_size
-        from user_cohorts
-        group by cohort_start
+        -- calendar windows: active days are enough, and much fewer than events
+        select
+            cohort_members.user_id,
+            cohort_members.cohort_start,
+            {{ dbt.datediff('cohort_members.cohort_start',
+                            'cast(' ~ dbt.date_trunc(cohort_grain, 'daily.activity_date') ~ ' as date)',
+                            cohort_grain) }} as period_number,
+            daily.last_event_at > cohort_members.start_at as is_after_start
+        from cohort_members
+        inner join {{ ref('int_user_daily_activity') }} as daily
+            on cohort_members.user_id = daily.user_id
+            and daily.last_event_at >= cohort_members.start_at
+        cross join as_of_point
+        where daily.first_event_at <= as_of_point.as_of
+
+    ),
+    {%- else -%}
+    member_activity as (
+
+        -- rolling windows: each member's own clock, so event times matter
+        select
+            cohort_members.user_id,
+            cohort_members.cohort_start,
+            cast(floor({{ dbt.datediff('cohort_members.start_at', 'events_until_as_of.event_at', 'second') }}
+                       / {{ window_days * 86400 }}) as integer) as period_number,
+            events_until_as_of.event_at > cohort_members.start_at as is_after_start
+        from cohort_members
+        inner join events_until_as_of
+            on cohort_members.user_id = events_until_as_of.user_id
+            and events_until_as_of.event_at >= cohort_members.start_at
+
+    ),
+    {%- endif %}
+
+    member_periods as (
+
+        select
+            user_id,
+            cohort_start,
+            period_number,
+            max(case when period_number = 0 and is_after_start then 1 else 0 end) as returned_after_start
+        from member_activity
+        group by user_id, cohort_start, period_number
+
+    ),
+
+    cohorts as (
+
+        select
+            {% if dimension %}cohort_members.dimension_value,{% endif %}
+            cohort_members.cohort_start,
+            count(*) as cohort_size,
+            min(cohort_members.start_at) as first_start_at,
+            max(cohort_members.start_at) as last_start_at
+        from cohort_members
+        group by {% if dimension %}cohort_members.dimension_value, {% endif %}cohort_members.cohort_start
 
     ),
 
     cohort_periods as (
 
-        select
-            cohort_sizes.cohort_start,
-            cohort_sizes.cohort_size,
-            period_series.n as period_number,
-            as_of_point.as_of_local
-        from cohort_sizes
+        select cohorts.*, period_series.n as period_number, as_of_point.as_of, as_of_point.as_of_local
+        from cohorts
         cross join as_of_point
         inner join ({{ integer_series(max_periods) }}) as period_series
-            on period_series.n <= {{ dbt.datediff('cohort_sizes.cohort_start', 'as_of_point.as_of_period_start', grain) }}
+            {%- if window_days is none %}
+            on period_series.n <= {{ dbt.datediff('cohorts.cohort_start',
+                                                  'cast(' ~ dbt.date_trunc(cohort_grain, 'as_of_point.as_of_date') ~ ' as date)',
+                                                  cohort_grain) }}
+            {%- else %}
+            on period_series.n * {{ window_days * 86400 }}
+                <= {{ dbt.datediff('cohorts.first_start_at', 'as_of_point.as_of', 'second') }}
+            {%- endif %}
+
+    ),
+
+    member_periods_with_key as (
+
+        select
+            {% if dimension %}cohort_members.dimension_value,{% endif %}
+            member_periods.*
+        from member_periods
+        inner join cohort_members
+            on member_periods.user_id = cohort_members.user_id
+            and member_periods.cohort_start = cohort_members.cohort_start
 
     ),
 
     returns_per_period as (
 
-        select cohort_start, period_number, count(*) as retained_users
-        from user_active_periods
-        group by cohort_start, period_number
+        select
+            {% if dimension %}dimension_value,{% endif %}
+            cohort_start,
+            period_number,
+            count(*) as retained_users,
+            sum(returned_after_start) as returned_after_start
+        from member_periods_with_key
+        group by {% if dimension %}dimension_value, {% endif %}cohort_start, period_number
 
     ),
 
-    last_active_per_user as (
+    last_active_periods as (
 
-        select cohort_start, user_id, max(period_number) as last_active_period
-        from user_active_periods
-        group by cohort_start, user_id
-
-    ),
-
-    users_last_active_per_period as (
-
-        select cohort_start, last_active_period as period_number, count(*) as users_last_active
-        from last_active_per_user
-        group by cohort_start, last_active_period
+        select
+            {% if dimension %}dimension_value,{% endif %}
+            cohort_start,
+            last_active_period as period_number,
+            count(*) as users_last_active
+        from (
+            select
+                {% if dimension %}dimension_value,{% endif %}
+                cohort_start,
+                user_id,
+                max(period_number) as last_active_period
+            from member_periods_with_key
+            group by {% if dimension %}dimension_value, {% endif %}cohort_start, user_id
+        ) as last_active_per_member
+        group by {% if dimension %}dimension_value, {% endif %}cohort_start, last_active_period
 
     ),
 
     retention_counts as (
 
         select
-            cohort_periods.cohort_start,
-            cohort_periods.period_number,
-            cohort_periods.cohort_size,
-            cohort_periods.as_of_local,
+            cohort_periods.*,
             coalesce(returns_per_period.retained_users, 0) as retained_users,
-            -- active in period k or later = users whose last active period is k or later
-            sum(coalesce(users_last_active_per_period.users_last_active, 0)) over (
-                partition by cohort_periods.cohort_start
+            max(case when cohort_periods.period_number = 0 then coalesce(returns_per_period.returned_after_start, 0) end)
+                over (partition by {% if dimension %}cohort_periods.dimension_value, {% endif %}cohort_periods.cohort_start)
+                as returned_in_period_0,
+            -- active in period k or later = members whose last active period is k or later
+            sum(coalesce(last_active_periods.users_last_active, 0)) over (
+                partition by {% if dimension %}cohort_periods.dimension_value, {% endif %}cohort_periods.cohort_start
                 order by cohort_periods.period_number desc
                 rows between unbounded preceding and current row
             ) as retained_users_unbounded
@@ -117,22 +221,41 @@
         left join returns_per_period
             on cohort_periods.cohort_start = returns_per_period.cohort_start
             and cohort_periods.period_number = returns_per_period.period_number
-        left join users_last_active_per_period
-            on cohort_periods.cohort_start = users_last_active_per_period.cohort_start
-            and cohort_periods.period_number = users_last_active_per_period.period_number
+            {% if dimension %}and cohort_periods.dimension_value = returns_per_period.dimension_value{% endif %}
+        left join last_active_periods
+            on cohort_periods.cohort_start = last_active_periods.cohort_start
+            and cohort_periods.period_number = last_active_periods.period_number
+            {% if dimension %}and cohort_periods.dimension_value = last_active_periods.dimension_value{% endif %}
 
     )
 
     select
-        '{{ grain }}' as grain,
+        {% if dimension %}dimension_value,{% endif %}
         cohort_start,
         period_number,
         cohort_size,
+        returned_in_period_0,
         retained_users,
         retained_users * 1.0 / cohort_size as retention_rate,
         retained_users_unbounded,
         retained_users_unbounded * 1.0 / cohort_size as retention_rate_unbounded,
-        cast({{ dbt.dateadd(grain, 'period_number + 1', 'cohort_start') }} as timestamp) <= as_of_local
-            as is_complete
+        {%- if window_days is none %}
+        cast({{ dbt.dateadd(cohort_grain, 'period_number + 1', 'cohort_start') }} as timestamp) <= as_of_local
+        {%- else %}
+        {{ dbt.dateadd('second', '(period_number + 1) * ' ~ (window_days * 86400), 'last_start_at') }} <= as_of
+        {%- endif %} as is_complete
     from retention_counts
 {% endmacro %}
+
+{#- The measure columns of cohort_retention(), in order, for marts that add key columns in front. -#}
+{% macro retention_measures(relation) -%}
+    {{ relation }}.cohort_start,
+    {{ relation }}.period_number,
+    {{ relation }}.cohort_size,
+    {{ relation }}.returned_in_period_0,
+    {{ relation }}.retained_users,
+    {{ relation }}.retention_rate,
+    {{ relation }}.retained_users_unbounded,
+    {{ relation }}.retention_rate_unbounded,
+    {{ relation }}.is_complete
+{%- endmacro %}

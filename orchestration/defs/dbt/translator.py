@@ -10,9 +10,11 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 
 def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
-    """The model's folder under models/ (staging, intermediate, marts); sources belong to raw."""
+    """The model's folder under models/ (staging, intermediate, marts); sources belong to raw, seeds to seeds."""
     if dbt_resource_props["resource_type"] == "source":
         return dbt_resource_props["source_name"]
+    if dbt_resource_props["resource_type"] == "seed":
+        return "seeds"
     fqn = dbt_resource_props["fqn"]
     return fqn[1] if len(fqn) > 2 else "default"
 

@@ -1,0 +1,85 @@
+-- One row per user: first and last activity, first touch, latest traits, signup and first order.
+with activity_bounds as (
+
+    select
+        user_id,
+        min(event_at) as first_active_at,
+        max(event_at) as last_active_at
+    from {{ ref('int_activity_events') }}
+    group by user_id
+
+),
+
+first_events as (
+
+    select user_id, context
+    from (
+        select
+            user_id,
+            context,
+            row_number() over (partition by user_id order by event_at, message_id) as event_rank
+        from {{ ref('stg_events') }}
+    ) as ranked_events
+    where event_rank = 1
+
+),
+
+first_touch as (
+
+    select
+        user_id,
+        lower({{ json_text('context', 'campaign.source') }}) as first_touch_source,
+        lower({{ json_text('context', 'campaign.medium') }}) as first_touch_medium,
+        {{ json_text('context', 'campaign.name') }} as first_touch_campaign
+    from first_events
+
+),
+
+latest_traits as (
+
+    select user_id, traits
+    from (
+        select
+            user_id,
+            traits,
+            row_number() over (partition by user_id order by event_at desc, message_id desc) as identify_rank
+        from {{ ref('stg_events') }}
+        where event_type = 'identify' and traits is not null
+    ) as ranked_identifies
+    where identify_rank = 1
+
+),
+
+milestones as (
+
+    select
+        user_id,
+        min(case when event_name = 'signed_up' then event_at end) as signed_up_at,
+        min(case when event_name = 'order_completed' then event_at end) as first_order_at
+    from {{ ref('int_activity_events') }}
+    group by user_id
+
+)
+
+select
+    activity_bounds.user_id,
+    activity_bounds.first_active_at,
+    activity_bounds.last_active_at,
+    cast({{ to_reporting_time('activity_bounds.first_active_at') }} as date) as first_active_date,
+    milestones.signed_up_at,
+    milestones.first_order_at,
+    first_touch.first_touch_source,
+    first_touch.first_touch_medium,
+    first_touch.first_touch_campaign,
+    case
+        when first_touch.first_touch_medium is null and first_touch.first_touch_source is null then 'direct'
+        else coalesce(channel_mapping.channel, 'other')
+    end as first_touch_channel,
+    coalesce({{ json_text('latest_traits.traits', 'country') }}, 'unknown') as country,
+    coalesce({{ json_text('latest_traits.traits', 'plan') }}, 'unknown') as plan
+from activity_bounds
+left join first_touch on activity_bounds.user_id = first_touch.user_id
+left join {{ ref('channel_mapping') }} as channel_mapping
+    on first_touch.first_touch_medium = channel_mapping.utm_medium
+left join latest_traits on activity_bounds.user_id = latest_traits.user_id
+left join milestones on activity_bounds.user_id = milestones.user_id
