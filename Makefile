@@ -21,7 +21,7 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install demo run test dev lint format manifest clean
+.PHONY: help install lock demo run test dev lint format manifest clean
 
 help:
 	@echo "make demo   fresh machine to finished warehouse: install, generate demo events, run everything"
@@ -38,6 +38,10 @@ $(INSTALLED): pyproject.toml requirements.lock
 	touch $@
 
 install: $(INSTALLED)
+
+# Re-resolve the pinned set from pyproject.toml (run after changing dependencies there).
+lock: $(INSTALLED)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
 # dagster-dbt reads target/manifest.json; it is built here, never at import time.
 $(MANIFEST): $(INSTALLED) $(DBT_SOURCES)

@@ -3,9 +3,16 @@
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from orchestration.defs.dbt.mart_charts import CHARTS, chart_metadata
 from orchestration.defs.dbt.project import dbt_project
 from orchestration.defs.dbt.translator import WarehouseTranslator
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+
+
+def _asset_key(context: dg.AssetExecutionContext, event: object) -> dg.AssetKey | None:
+    if isinstance(event, dg.Output):
+        return context.asset_key_for_output(event.output_name)
+    return getattr(event, "asset_key", None)
 
 
 @dbt_assets(
@@ -15,6 +22,21 @@ from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
     pool=DUCKDB_WRITER_POOL,
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """`dbt build` of the selected models: runs them and their tests in dependency order."""
+    """`dbt build` of the selected models: runs them and their tests in dependency order.
+
+    The outputs (and checks) of charted marts are held back until dbt has exited, then sent with their charts.
+    """
     warehouse.export_for_dbt()
-    yield from dbt.cli(["build"], context=context).stream()
+    held = []
+    for event in dbt.cli(["build"], context=context).stream():
+        if _asset_key(context, event) in CHARTS:
+            held.append(event)
+        else:
+            yield event
+    for event in held:
+        if isinstance(event, dg.Output):
+            key = context.asset_key_for_output(event.output_name)
+            event = event.with_metadata(
+                {**event.metadata, **chart_metadata(key, warehouse.warehouse_path, context.log)}
+            )
+        yield event
