@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,9 +51,13 @@ where reason is not null
 """
 
 _INSERT_MANIFEST = """
-insert into raw.load_manifest values (
-    $file_name, $checksum, $file_size, $file_mtime, $rows_in, $rows_loaded, $rows_duplicate, $rows_rejected,
-    $status, $detail, $loaded_at, $load_seconds
+insert into raw.load_manifest by name (
+    select $file_name as file_name, $checksum as checksum, $file_size as file_size, $file_mtime as file_mtime,
+           $rows_in as rows_in, $rows_loaded as rows_loaded, $rows_duplicate as rows_duplicate,
+           $rows_rejected as rows_rejected, $status as status, $detail as detail, $loaded_at as loaded_at,
+           $load_seconds as load_seconds, $batch_id as batch_id,
+           -- rows that loaded wait for the batch gate; a file with nothing loaded has nothing to gate
+           case when $rows_loaded > 0 then 'pending' else 'not_applicable' end as gate_status
 )
 """
 
@@ -77,8 +82,9 @@ class FileResult:
 
 @dataclass
 class IngestSummary:
-    """Totals of one ingestion run over the landing folder."""
+    """Totals of one ingestion run over the landing folder; its files form one batch for the gate."""
 
+    batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     files: list[FileResult] = field(default_factory=list)
     files_waiting: int = 0
     seconds: float = 0.0
@@ -117,7 +123,7 @@ def ingest_landing(
     with connect(str(settings.warehouse_path)) as con:
         ensure_raw_schema(con)
         for landing_file in settled_files(settings.landing_dir, settings.settle_seconds):
-            result = _process(con, landing_file, settings, on_batch)
+            result = _process(con, landing_file, settings, summary.batch_id, on_batch)
             if result is None:
                 continue
             summary.files.append(result)
@@ -143,6 +149,7 @@ def _process(
     con: duckdb.DuckDBPyConnection,
     landing_file: LandingFile,
     settings: IngestSettings,
+    batch_id: str,
     on_batch: BatchCallback | None,
 ) -> FileResult | None:
     seen = con.execute(
@@ -159,16 +166,19 @@ def _process(
         # Same name and content, only the modification time moved (touched or copied back): nothing new.
         return None
     if earlier:
-        return _record_only(con, landing_file, checksum, "repeat", f"same content as {earlier[0]}, not loaded")
+        return _record_only(
+            con, landing_file, checksum, batch_id, "repeat", f"same content as {earlier[0]}, not loaded"
+        )
     if file_format(landing_file.path) is None:
         return _record_only(
             con,
             landing_file,
             checksum,
+            batch_id,
             "unsupported",
             "unsupported file type (expected .jsonl, .json, .csv, .parquet, optionally .gz)",
         )
-    return ingest_file(con, landing_file, checksum, settings, on_batch)
+    return ingest_file(con, landing_file, checksum, settings, batch_id, on_batch)
 
 
 def ingest_file(
@@ -176,6 +186,7 @@ def ingest_file(
     landing_file: LandingFile,
     checksum: str,
     settings: IngestSettings,
+    batch_id: str,
     on_batch: BatchCallback | None = None,
 ) -> FileResult:
     """Load one file in one transaction: good rows to raw.events, bad rows to raw.events_rejected."""
@@ -219,7 +230,7 @@ def ingest_file(
             detail,
             time.perf_counter() - started,
         )
-        _insert_manifest(con, landing_file, checksum, result, loaded_at)
+        _insert_manifest(con, landing_file, checksum, batch_id, result, loaded_at)
         con.execute("drop table ingest_stage")
         con.commit()
     except BaseException:
@@ -229,10 +240,10 @@ def ingest_file(
 
 
 def _record_only(
-    con: duckdb.DuckDBPyConnection, landing_file: LandingFile, checksum: str, status: str, detail: str
+    con: duckdb.DuckDBPyConnection, landing_file: LandingFile, checksum: str, batch_id: str, status: str, detail: str
 ) -> FileResult:
     result = FileResult(landing_file.name, status, detail=detail)
-    _insert_manifest(con, landing_file, checksum, result, _now())
+    _insert_manifest(con, landing_file, checksum, batch_id, result, _now())
     return result
 
 
@@ -240,6 +251,7 @@ def _insert_manifest(
     con: duckdb.DuckDBPyConnection,
     landing_file: LandingFile,
     checksum: str,
+    batch_id: str,
     result: FileResult,
     loaded_at: datetime,
 ) -> None:
@@ -258,6 +270,7 @@ def _insert_manifest(
             "detail": result.detail,
             "loaded_at": loaded_at,
             "load_seconds": result.seconds,
+            "batch_id": batch_id,
         },
     )
 

@@ -48,6 +48,21 @@ RAW_DDL = (
         load_seconds   double not null
     )
     """,
+    # Added with the batch gate; "if not exists" upgrades warehouses made before it.
+    "alter table raw.load_manifest add column if not exists batch_id varchar",
+    "alter table raw.load_manifest add column if not exists gate_status varchar",
+    """
+    create table if not exists raw.batches (
+        batch_id        varchar primary key,
+        started_at      timestamp not null,
+        files           integer not null,
+        rows_in         bigint not null,
+        rows_loaded     bigint not null,
+        gate_status     varchar not null,
+        gate_detail     varchar,
+        checked_at      timestamp
+    )
+    """,
 )
 
 

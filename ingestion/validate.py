@@ -6,6 +6,10 @@ Fixed SQL text only; thresholds arrive as bound parameters (see `VALIDATE_PARAMS
 from __future__ import annotations
 
 KNOWN_TYPES = ("track", "page", "screen", "identify")
+# A well-formed event name as apps send it: starts with a letter or digit, then letters, digits, spaces and a
+# little punctuation, at most 200 characters. (RE2 and Python read it the same way.)
+EVENT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 _.:/&()'-]{0,199}"
+MAX_ABS_REVENUE = 1_000_000
 
 # Fields of a JSON line; both naming styles of the contract are accepted.
 _LINE_FIELDS = """
@@ -81,7 +85,11 @@ _CHECKS = """
         try_cast(received_text as timestamptz) at time zone 'UTC' as received_ts,
         case when json_type(properties) <> 'NULL' then properties end as properties,
         case when json_type(traits) <> 'NULL' then traits end as traits,
-        case when json_type(context) <> 'NULL' then context end as context
+        case when json_type(context) <> 'NULL' then context end as context,
+        json_type(properties, '$.revenue') as revenue_type,
+        try_cast(json_extract_string(properties, '$.revenue') as double) as revenue,
+        -- "Order Completed", "order_completed", "orderCompleted" alike
+        lower(regexp_replace(coalesce(event, ''), '[^A-Za-z0-9]', '', 'g')) as event_key
     from fields
 )
 , checked as (
@@ -110,6 +118,14 @@ _CHECKS = """
             when strlen(properties::varchar) > $max_property_bytes
                 then 'properties blob of ' || strlen(properties::varchar) || ' bytes is over the limit of '
                      || $max_property_bytes || ' bytes'
+            when type = 'track' and not regexp_full_match(event, $event_name_pattern)
+                then 'malformed event name: ' || left(event, 80)
+            when revenue_type is not null and revenue_type <> 'NULL' and revenue is null
+                then 'revenue is not a number: ' || left(json_extract_string(properties, '$.revenue'), 80)
+            when event_key = 'ordercompleted' and revenue < 0
+                then 'negative revenue on an order (only refunds may be negative)'
+            when event_key = 'orderrefunded' and revenue > 0 then 'positive revenue on a refund'
+            when abs(revenue) > $max_abs_revenue then 'revenue beyond the limit of ' || $max_abs_revenue
         end as reason
     from cleaned
 )
@@ -141,4 +157,6 @@ def validate_params(loaded_at: object, tolerance_hours: float, max_property_byte
         "tolerance_us": int(tolerance_hours * 3_600_000_000),
         "tolerance_hours": f"{tolerance_hours:g}",
         "max_property_bytes": max_property_bytes,
+        "event_name_pattern": EVENT_NAME_PATTERN,
+        "max_abs_revenue": MAX_ABS_REVENUE,
     }

@@ -22,6 +22,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "raw/events",
         "raw/events_rejected",
         "raw/load_manifest",
+        "raw/batches",
         "staging/stg_events",
         "intermediate/int_activity_events",
         "intermediate/int_as_of",
@@ -50,7 +51,8 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
     # dbt's source raw.events is the ingestion asset, not a separate external asset
     assert graph.get(dg.AssetKey(["raw", "events"])).is_materializable
     upstream = graph.get(dg.AssetKey(["staging", "stg_events"])).parent_keys
-    assert upstream == {dg.AssetKey(["raw", "events"])}
+    # staging reads the manifest too: files of a quarantined batch stay out
+    assert upstream == {dg.AssetKey(["raw", "events"]), dg.AssetKey(["raw", "load_manifest"])}
     assert {graph.get(dg.AssetKey(k.split("/"))).group_name for k in keys} == {
         "raw",
         "staging",
@@ -71,7 +73,7 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    assert len(job.asset_layer.executable_asset_keys) == 27
+    assert len(job.asset_layer.executable_asset_keys) == 28
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -103,3 +105,21 @@ def test_resources_follow_data_dir(defs, data_dir):
 )
 def test_layer_of(props, layer):
     assert layer_of(props) == layer
+
+
+def test_great_expectations_gates_are_blocking_checks(defs):
+    graph = defs.resolve_asset_graph()
+    gates = [
+        key
+        for key in graph.asset_check_keys
+        if key.name.endswith("_expectations") or key.name in ("batch_gate", "files_reconcile")
+    ]
+    assert all(graph.get_check_spec(key).blocking for key in gates)
+    assert {(key.asset_key.to_user_string(), key.name) for key in gates} == {
+        ("raw/events", "batch_gate"),
+        ("raw/events", "raw_events_expectations"),
+        ("raw/load_manifest", "files_reconcile"),
+        ("staging/stg_events", "stg_events_expectations"),
+        ("marts/cohort_retention", "cohort_retention_expectations"),
+        ("marts/daily_kpis", "daily_kpis_expectations"),
+    }

@@ -311,3 +311,30 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     assert settings.landing_dir == tmp_path / "elsewhere" / "landing"
     assert settings.warehouse_path == tmp_path / "elsewhere" / "warehouse.duckdb"
     assert settings.future_tolerance_hours == 2.0 and settings.settle_seconds == 5.0
+
+
+def test_revenue_and_event_name_rules(settings, data_dir):
+    lines = [
+        event("order", event="Order Completed", properties={"revenue": 25.0}),  # 1 loads
+        event("refund", event="Order Refunded", properties={"revenue": -25.0}),  # 2 loads: refunds are negative
+        event("neg-order", event="order_completed", properties={"revenue": -5}),  # 3
+        event("pos-refund", event="Order Refunded", properties={"revenue": 5}),  # 4
+        event("text-revenue", event="Order Completed", properties={"revenue": "lots"}),  # 5
+        event("huge", event="Order Completed", properties={"revenue": 5e9}),  # 6
+        event("bad-name", event="<script>alert(1)</script>"),  # 7
+        event("long-name", event="x" * 201),  # 8
+        event("null-revenue", event="Order Completed", properties={"revenue": None}),  # 9 loads
+        event("ten-mb", properties={"blob": "y" * 10_000_000}),  # 10
+    ]
+    write_lines(data_dir / "landing" / "money.jsonl", lines)
+    [result] = ingest_landing(settings).files
+    assert (result.rows_loaded, result.rows_rejected) == (3, 7)
+    assert reasons(data_dir, "money.jsonl") == {
+        3: "negative revenue on an order (only refunds may be negative)",
+        4: "positive revenue on a refund",
+        5: "revenue is not a number: lots",
+        6: "revenue beyond the limit of 1000000",
+        7: "malformed event name: <script>alert(1)</script>",
+        8: "malformed event name: " + "x" * 80,
+        10: "properties blob of 10000011 bytes is over the limit of 1048576 bytes",
+    }

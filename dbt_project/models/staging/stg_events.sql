@@ -1,7 +1,15 @@
 -- One row per event: deduplicated by message_id, names normalised, anonymous ids stitched to users.
-with source_events as (
+with quarantined_files as (
+
+    -- files of a batch that failed the gate (expectations/gate.py) stay out until released
+    select file_name from {{ source('raw', 'load_manifest') }} where gate_status = 'quarantined'
+
+),
+
+source_events as (
 
     select * from {{ source('raw', 'events') }}
+    where source_file not in (select file_name from quarantined_files)
 
 ),
 
@@ -79,7 +87,8 @@ select
     cast(event_at_local as date) as event_date,
     received_at,
     loaded_at,
-    cast({{ json_text('properties', 'revenue') }} as double) as revenue,
+    -- decimal, not double: sums are then exact and the same on every rebuild, whatever the order of addition
+    cast({{ json_text('properties', 'revenue') }} as decimal(18, 4)) as revenue,
     event_name not in (
         {%- for name in var('non_activity_events') %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
     ) as is_activity,

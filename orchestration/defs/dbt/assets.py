@@ -1,4 +1,10 @@
-"""Every dbt model as a Dagster asset and every dbt test as an asset check."""
+"""Every dbt model as a Dagster asset and every dbt test as an asset check.
+
+Two dbt invocations: staging first, then everything downstream of it. Between them the Great Expectations
+suite on staging.stg_events runs as a blocking check, so bad staging data stops the marts in the same run.
+"""
+
+from collections.abc import Iterator
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
@@ -8,6 +14,8 @@ from orchestration.defs.dbt.project import dbt_project
 from orchestration.defs.dbt.translator import WarehouseTranslator
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
+STAGING = "path:models/staging"
+
 
 def _asset_key(context: dg.AssetExecutionContext, event: object) -> dg.AssetKey | None:
     if isinstance(event, dg.Output):
@@ -15,17 +23,9 @@ def _asset_key(context: dg.AssetExecutionContext, event: object) -> dg.AssetKey 
     return getattr(event, "asset_key", None)
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=WarehouseTranslator(),
-    pool=DUCKDB_WRITER_POOL,
-)
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """`dbt build` of the selected models: runs them and their tests in dependency order.
-
-    The outputs (and checks) of charted marts are held back until dbt has exited, then sent with their charts.
-    """
+def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> Iterator:
+    """`dbt build` of the op's selection; outputs (and checks) of charted marts are held back until dbt has
+    exited, then sent with their charts."""
     warehouse.export_for_dbt()
     held = []
     for event in dbt.cli(["build"], context=context).stream():
@@ -36,7 +36,30 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
     for event in held:
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name)
-            event = event.with_metadata(
-                {**event.metadata, **chart_metadata(key, warehouse.warehouse_path, context.log)}
-            )
+            pictures = chart_metadata(key, warehouse.warehouse_path, context.log)
+            event = event.with_metadata({**event.metadata, **pictures})
         yield event
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=STAGING,
+    dagster_dbt_translator=WarehouseTranslator(),
+    pool=DUCKDB_WRITER_POOL,
+)
+def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """Staging models and their tests."""
+    yield from dbt_build(context, dbt, warehouse)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    exclude=STAGING,
+    dagster_dbt_translator=WarehouseTranslator(),
+    pool=DUCKDB_WRITER_POOL,
+)
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """Seeds, intermediate models and marts with their tests."""
+    yield from dbt_build(context, dbt, warehouse)

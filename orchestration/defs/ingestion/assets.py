@@ -9,6 +9,7 @@ from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_REJECTED = dg.AssetKey(["raw", "events_rejected"])
 RAW_MANIFEST = dg.AssetKey(["raw", "load_manifest"])
+RAW_BATCHES = dg.AssetKey(["raw", "batches"])
 
 
 def files_markdown(results: list[FileResult], limit: int = 50) -> str:
@@ -32,7 +33,7 @@ def _table_counts(warehouse: WarehouseResource) -> dict[str, int]:
     with connect(str(warehouse.warehouse_path)) as con:
         return {
             table: con.execute(f"select count(*) from raw.{table}").fetchone()[0]  # fixed table names
-            for table in ("events", "events_rejected", "load_manifest")
+            for table in ("events", "events_rejected", "load_manifest", "batches")
         }
 
 
@@ -71,9 +72,36 @@ def _rejection_reasons(warehouse: WarehouseResource, files: list[str]) -> str:
         ),
         dg.AssetSpec(
             RAW_MANIFEST,
-            description="One row per landing file: checksum, rows in/loaded/duplicate/rejected, status.",
+            description="One row per landing file: checksum, rows in/loaded/duplicate/rejected, status, gate verdict.",
             kinds={"python", "duckdb"},
             group_name="raw",
+        ),
+        dg.AssetSpec(
+            RAW_BATCHES,
+            description="One row per ingestion run with the batch gate's verdict (expectations/gate.py).",
+            kinds={"python", "duckdb"},
+            group_name="raw",
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "batch_gate",
+            asset=RAW_EVENTS,
+            blocking=True,
+            description="Batch-level rules: no file lacks a required column, volume near the trailing average, "
+            "no sudden jump in the share of nulls. A failing batch is quarantined and stops the models.",
+        ),
+        dg.AssetCheckSpec(
+            "raw_events_expectations",
+            asset=RAW_EVENTS,
+            blocking=True,
+            description="Great Expectations suite raw_events over the batch's rows.",
+        ),
+        dg.AssetCheckSpec(
+            "files_reconcile",
+            asset=RAW_MANIFEST,
+            blocking=True,
+            description="For every file of the batch: rows in = loaded + duplicate + rejected.",
         ),
     ],
     pool=DUCKDB_WRITER_POOL,
@@ -93,6 +121,9 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         (context.log.warning if result.status in ("damaged", "missing_columns") else context.log.info)(message)
 
     summary: IngestSummary = ingest_landing(settings, on_file=on_file)
+    gate = _run_gate(warehouse, summary.batch_id)
+    if not gate.passed:
+        context.log.error(f"Batch {gate.batch_id} quarantined; staging leaves its files out until it is released.")
     counts = _table_counts(warehouse)
     loaded_files = [r.file_name for r in summary.files if r.rows_in]
     common = {"files_processed": len(summary.files), "files_still_being_written": summary.files_waiting}
@@ -124,3 +155,54 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             "dagster/row_count": counts["load_manifest"],
         },
     )
+    yield dg.MaterializeResult(
+        asset_key=RAW_BATCHES,
+        metadata={"batch_id": gate.batch_id, "gate_passed": gate.passed, "dagster/row_count": counts["batches"]},
+    )
+    yield from _gate_checks(gate)
+
+
+def _run_gate(warehouse: WarehouseResource, batch_id: str):
+    # GX takes seconds to import: only runs that ingest pay for it, not every load of the code location.
+    from expectations.gate import GateSettings, run_gate
+    from expectations.runner import SuiteRunner
+
+    runner = SuiteRunner(warehouse.gx_root)
+    with connect(str(warehouse.warehouse_path)) as con:
+        return run_gate(con, batch_id, runner, GateSettings.from_env())
+
+
+def _gate_checks(gate) -> list[dg.AssetCheckResult]:
+    suite = gate.suite
+    suite_metadata: dict[str, object] = {"rows_validated": suite.rows if suite else 0}
+    if suite is not None:
+        suite_metadata["expectations"] = dg.MetadataValue.md(suite.markdown())
+        suite_metadata["failed_expectations"] = len(suite.failures)
+        if suite.docs_index is not None:
+            suite_metadata["data_docs"] = dg.MetadataValue.path(str(suite.docs_index))
+    return [
+        dg.AssetCheckResult(
+            asset_key=RAW_EVENTS,
+            check_name="batch_gate",
+            passed=not gate.batch_problems,
+            metadata={
+                "batch_id": gate.batch_id,
+                "rows_loaded": gate.rows_loaded,
+                "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in gate.batch_problems) or "none"),
+            },
+            description="; ".join(gate.batch_problems) or None,
+        ),
+        dg.AssetCheckResult(
+            asset_key=RAW_EVENTS,
+            check_name="raw_events_expectations",
+            passed=gate.suite_passed,
+            metadata=suite_metadata,
+            description=None if gate.suite_passed else "; ".join(f.expectation for f in suite.failures),
+        ),
+        dg.AssetCheckResult(
+            asset_key=RAW_MANIFEST,
+            check_name="files_reconcile",
+            passed=gate.reconciles,
+            metadata={"files": dg.MetadataValue.md(gate.reconciliation_markdown()), "files_checked": len(gate.files)},
+        ),
+    ]

@@ -1,0 +1,190 @@
+"""The batch gate: decides whether the files of one ingestion run may reach the models.
+
+Row-level problems were already sent to raw.events_rejected by ingestion; the gate looks at the batch as a
+whole: files lacking a required column, files that do not reconcile, a volume far from the trailing average,
+a sudden jump in the share of nulls, and the raw_events suite over the batch's rows (a second line behind the
+row-level rules). A batch that fails is quarantined: its files get gate_status 'quarantined' in
+raw.load_manifest and staging leaves their rows out, so marts stay exactly as they were.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+
+from expectations.runner import SuiteRunner, ValidationOutcome
+from expectations.suites import SUITES
+
+NULL_SHARE_COLUMNS = ("user_id", "properties", "context")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Thresholds of the batch-level rules."""
+
+    volume_min_ratio: float = 0.05
+    volume_max_ratio: float = 20.0
+    volume_history: int = 7
+    volume_min_history: int = 5
+    null_share_jump: float = 0.25
+    min_rows_for_shares: int = 100
+
+    @classmethod
+    def from_env(cls) -> GateSettings:
+        """GATE_VOLUME_MIN_RATIO, GATE_VOLUME_MAX_RATIO, GATE_NULL_SHARE_JUMP override the defaults."""
+        return cls(
+            volume_min_ratio=float(os.environ.get("GATE_VOLUME_MIN_RATIO", cls.volume_min_ratio)),
+            volume_max_ratio=float(os.environ.get("GATE_VOLUME_MAX_RATIO", cls.volume_max_ratio)),
+            null_share_jump=float(os.environ.get("GATE_NULL_SHARE_JUMP", cls.null_share_jump)),
+        )
+
+
+@dataclass
+class FileReconciliation:
+    file_name: str
+    rows_in: int
+    rows_loaded: int
+    rows_duplicate: int
+    rows_rejected: int
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.rows_loaded + self.rows_duplicate + self.rows_rejected
+
+
+@dataclass
+class GateOutcome:
+    """What the gate found for one batch."""
+
+    batch_id: str
+    files: list[FileReconciliation] = field(default_factory=list)
+    batch_problems: list[str] = field(default_factory=list)
+    suite: ValidationOutcome | None = None
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def reconciles(self) -> bool:
+        return all(f.reconciles for f in self.files)
+
+    @property
+    def suite_passed(self) -> bool:
+        return self.suite is None or self.suite.success
+
+    @property
+    def passed(self) -> bool:
+        return not self.batch_problems and self.reconciles and self.suite_passed
+
+    def reconciliation_markdown(self) -> str:
+        lines = ["| file | rows in | loaded | duplicate | rejected | reconciles |", "|---|---:|---:|---:|---:|---|"]
+        lines += [
+            f"| {f.file_name} | {f.rows_in} | {f.rows_loaded} | {f.rows_duplicate} | {f.rows_rejected} | "
+            f"{'yes' if f.reconciles else '**no**'} |"
+            for f in self.files
+        ]
+        return "\n".join(lines)
+
+
+def run_gate(
+    con: duckdb.DuckDBPyConnection, batch_id: str, runner: SuiteRunner, settings: GateSettings | None = None
+) -> GateOutcome:
+    """Check one batch, record the verdict in raw.batches and raw.load_manifest, and return it.
+
+    The batch is this run's files plus any file still 'pending' from a run that stopped before its gate.
+    """
+    settings = settings or GateSettings()
+    manifest = con.execute(
+        "select file_name, rows_in, rows_loaded, rows_duplicate, rows_rejected, status, detail "
+        "from raw.load_manifest where batch_id = ? or gate_status = 'pending' order by file_name",
+        [batch_id],
+    ).fetchall()
+    outcome = GateOutcome(batch_id, [FileReconciliation(*row[:5]) for row in manifest])
+    for file_name, *_, status, detail in manifest:
+        if status == "missing_columns":
+            outcome.batch_problems.append(f"{file_name}: {detail}")
+    loaded_files = [f.file_name for f in outcome.files if f.rows_loaded > 0]
+    if loaded_files:
+        outcome.batch_problems += _volume_problems(con, outcome.rows_loaded, settings)
+        outcome.batch_problems += _null_share_problems(con, loaded_files, settings)
+        outcome.suite = runner.validate(
+            con, SUITES["raw_events"], where="source_file in (select unnest($files))", params={"files": loaded_files}
+        )
+    if manifest:
+        _record(con, outcome, len(manifest))
+    return outcome
+
+
+def _volume_problems(con: duckdb.DuckDBPyConnection, rows_loaded: int, settings: GateSettings) -> list[str]:
+    history = [
+        row[0]
+        for row in con.execute(
+            "select rows_loaded from raw.batches where gate_status = 'passed' and rows_loaded > 0 "
+            "order by started_at desc limit ?",
+            [settings.volume_history],
+        ).fetchall()
+    ]
+    if len(history) < settings.volume_min_history:
+        return []
+    average = sum(history) / len(history)
+    ratio = rows_loaded / average
+    if ratio < settings.volume_min_ratio or ratio > settings.volume_max_ratio:
+        return [
+            f"volume: {rows_loaded} rows loaded is {ratio:.2f}x the trailing average of {average:.0f} over the last "
+            f"{len(history)} passed batches (allowed {settings.volume_min_ratio}x to {settings.volume_max_ratio}x)"
+        ]
+    return []
+
+
+def _null_shares(con: duckdb.DuckDBPyConnection, files_sql: str, params: dict) -> tuple[int, dict[str, float]]:
+    columns = ", ".join(f"avg(case when {c} is null then 1.0 else 0.0 end)" for c in NULL_SHARE_COLUMNS)
+    row = con.execute(
+        f"select count(*), {columns} from raw.events where source_file in ({files_sql})", params
+    ).fetchone()
+    return row[0], dict(zip(NULL_SHARE_COLUMNS, row[1:], strict=True))
+
+
+def _null_share_problems(con: duckdb.DuckDBPyConnection, files: list[str], settings: GateSettings) -> list[str]:
+    rows, shares = _null_shares(con, "select unnest($files)", {"files": files})
+    trailing_rows, trailing = _null_shares(
+        con,
+        "select file_name from raw.load_manifest where batch_id in ("
+        "  select batch_id from raw.batches where gate_status = 'passed' and rows_loaded > 0"
+        "  order by started_at desc limit $history)",
+        {"history": settings.volume_history},
+    )
+    if rows < settings.min_rows_for_shares or trailing_rows < settings.min_rows_for_shares:
+        return []
+    return [
+        f"null share of {column}: {shares[column]:.1%} in this batch against {trailing[column]:.1%} before "
+        f"(a jump of more than {settings.null_share_jump:.0%})"
+        for column in NULL_SHARE_COLUMNS
+        if shares[column] - trailing[column] > settings.null_share_jump
+    ]
+
+
+def _record(con: duckdb.DuckDBPyConnection, outcome: GateOutcome, files: int) -> None:
+    verdict = "passed" if outcome.passed else "quarantined"
+    problems = list(outcome.batch_problems)
+    if not outcome.reconciles:
+        problems.append("some files do not reconcile (rows in != loaded + duplicate + rejected)")
+    if not outcome.suite_passed:
+        problems += [f"raw_events suite: {failure.expectation} failed on {failure.unexpected_count} rows"
+                     for failure in outcome.suite.failures]  # fmt: skip
+    now = datetime.now(UTC).replace(tzinfo=None)
+    con.execute(
+        "update raw.load_manifest set gate_status = ?, batch_id = ? where file_name in (select unnest(?)) "
+        "and gate_status = 'pending'",
+        [verdict, outcome.batch_id, [f.file_name for f in outcome.files]],
+    )
+    con.execute(
+        "insert or replace into raw.batches values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            outcome.batch_id, now, files, sum(f.rows_in for f in outcome.files), outcome.rows_loaded, verdict,
+            "; ".join(problems) or None, now,
+        ],
+    )  # fmt: skip

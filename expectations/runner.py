@@ -1,0 +1,158 @@
+"""Run a suite over a DuckDB table in chunks with GX Core, and keep Data Docs under $DATA_DIR/gx.
+
+GX's SQL datasource fails on DuckDB, so rows are read by DuckDB as Arrow batches and validated as pandas frames
+one chunk at a time; a large table never has to fit in memory. Chunks split rows by the hash of the suite's key,
+so a uniqueness expectation holds for the table exactly when it holds in each chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import great_expectations as gx
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+from expectations.suites import SuiteSpec
+
+log = logging.getLogger(__name__)
+EXAMPLES = 5
+
+
+@dataclass
+class ExpectationOutcome:
+    """One expectation's result over every chunk."""
+
+    expectation: str
+    success: bool
+    unexpected_count: int = 0
+    element_count: int = 0
+    examples: list = field(default_factory=list)
+
+
+@dataclass
+class ValidationOutcome:
+    """A suite's result over a table (or a batch of it)."""
+
+    suite: str
+    rows: int
+    chunks: int
+    outcomes: list[ExpectationOutcome]
+    docs_index: Path | None = None
+
+    @property
+    def success(self) -> bool:
+        return all(outcome.success for outcome in self.outcomes)
+
+    @property
+    def failures(self) -> list[ExpectationOutcome]:
+        return [outcome for outcome in self.outcomes if not outcome.success]
+
+    def markdown(self) -> str:
+        """Which expectations failed, on how many rows, with examples."""
+        lines = ["| expectation | passed | unexpected rows | examples |", "|---|---|---:|---|"]
+        for outcome in sorted(self.outcomes, key=lambda o: o.success):
+            examples = ", ".join(repr(e) for e in outcome.examples[:EXAMPLES]).replace("|", "\\|")
+            lines.append(
+                f"| {outcome.expectation} | {'yes' if outcome.success else '**no**'} | "
+                f"{outcome.unexpected_count} | {examples} |"
+            )
+        return "\n".join(lines)
+
+
+class SuiteRunner:
+    """Validates suites against a DuckDB connection; with `gx_root` it also stores results and builds Data Docs."""
+
+    def __init__(self, gx_root: Path | None = None, chunk_rows: int = 500_000) -> None:
+        self.chunk_rows = chunk_rows
+        if gx_root is None:
+            self.context = gx.get_context(mode="ephemeral")
+        else:
+            gx_root.mkdir(parents=True, exist_ok=True)
+            self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = self.context.data_sources.add_or_update_pandas("warehouse_frames")
+        self.asset = (
+            source.get_asset("chunk") if "chunk" in source.get_asset_names() else source.add_dataframe_asset("chunk")
+        )
+        self.batch_definition = (
+            self.asset.get_batch_definition("whole")
+            if "whole" in [b.name for b in self.asset.batch_definitions]
+            else self.asset.add_batch_definition_whole_dataframe("whole")
+        )
+        self.gx_root = gx_root
+
+    def validate(
+        self, con: duckdb.DuckDBPyConnection, spec: SuiteSpec, where: str = "true", params: dict | None = None
+    ) -> ValidationOutcome:
+        """Validate the rows of `spec.relation` that satisfy `where` (fixed SQL, values only as `params`)."""
+        suite = self.context.suites.add_or_update(spec.build())
+        checkpoint = self._checkpoint(spec, suite)
+        selection = f"select * from {spec.relation} as validated where {where}"
+        rows = con.execute(f"select count(*) from ({selection})", params or {}).fetchone()[0]
+        chunks = max(1, math.ceil(rows / self.chunk_rows))
+        merged: dict[str, ExpectationOutcome] = {}
+        for chunk in range(chunks):
+            frame = con.execute(
+                f"select * from ({selection}) where hash({spec.partition_key}) % {chunks} = {chunk}", params or {}
+            ).df()
+            if checkpoint is not None:
+                result = checkpoint.run(batch_parameters={"dataframe": frame}).run_results
+                results = next(iter(result.values())).results
+            else:
+                batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+                results = batch.validate(suite, result_format=_RESULT_FORMAT).results
+            for result in results:
+                _merge(merged, result)
+        outcome = ValidationOutcome(spec.name, rows, chunks, list(merged.values()))
+        if self.gx_root is not None:
+            outcome.docs_index = self.gx_root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        log.info("suite %s: %s on %d rows in %d chunk(s)", spec.name, outcome.success, rows, chunks)
+        return outcome
+
+    def _checkpoint(self, spec: SuiteSpec, suite: gx.ExpectationSuite) -> gx.Checkpoint | None:
+        if self.gx_root is None:
+            return None
+        definition = self.context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=spec.name, data=self.batch_definition, suite=suite)
+        )
+        return self.context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=spec.name,
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+                result_format=_RESULT_FORMAT,
+            )
+        )
+
+
+_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
+
+
+def _describe(config: object) -> str:
+    kwargs = {k: v for k, v in config.kwargs.items() if k not in ("batch_id", "result_format")}
+    target = kwargs.pop("column", None) or kwargs.pop("column_list", None)
+    pair = (kwargs.pop("column_A", None), kwargs.pop("column_B", None))
+    if pair[0]:
+        target = f"{pair[0]} vs {pair[1]}"
+    details = ", ".join(f"{k}={v}" for k, v in kwargs.items() if k not in ("value_set",))
+    return f"{config.type}({target}{', ' + details if details else ''})"
+
+
+def _merge(merged: dict[str, ExpectationOutcome], result: object) -> None:
+    name = _describe(result.expectation_config)
+    outcome = merged.setdefault(name, ExpectationOutcome(name, True))
+    details = result.result or {}
+    outcome.success = outcome.success and bool(result.success)
+    outcome.unexpected_count += int(details.get("unexpected_count") or 0)
+    outcome.element_count += int(details.get("element_count") or 0)
+    room = EXAMPLES - len(outcome.examples)
+    if room > 0:
+        outcome.examples.extend(_plain(v) for v in (details.get("partial_unexpected_list") or [])[:room])
+
+
+def _plain(value: object) -> object:
+    return value.item() if hasattr(value, "item") else value
