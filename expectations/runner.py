@@ -64,15 +64,19 @@ class ValidationOutcome:
 
 
 class SuiteRunner:
-    """Validates suites against a DuckDB connection; with `gx_root` it also stores results and builds Data Docs."""
+    """Validates suites against a DuckDB connection.
 
-    def __init__(self, gx_root: Path | None = None, chunk_rows: int = 500_000) -> None:
+    With `project_root` (DATA_DIR) it keeps a GX file project in `project_root/gx`, stores every result there and
+    rebuilds Data Docs (`gx/uncommitted/data_docs/local_site/index.html`) after each validation.
+    """
+
+    def __init__(self, project_root: Path | None = None, chunk_rows: int = 500_000) -> None:
         self.chunk_rows = chunk_rows
-        if gx_root is None:
+        if project_root is None:
             self.context = gx.get_context(mode="ephemeral")
         else:
-            gx_root.mkdir(parents=True, exist_ok=True)
-            self.context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+            project_root.mkdir(parents=True, exist_ok=True)
+            self.context = gx.get_context(mode="file", project_root_dir=str(project_root))
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         source = self.context.data_sources.add_or_update_pandas("warehouse_frames")
         self.asset = (
@@ -83,7 +87,7 @@ class SuiteRunner:
             if "whole" in [b.name for b in self.asset.batch_definitions]
             else self.asset.add_batch_definition_whole_dataframe("whole")
         )
-        self.gx_root = gx_root
+        self.project_root = project_root
 
     def validate(
         self, con: duckdb.DuckDBPyConnection, spec: SuiteSpec, where: str = "true", params: dict | None = None
@@ -108,13 +112,13 @@ class SuiteRunner:
             for result in results:
                 _merge(merged, result)
         outcome = ValidationOutcome(spec.name, rows, chunks, list(merged.values()))
-        if self.gx_root is not None:
-            outcome.docs_index = self.gx_root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        if self.project_root is not None:
+            outcome.docs_index = self.project_root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
         log.info("suite %s: %s on %d rows in %d chunk(s)", spec.name, outcome.success, rows, chunks)
         return outcome
 
     def _checkpoint(self, spec: SuiteSpec, suite: gx.ExpectationSuite) -> gx.Checkpoint | None:
-        if self.gx_root is None:
+        if self.project_root is None:
             return None
         definition = self.context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=spec.name, data=self.batch_definition, suite=suite)

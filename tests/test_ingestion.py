@@ -338,3 +338,40 @@ def test_revenue_and_event_name_rules(settings, data_dir):
         8: "malformed event name: " + "x" * 80,
         10: "properties blob of 10000011 bytes is over the limit of 1048576 bytes",
     }
+
+
+def test_bad_input_matrix_every_file_reconciles_and_good_rows_land(settings, data_dir):
+    """One file per kind of bad input in one landing folder: no crash, good rows in, every file reconciles."""
+    landing = data_dir / "landing"
+    good = event("good-1")
+    write_lines(landing / "not_object.jsonl", [good | {"message_id": "g-a"}, "[1, 2]", '"just a string"'])
+    write_lines(landing / "unknown_type.jsonl", [event("g-b"), event("t1", type="purchase")])
+    write_lines(landing / "year_2999.jsonl", [event("g-c"), event("t2", timestamp="2999-01-01T00:00:00Z")])
+    write_lines(landing / "nul.jsonl", [event("g-d"), b'{"message_id": "n\x00", "user_id": "u", "event": "x"}'])
+    write_lines(
+        landing / "latin1.jsonl", [event("g-e"), '{"message_id": "l1", "user_id": "Jos\xe9"}'.encode("latin-1")]
+    )
+    write_lines(landing / "negative_order.jsonl", [event("g-f"), event("o1", event="Order Completed",
+                                                                        properties={"revenue": -1})])  # fmt: skip
+    write_lines(landing / "blob.jsonl", [event("g-g"), event("b1", properties={"x": "z" * 10_000_000})])
+    payload = gzip.compress(b"".join(orjson.dumps(event(f"gz-{i}")) + b"\n" for i in range(500)), mtime=0)
+    (landing / "truncated.jsonl.gz").write_bytes(payload[: len(payload) // 2])
+    (landing / "no_column.csv").write_text("message_id,user_id\nc1,u1\n")
+    write_lines(landing / "renamed_copy.jsonl", [event("g-a")])
+    (landing / "renamed_copy_2.jsonl").write_bytes((landing / "renamed_copy.jsonl").read_bytes())
+    (landing / "still_writing.jsonl.part").write_bytes(b"{}\n")
+    for path in landing.iterdir():
+        settle(path)
+
+    summary = ingest_landing(settings)
+
+    by_file = {r.file_name: r for r in summary.files}
+    assert all(r.reconciles for r in summary.files)
+    assert "still_writing.jsonl.part" not in by_file and summary.files_waiting == 1
+    assert by_file["renamed_copy_2.jsonl"].status == "repeat"
+    assert (by_file["truncated.jsonl.gz"].status, by_file["no_column.csv"].status) == ("damaged", "missing_columns")
+    for name in ("not_object", "unknown_type", "year_2999", "nul", "latin1", "negative_order", "blob"):
+        assert by_file[f"{name}.jsonl"].rows_loaded == 1 and by_file[f"{name}.jsonl"].rows_rejected >= 1, name
+    # every rejected row names its file, its line and a reason
+    assert query(data_dir, "select count(*) from raw.events_rejected where source_file is null or line_number "
+                 "is null or reason is null") == [(0,)]  # fmt: skip

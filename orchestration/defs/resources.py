@@ -35,11 +35,6 @@ class WarehouseResource(dg.ConfigurableResource):
         base = IngestSettings(data_dir=self.data_path)
         return replace(base, settle_seconds=self.settle_seconds, future_tolerance_hours=self.future_tolerance_hours)
 
-    @property
-    def gx_root(self) -> Path:
-        """Great Expectations' project folder (suites' results and Data Docs) under DATA_DIR."""
-        return self.data_path / "gx"
-
     def export_for_dbt(self) -> None:
         """dbt's profiles.yml reads DATA_DIR; give it the same absolute path this resource uses.
 

@@ -11,7 +11,7 @@ def suite_check_result(suite_name: str, warehouse: WarehouseResource) -> dg.Asse
     # GX takes seconds to import: pay for it when a check runs, not when the code location loads.
     from expectations import SUITES, SuiteRunner
 
-    runner = SuiteRunner(warehouse.gx_root)
+    runner = SuiteRunner(warehouse.data_path)
     with connect(str(warehouse.warehouse_path), read_only=True) as con:
         outcome = runner.validate(con, SUITES[suite_name])
     metadata: dict[str, object] = {

@@ -167,7 +167,7 @@ def _run_gate(warehouse: WarehouseResource, batch_id: str):
     from expectations.gate import GateSettings, run_gate
     from expectations.runner import SuiteRunner
 
-    runner = SuiteRunner(warehouse.gx_root)
+    runner = SuiteRunner(warehouse.data_path)
     with connect(str(warehouse.warehouse_path)) as con:
         return run_gate(con, batch_id, runner, GateSettings.from_env())
 
