@@ -21,13 +21,14 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install lock demo run test dev lint format manifest clean
+.PHONY: help install lock demo run test dev sql lint format manifest clean
 
 help:
 	@echo "make demo   fresh machine to finished warehouse: install, generate demo events, run everything"
 	@echo "make run    load what is in \$$DATA_DIR/landing and materialise every asset"
 	@echo "make test   the whole test suite (what CI runs)"
 	@echo "make dev    Dagster UI with schedules and sensors running"
+	@echo "make sql    read-only SQL shell on the published copy (serving.duckdb)"
 	@echo "make lint   ruff"
 
 $(INSTALLED): pyproject.toml requirements.lock
@@ -68,6 +69,10 @@ test: $(MANIFEST)
 
 dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# A read-only SQL shell on the published copy ($(DATA_DIR)/serving.duckdb); one statement: make sql Q="select 1"
+sql: $(INSTALLED)
+	$(BIN)/python -m serving.shell $(Q)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -47,6 +47,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/session_kpis",
         "marts/stickiness",
         "marts/user_segments",
+        "serving/serving_copy",
     }
     # dbt's source raw.events is the ingestion asset, not a separate external asset
     assert graph.get(dg.AssetKey(["raw", "events"])).is_materializable
@@ -59,6 +60,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "intermediate",
         "marts",
         "seeds",
+        "serving",
     }
 
 
@@ -73,19 +75,20 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    assert len(job.asset_layer.executable_asset_keys) == 28
+    assert len(job.asset_layer.executable_asset_keys) == 29
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
 
 
-def test_writers_share_one_pool(defs):
+def test_every_step_that_opens_duckdb_is_in_the_writer_pool(defs):
     pools = {
-        node.definition.pool
-        for node in defs.resolve_job_def("materialize_everything").graph.node_dict.values()
-        if hasattr(node.definition, "pool")
+        name: node.definition.pool
+        for name, node in defs.resolve_job_def("materialize_everything").graph.node_dict.items()
     }
-    assert pools == {"duckdb_writer"}
+    # freshness checks read only Dagster's own records, never the warehouse
+    duckdb_steps = {name: pool for name, pool in pools.items() if "freshness" not in name}
+    assert set(duckdb_steps.values()) == {"duckdb_writer"} and len(duckdb_steps) >= 7
 
 
 def test_resources_follow_data_dir(defs, data_dir):

@@ -1,0 +1,53 @@
+"""The published copy analysts and the dashboard read, with freshness checks on what it publishes."""
+
+import os
+from datetime import timedelta
+
+import dagster as dg
+
+from ingestion.schema import connect
+from orchestration.defs.dbt.assets import dbt_models
+from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from serving import publish
+
+MART_KEYS = sorted((key for key in dbt_models.keys if key.path[0] == "marts"), key=lambda k: k.path)
+SERVING_COPY = dg.AssetKey(["serving", "serving_copy"])
+
+
+@dg.asset(
+    key=SERVING_COPY,
+    deps=MART_KEYS,
+    group_name="serving",
+    kinds={"duckdb", "parquet"},
+    pool=DUCKDB_WRITER_POOL,
+    description="marts.* and ml.* copied to $DATA_DIR/serving.duckdb (swapped in atomically) and to Parquet "
+    "under $DATA_DIR/exports; analysts, `make sql` and the dashboard read only this.",
+)
+def serving_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    with connect(str(warehouse.warehouse_path)) as con:
+        result = publish(con, warehouse.data_path / "serving.duckdb", warehouse.data_path / "exports")
+    context.log.info(f"Published {len(result.tables)} tables to {result.serving_path}")
+    table_rows = "\n".join(f"| {name} | {rows} |" for name, rows in result.tables.items())
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(result.serving_path)),
+            "exports": dg.MetadataValue.path(str(result.exports_dir)),
+            "tables": dg.MetadataValue.md("| table | rows |\n|---|---:|\n" + table_rows),
+            "seconds_since_latest_load": result.seconds_since_latest_load,
+            "seconds_since_latest_event": result.seconds_since_latest_event,
+            "latest_event_at": str(result.latest_event_at),
+        }
+    )
+
+
+def freshness_bound() -> timedelta:
+    """FRESHNESS_BOUND_MINUTES (default 1,560: a daily refresh plus two hours of slack)."""
+    return timedelta(minutes=float(os.environ.get("FRESHNESS_BOUND_MINUTES", "1560")))
+
+
+freshness_checks = dg.build_last_update_freshness_checks(
+    assets=[*MART_KEYS, SERVING_COPY], lower_bound_delta=freshness_bound()
+)
+freshness_sensor = dg.build_sensor_for_freshness_checks(
+    freshness_checks=freshness_checks, default_status=dg.DefaultSensorStatus.RUNNING
+)

@@ -1,0 +1,98 @@
+"""The published copy: atomic swap under an open reader, Parquet exports, the SQL shell, and the landing sensor."""
+
+from __future__ import annotations
+
+import threading
+
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
+
+from ingestion.schema import connect
+from orchestration.defs.sensors import landing_folder_sensor, new_landing_files
+from serving import publish
+from serving.shell import run
+from tests.conftest import event, write_lines
+
+
+def build_warehouse(path, rows: int) -> None:
+    with connect(str(path)) as con:
+        con.execute("create schema if not exists marts")
+        con.execute("create schema if not exists ml")
+        con.execute(f"create or replace table marts.daily_kpis as select range as day from range({rows})")
+        con.execute("create or replace table ml.churn_scores as select 'u1' as user_id, 0.5 as churn_probability")
+        con.execute("create schema if not exists staging")
+        con.execute("create or replace table staging.not_published as select 1 as x")
+
+
+def test_publish_swaps_in_a_whole_copy_while_a_reader_keeps_the_old_one(data_dir):
+    warehouse, serving, exports = data_dir / "warehouse.duckdb", data_dir / "serving.duckdb", data_dir / "exports"
+    build_warehouse(warehouse, 10)
+    with connect(str(warehouse)) as con:
+        first = publish(con, serving, exports)
+    assert first.tables == {"marts.daily_kpis": 10, "ml.churn_scores": 1}
+
+    analyst = duckdb.connect(str(serving), read_only=True)  # held open through the next publish
+    assert analyst.execute("select count(*) from marts.daily_kpis").fetchone() == (10,)
+    build_warehouse(warehouse, 25)
+    errors: list[BaseException] = []
+
+    def publish_again() -> None:
+        try:
+            with connect(str(warehouse)) as con:
+                publish(con, serving, exports)
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+
+    worker = threading.Thread(target=publish_again)
+    worker.start()
+    worker.join(timeout=60)
+    assert errors == []
+    # the open connection still sees the complete old copy, without an error
+    assert analyst.execute("select count(*) from marts.daily_kpis").fetchone() == (10,)
+    analyst.close()
+    with duckdb.connect(str(serving), read_only=True) as fresh:
+        assert fresh.execute("select count(*) from marts.daily_kpis").fetchone() == (25,)
+        assert fresh.execute("select tables from meta.publish").fetchone() == (2,)
+        schemas = {row[0] for row in fresh.execute("select schema_name from duckdb_tables()").fetchall()}
+    assert schemas == {"marts", "ml", "meta"}  # staging is not published
+    assert pq.read_table(exports / "marts" / "daily_kpis.parquet").num_rows == 25
+    assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith(".")) == []  # no temporary leftovers
+
+
+def test_the_shell_runs_statements_read_only(data_dir):
+    build_warehouse(data_dir / "warehouse.duckdb", 3)
+    with connect(str(data_dir / "warehouse.duckdb")) as con:
+        publish(con, data_dir / "serving.duckdb", data_dir / "exports")
+    assert "3" in run("select count(*) as n from marts.daily_kpis", data_dir / "serving.duckdb")
+    try:
+        run("create table marts.x as select 1", data_dir / "serving.duckdb")
+    except duckdb.Error as error:
+        assert "read-only" in str(error)
+    else:
+        raise AssertionError("the shell must not write")
+
+
+def test_the_sensor_batches_new_complete_files_and_remembers_them(settings, data_dir, monkeypatch):
+    monkeypatch.setenv("SETTLE_SECONDS", "5")
+    landing = data_dir / "landing"
+    for n in range(3):
+        write_lines(landing / f"small_{n}.jsonl", [event(f"m{n}")])
+    write_lines(landing / "upload.jsonl.part", [event("p")])
+
+    with dg.instance_for_test() as instance:
+        first = landing_folder_sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(first, dg.RunRequest)  # one run for the three files
+        assert first.tags["landing/new_files"] == "3"
+        new, cursor = new_landing_files(None, settings)
+        assert new == ["small_0.jsonl", "small_1.jsonl", "small_2.jsonl"]
+
+        again = landing_folder_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        assert isinstance(again, dg.SkipReason) and "1 still being written" in again.skip_message
+
+        write_lines(landing / "small_3.jsonl", [event("m3")])
+        later = landing_folder_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        assert isinstance(later, dg.RunRequest) and later.tags == {
+            "landing/new_files": "1", "landing/first": "small_3.jsonl",
+        }  # fmt: skip
+        assert later.run_key != first.run_key
