@@ -141,6 +141,12 @@ def test_pinning_as_of_reproduces_an_earlier_state(warehouse, tmp_path):
             (date(2026, 1, 5), 1, 3, 2, False),
             (date(2026, 1, 12), 0, 1, 1, False),
         ]
+        # every mart stops at as_of, not only retention
+        assert query(warehouse, "select max(activity_date), count(*) from marts.daily_kpis") == [(date(2026, 1, 13), 9)]
+        users = query(warehouse, "select user_id from marts.user_segments order by 1")
+        assert users == [("u1",), ("u2",), ("u3",), ("u4",)]
+        assert query(warehouse, "select count(*) from intermediate.int_sessions where session_start_at > "
+                     "'2026-01-13 12:00:00'") == [(0,)]  # fmt: skip
     finally:
         run_dbt(warehouse, "build", "--select", "int_as_of+")
 

@@ -6,7 +6,7 @@
 {% macro lifecycle_for_grain(grain) %}
     with as_of_point as (
 
-        select as_of, cast({{ dbt.date_trunc(grain, 'as_of_date') }} as date) as as_of_period from {{ ref('int_as_of') }}
+        select cast({{ dbt.date_trunc(grain, 'as_of_date') }} as date) as as_of_period from {{ ref('int_as_of') }}
 
     ),
 
@@ -14,8 +14,6 @@
 
         select distinct daily.user_id, cast({{ dbt.date_trunc(grain, 'daily.activity_date') }} as date) as period_start
         from {{ ref('int_user_daily_activity') }} as daily
-        cross join as_of_point
-        where daily.first_event_at <= as_of_point.as_of
 
     ),
 

@@ -35,10 +35,8 @@
 
     events_until_as_of as (
 
-        select activity_events.user_id, activity_events.event_name, activity_events.event_at, activity_events.event_date
-        from {{ ref('int_activity_events') }} as activity_events
-        cross join as_of_point
-        where activity_events.event_at <= as_of_point.as_of
+        -- int_activity_events stops at as_of already
+        select user_id, event_name, event_at, event_date from {{ ref('int_activity_events') }}
 
     ),
 
@@ -94,8 +92,6 @@
         inner join {{ ref('int_user_daily_activity') }} as daily
             on cohort_members.user_id = daily.user_id
             and daily.last_event_at >= cohort_members.start_at
-        cross join as_of_point
-        where daily.first_event_at <= as_of_point.as_of
 
     ),
     {%- else -%}

@@ -1,8 +1,7 @@
 -- One row per user and active day (reporting time zone): the building block of retention, lifecycle and KPIs.
 with activity_events as (
 
-    select * from {{ ref('stg_events') }}
-    where is_activity
+    select * from {{ ref('int_activity_events') }}
 
 )
 

@@ -19,6 +19,7 @@ first_events as (
             context,
             row_number() over (partition by user_id order by event_at, message_id) as event_rank
         from {{ ref('stg_events') }}
+        where event_at <= (select as_of from {{ ref('int_as_of') }})
     ) as ranked_events
     where event_rank = 1
 
@@ -45,6 +46,7 @@ latest_traits as (
             row_number() over (partition by user_id order by event_at desc, message_id desc) as identify_rank
         from {{ ref('stg_events') }}
         where event_type = 'identify' and traits is not null
+          and event_at <= (select as_of from {{ ref('int_as_of') }})
     ) as ranked_identifies
     where identify_rank = 1
 

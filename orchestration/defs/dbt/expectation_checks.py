@@ -29,31 +29,30 @@ def suite_check_result(suite_name: str, warehouse: WarehouseResource) -> dg.Asse
     )
 
 
-@dg.asset_check(
-    asset=dg.AssetKey(["staging", "stg_events"]),
-    blocking=True,
-    pool=DUCKDB_WRITER_POOL,
-    description="GX suite stg_events: ids present and unique, snake_case names, known types, orders not negative.",
+def suite_check(asset: dg.AssetKey, suite_name: str, description: str) -> dg.AssetChecksDefinition:
+    """A blocking check that runs one suite on one dbt model."""
+
+    @dg.asset_check(
+        asset=asset, name=f"{suite_name}_expectations", blocking=True, pool=DUCKDB_WRITER_POOL, description=description
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return suite_check_result(suite_name, warehouse)
+
+    return _check
+
+
+stg_events_expectations = suite_check(
+    dg.AssetKey(["staging", "stg_events"]),
+    "stg_events",
+    "GX suite stg_events: ids present and unique, snake_case names, known types, orders not negative.",
 )
-def stg_events_expectations(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return suite_check_result("stg_events", warehouse)
-
-
-@dg.asset_check(
-    asset=dg.AssetKey(["marts", "cohort_retention"]),
-    blocking=True,
-    pool=DUCKDB_WRITER_POOL,
-    description="GX suite cohort_retention: rates in [0, 1], retained <= unbounded <= cohort size, one row per key.",
+cohort_retention_expectations = suite_check(
+    dg.AssetKey(["marts", "cohort_retention"]),
+    "cohort_retention",
+    "GX suite cohort_retention: rates in [0, 1], retained <= unbounded <= cohort size, one row per key.",
 )
-def cohort_retention_expectations(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return suite_check_result("cohort_retention", warehouse)
-
-
-@dg.asset_check(
-    asset=dg.AssetKey(["marts", "daily_kpis"]),
-    blocking=True,
-    pool=DUCKDB_WRITER_POOL,
-    description="GX suite daily_kpis: one row a day, DAU <= WAU <= MAU, shares in [0, 1].",
+daily_kpis_expectations = suite_check(
+    dg.AssetKey(["marts", "daily_kpis"]),
+    "daily_kpis",
+    "GX suite daily_kpis: one row a day, DAU <= WAU <= MAU, shares in [0, 1].",
 )
-def daily_kpis_expectations(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return suite_check_result("daily_kpis", warehouse)

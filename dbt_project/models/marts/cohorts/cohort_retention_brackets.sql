@@ -2,7 +2,7 @@
 -- member's first active day (ranges in seed retention_brackets), e.g. "active on any of days 8-14".
 with as_of_point as (
 
-    select as_of, as_of_date from {{ ref('int_as_of') }}
+    select as_of_date from {{ ref('int_as_of') }}
 
 ),
 
@@ -13,8 +13,6 @@ members as (
         first_active_date,
         cast({{ dbt.date_trunc('week', 'first_active_date') }} as date) as cohort_start
     from {{ ref('int_users') }}
-    cross join as_of_point
-    where first_active_at <= as_of_point.as_of
 
 ),
 
@@ -26,8 +24,6 @@ member_active_days as (
         {{ dbt.datediff('members.first_active_date', 'daily.activity_date', 'day') }} as day_number
     from members
     inner join {{ ref('int_user_daily_activity') }} as daily on members.user_id = daily.user_id
-    cross join as_of_point
-    where daily.first_event_at <= as_of_point.as_of
 
 ),
 

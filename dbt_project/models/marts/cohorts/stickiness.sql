@@ -4,7 +4,7 @@
 select * from (
     with as_of_point as (
 
-        select as_of, as_of_local from {{ ref('int_as_of') }}
+        select as_of_local from {{ ref('int_as_of') }}
 
     ),
 
@@ -15,8 +15,6 @@ select * from (
             cast({{ dbt.date_trunc(grain, 'daily.activity_date') }} as date) as period_start,
             count(*) as active_days
         from {{ ref('int_user_daily_activity') }} as daily
-        cross join as_of_point
-        where daily.first_event_at <= as_of_point.as_of
         group by daily.user_id, cast({{ dbt.date_trunc(grain, 'daily.activity_date') }} as date)
 
     ),

@@ -13,8 +13,6 @@ members as (
         users.first_active_at,
         cast({{ dbt.date_trunc('week', 'users.first_active_date') }} as date) as cohort_start
     from {{ ref('int_users') }} as users
-    cross join as_of_point
-    where users.first_active_at <= as_of_point.as_of
 
 ),
 
@@ -22,8 +20,7 @@ orders as (
 
     select activity_events.user_id, activity_events.event_at
     from {{ ref('int_activity_events') }} as activity_events
-    cross join as_of_point
-    where activity_events.event_name = 'order_completed' and activity_events.event_at <= as_of_point.as_of
+    where activity_events.event_name = 'order_completed'
 
 ),
 

@@ -2,7 +2,7 @@
 -- started: revenue of the cohort's members up to and including period k divided by the cohort size.
 with as_of_point as (
 
-    select as_of, as_of_local, cast({{ dbt.date_trunc('week', 'as_of_date') }} as date) as as_of_week from {{ ref('int_as_of') }}
+    select as_of_local, cast({{ dbt.date_trunc('week', 'as_of_date') }} as date) as as_of_week from {{ ref('int_as_of') }}
 
 ),
 
@@ -10,8 +10,6 @@ members as (
 
     select users.user_id, cast({{ dbt.date_trunc('week', 'users.first_active_date') }} as date) as cohort_start
     from {{ ref('int_users') }} as users
-    cross join as_of_point
-    where users.first_active_at <= as_of_point.as_of
 
 ),
 
@@ -31,8 +29,6 @@ revenue_per_period as (
         sum(daily.orders) as orders
     from members
     inner join {{ ref('int_user_daily_activity') }} as daily on members.user_id = daily.user_id
-    cross join as_of_point
-    where daily.first_event_at <= as_of_point.as_of
     group by 1, 2
 
 ),

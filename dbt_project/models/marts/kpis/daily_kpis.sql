@@ -2,16 +2,13 @@
 -- revenue and the share of the day's active users who ordered.
 with as_of_point as (
 
-    select as_of, as_of_date from {{ ref('int_as_of') }}
+    select as_of_date from {{ ref('int_as_of') }}
 
 ),
 
 activity as (
 
-    select daily.*
-    from {{ ref('int_user_daily_activity') }} as daily
-    cross join as_of_point
-    where daily.first_event_at <= as_of_point.as_of
+    select * from {{ ref('int_user_daily_activity') }}
 
 ),
 
@@ -94,8 +91,6 @@ new_users as (
 
     select first_active_date, count(*) as new_users
     from {{ ref('int_users') }}
-    cross join as_of_point
-    where first_active_at <= as_of_point.as_of
     group by first_active_date
 
 )

@@ -8,10 +8,7 @@ with as_of_point as (
 
 users as (
 
-    select users.*
-    from {{ ref('int_users') }} as users
-    cross join as_of_point
-    where users.first_active_at <= as_of_point.as_of
+    select * from {{ ref('int_users') }}
 
 ),
 
@@ -20,7 +17,6 @@ activity as (
     select activity_events.*, {{ dbt.datediff('activity_events.event_at', 'as_of_point.as_of', 'second') }} / 86400.0 as days_ago
     from {{ ref('int_activity_events') }} as activity_events
     cross join as_of_point
-    where activity_events.event_at <= as_of_point.as_of
 
 ),
 
@@ -42,8 +38,7 @@ recent_sessions as (
     select sessions.user_id, count(*) as sessions_recent
     from {{ ref('int_sessions') }} as sessions
     cross join as_of_point
-    where sessions.session_start_at <= as_of_point.as_of
-      and {{ dbt.datediff('sessions.session_start_at', 'as_of_point.as_of', 'second') }} < {{ var('active_recent_days') * 86400 }}
+    where {{ dbt.datediff('sessions.session_start_at', 'as_of_point.as_of', 'second') }} < {{ var('active_recent_days') * 86400 }}
     group by sessions.user_id
 
 ),
