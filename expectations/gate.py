@@ -63,6 +63,8 @@ class GateOutcome:
     files: list[FileReconciliation] = field(default_factory=list)
     batch_problems: list[str] = field(default_factory=list)
     suite: ValidationOutcome | None = None
+    # files of earlier batches still quarantined, waiting for someone to look at them and release them
+    still_quarantined: list[str] = field(default_factory=list)
 
     @property
     def rows_loaded(self) -> int:
@@ -116,6 +118,14 @@ def run_gate(
         )
     if manifest:
         _record(con, outcome, len(manifest))
+    outcome.still_quarantined = [
+        row[0]
+        for row in con.execute(
+            "select file_name from raw.load_manifest where gate_status = 'quarantined' and batch_id <> ? "
+            "order by file_name",
+            [batch_id],
+        ).fetchall()
+    ]
     return outcome
 
 

@@ -172,6 +172,30 @@ def _run_gate(warehouse: WarehouseResource, batch_id: str):
         return run_gate(con, batch_id, runner, GateSettings.from_env())
 
 
+def _batch_gate_result(gate) -> dg.AssetCheckResult:
+    """Fails (and blocks) on this batch's problems; warns, without blocking, while earlier batches sit quarantined."""
+    metadata = {
+        "batch_id": gate.batch_id,
+        "rows_loaded": gate.rows_loaded,
+        "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in gate.batch_problems) or "none"),
+        "files_still_quarantined": len(gate.still_quarantined),
+    }
+    if gate.batch_problems:
+        return dg.AssetCheckResult(
+            asset_key=RAW_EVENTS, check_name="batch_gate", passed=False, metadata=metadata,
+            description="; ".join(gate.batch_problems),
+        )  # fmt: skip
+    if gate.still_quarantined:
+        shown = ", ".join(gate.still_quarantined[:5]) + (" ..." if len(gate.still_quarantined) > 5 else "")
+        return dg.AssetCheckResult(
+            asset_key=RAW_EVENTS, check_name="batch_gate", passed=False, severity=dg.AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=f"This batch passed; {len(gate.still_quarantined)} file(s) of earlier batches are still "
+            f"quarantined and left out of the models: {shown}",
+        )  # fmt: skip
+    return dg.AssetCheckResult(asset_key=RAW_EVENTS, check_name="batch_gate", passed=True, metadata=metadata)
+
+
 def _gate_checks(gate) -> list[dg.AssetCheckResult]:
     suite = gate.suite
     suite_metadata: dict[str, object] = {"rows_validated": suite.rows if suite else 0}
@@ -181,17 +205,7 @@ def _gate_checks(gate) -> list[dg.AssetCheckResult]:
         if suite.docs_index is not None:
             suite_metadata["data_docs"] = dg.MetadataValue.path(str(suite.docs_index))
     return [
-        dg.AssetCheckResult(
-            asset_key=RAW_EVENTS,
-            check_name="batch_gate",
-            passed=not gate.batch_problems,
-            metadata={
-                "batch_id": gate.batch_id,
-                "rows_loaded": gate.rows_loaded,
-                "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in gate.batch_problems) or "none"),
-            },
-            description="; ".join(gate.batch_problems) or None,
-        ),
+        _batch_gate_result(gate),
         dg.AssetCheckResult(
             asset_key=RAW_EVENTS,
             check_name="raw_events_expectations",
