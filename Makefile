@@ -72,7 +72,7 @@ dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 
 # A read-only SQL shell on the published copy ($(DATA_DIR)/serving.duckdb); one statement: make sql Q="select 1"
 sql: $(INSTALLED)
-	$(BIN)/python -m serving.shell $(Q)
+	$(BIN)/python -m serving.shell $(if $(Q),"$(Q)")
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
