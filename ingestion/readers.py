@@ -47,7 +47,6 @@ ID_COLUMNS = ("user_id", "anonymous_id")
 JSON_FIELDS = ("properties", "traits", "context")
 
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".json")
-TABLE_SUFFIXES = (".csv", ".parquet")
 DAMAGE_ERRORS = (DamagedFile, EOFError, OSError, pa.ArrowInvalid)
 
 LINE_SCHEMA = pa.schema([("line_number", pa.int64()), ("raw_line", pa.string()), ("pre_reason", pa.string())])
