@@ -21,7 +21,7 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install lock demo run test dev sql lint format manifest clean
+.PHONY: help install lock demo run test dev sql bench lint format manifest clean
 
 help:
 	@echo "make demo   fresh machine to finished warehouse: install, generate demo events, run everything"
@@ -73,6 +73,10 @@ dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 # A read-only SQL shell on the published copy ($(DATA_DIR)/serving.duckdb); one statement: make sql Q="select 1"
 sql: $(INSTALLED)
 	$(BIN)/python -m serving.shell $(if $(Q),"$(Q)")
+
+# Benchmarks (figures, not pass/fail): 1M and 10M events; BENCH_ARGS=--with-100m adds 100M.
+bench: $(MANIFEST)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

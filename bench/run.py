@@ -1,0 +1,108 @@
+"""`make bench`: sizes of generated events through the pipeline, with baselines measured in the same run.
+
+For each size (1M and 10M events; --with-100m adds 100M): generate, then measure each step in its own process
+(wall seconds and peak RSS from /usr/bin/time): ingestion alone, the full Dagster job, a refresh after a 1%
+batch, and the weekly retention matrix as one hand-written DuckDB query and in pandas. Results go to
+bench/results/latest.json and a table on stdout. The end-to-end sensor latency is not measured yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from demo_events import GeneratorConfig, generate, users_for_events
+
+ROOT = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+
+
+def measured(command: list[str], env: dict[str, str]) -> dict[str, float | str]:
+    """Wall seconds and peak RSS (MB) of one command in its own process."""
+    report = Path(env["DATA_DIR"]) / "time.txt"
+    started = time.perf_counter()
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", "-o", str(report), *command], env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    peak_mb = int(report.read_text().strip().splitlines()[-1]) / 1024
+    return {"seconds": round(seconds, 2), "peak_mb": round(peak_mb), "stdout": result.stdout.strip()[-200:]}
+
+
+def bench_size(events: int, work: Path) -> dict[str, object]:
+    shutil.rmtree(work, ignore_errors=True)
+    data_dir = work / "data"
+    env = {**os.environ, "DATA_DIR": str(data_dir), "DAGSTER_HOME": str(data_dir / "dagster_home"),
+           "SETTLE_SECONDS": "0"}  # fmt: skip
+    (data_dir / "dagster_home").mkdir(parents=True)
+    shutil.copy(ROOT.parent / "orchestration" / "dagster.yaml", data_dir / "dagster_home" / "dagster.yaml")
+    config = GeneratorConfig(users=1, seed=42)
+    config = replace(config, users=users_for_events(config, events))
+    started = time.perf_counter()
+    truth = generate(config, data_dir)
+    generate_seconds = time.perf_counter() - started
+    job = [str(BIN / "dagster"), "job", "execute", "-m", "orchestration.definitions", "-j", "materialize_everything"]
+    full = measured(job, env)
+    # a 1% batch: the same generator, another seed, a hundredth of the users
+    extra = replace(config, users=max(1, config.users // 100), seed=4242)
+    generate(extra, work / "extra")
+    for path in (work / "extra" / "landing").iterdir():
+        shutil.move(str(path), data_dir / "landing" / f"extra_{path.name}")
+    refresh = measured(job, env)
+    warehouse = str(data_dir / "warehouse.duckdb")
+    baseline = [str(BIN / "python"), str(ROOT / "retention_baselines.py")]
+    duckdb_query = measured([*baseline, "duckdb", warehouse], env)
+    pandas_matrix = measured([*baseline, "pandas", warehouse], env)
+    return {
+        "events_written": truth.rows_written,
+        "users": truth.users,
+        "generate_seconds": round(generate_seconds, 2),
+        "full_build": full,
+        "refresh_after_1pct_batch": refresh,
+        "baseline_duckdb_weekly_retention": duckdb_query,
+        "baseline_pandas_weekly_retention": pandas_matrix,
+        "ratios": {
+            "full_build_over_duckdb_query": round(full["seconds"] / duckdb_query["seconds"], 1),
+            "refresh_over_full_build": round(refresh["seconds"] / full["seconds"], 2),
+            "pandas_over_duckdb_query": round(pandas_matrix["seconds"] / duckdb_query["seconds"], 1),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--with-100m", action="store_true", help="also 100M events (hours and tens of GB)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "latest.json")
+    args = parser.parse_args(argv)
+    sizes = args.sizes + ([100_000_000] if args.with_100m else [])
+    results = {}
+    for size in sizes:
+        print(f"bench: {size:,} events ...", flush=True)
+        results[str(size)] = bench_size(size, ROOT / "work" / str(size))
+        row = results[str(size)]
+        print(
+            f"  full build {row['full_build']['seconds']} s, {row['full_build']['peak_mb']} MB; "
+            f"refresh after 1% {row['refresh_after_1pct_batch']['seconds']} s; "
+            f"DuckDB query {row['baseline_duckdb_weekly_retention']['seconds']} s; "
+            f"pandas {row['baseline_pandas_weekly_retention']['seconds']} s, "
+            f"{row['baseline_pandas_weekly_retention']['peak_mb']} MB",
+            flush=True,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"bench: results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
