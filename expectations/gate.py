@@ -17,6 +17,7 @@ import duckdb
 
 from expectations.runner import SuiteRunner, ValidationOutcome
 from expectations.suites import SUITES
+from ingestion.loader import FileResult
 
 NULL_SHARE_COLUMNS = ("user_id", "properties", "context")
 
@@ -43,24 +44,11 @@ class GateSettings:
 
 
 @dataclass
-class FileReconciliation:
-    file_name: str
-    rows_in: int
-    rows_loaded: int
-    rows_duplicate: int
-    rows_rejected: int
-
-    @property
-    def reconciles(self) -> bool:
-        return self.rows_in == self.rows_loaded + self.rows_duplicate + self.rows_rejected
-
-
-@dataclass
 class GateOutcome:
     """What the gate found for one batch."""
 
     batch_id: str
-    files: list[FileReconciliation] = field(default_factory=list)
+    files: list[FileResult] = field(default_factory=list)
     batch_problems: list[str] = field(default_factory=list)
     suite: ValidationOutcome | None = None
     # files of earlier batches still quarantined, waiting for someone to look at them and release them
@@ -101,14 +89,12 @@ def run_gate(
     """
     settings = settings or GateSettings()
     manifest = con.execute(
-        "select file_name, rows_in, rows_loaded, rows_duplicate, rows_rejected, status, detail "
+        "select file_name, status, rows_in, rows_loaded, rows_duplicate, rows_rejected, detail "
         "from raw.load_manifest where batch_id = ? or gate_status = 'pending' order by file_name",
         [batch_id],
     ).fetchall()
-    outcome = GateOutcome(batch_id, [FileReconciliation(*row[:5]) for row in manifest])
-    for file_name, *_, status, detail in manifest:
-        if status == "missing_columns":
-            outcome.batch_problems.append(f"{file_name}: {detail}")
+    outcome = GateOutcome(batch_id, [FileResult(*row) for row in manifest])
+    outcome.batch_problems += [f"{f.file_name}: {f.detail}" for f in outcome.files if f.status == "missing_columns"]
     loaded_files = [f.file_name for f in outcome.files if f.rows_loaded > 0]
     if loaded_files:
         outcome.batch_problems += _volume_problems(con, outcome.rows_loaded, settings)

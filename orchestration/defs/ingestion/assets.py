@@ -56,32 +56,19 @@ def _rejection_reasons(warehouse: WarehouseResource, files: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _raw_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(key, description=description, kinds={"python", "duckdb"}, group_name="raw")
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(
-            RAW_EVENTS,
-            description="Valid events from the landing folder, each message_id once (ingestion/).",
-            kinds={"python", "duckdb"},
-            group_name="raw",
-        ),
-        dg.AssetSpec(
-            RAW_REJECTED,
-            description="Rows that broke the input contract, with file, line, reason and raw text.",
-            kinds={"python", "duckdb"},
-            group_name="raw",
-        ),
-        dg.AssetSpec(
+        _raw_spec(RAW_EVENTS, "Valid events from the landing folder, each message_id once (ingestion/)."),
+        _raw_spec(RAW_REJECTED, "Rows that broke the input contract, with file, line, reason and raw text."),
+        _raw_spec(
             RAW_MANIFEST,
-            description="One row per landing file: checksum, rows in/loaded/duplicate/rejected, status, gate verdict.",
-            kinds={"python", "duckdb"},
-            group_name="raw",
+            "One row per landing file: checksum, rows in/loaded/duplicate/rejected, status, gate verdict.",
         ),
-        dg.AssetSpec(
-            RAW_BATCHES,
-            description="One row per ingestion run with the batch gate's verdict (expectations/gate.py).",
-            kinds={"python", "duckdb"},
-            group_name="raw",
-        ),
+        _raw_spec(RAW_BATCHES, "One row per ingestion run with the batch gate's verdict (expectations/gate.py)."),
     ],
     check_specs=[
         dg.AssetCheckSpec(
