@@ -1,0 +1,13 @@
+{#- The ml.* tables are written by Python assets; create them empty (with their contract columns) when missing so
+    that models reading them build on a warehouse where no model has been trained yet. -#}
+{% macro create_ml_contract_tables() %}
+  {% if execute %}
+    create schema if not exists ml;
+    create table if not exists ml.user_clusters (
+        user_id varchar, cluster_id integer, cluster_name varchar, model_version varchar
+    );
+    create table if not exists ml.churn_scores (
+        user_id varchar, churn_probability double, risk_tier varchar, as_of timestamp, model_version varchar
+    );
+  {% endif %}
+{% endmacro %}
