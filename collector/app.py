@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -145,6 +147,7 @@ class Collector:
             source=source,
             received_at=datetime.now(UTC),
             sent_at=document.get("sentAt") if batch else None,
+            base_context=document.get("context") if batch and isinstance(document.get("context"), dict) else None,
             max_event_bytes=self.settings.max_event_bytes,
             future_tolerance=self.tolerance,
         )
@@ -260,6 +263,17 @@ def create_app(settings: CollectorSettings | None = None) -> Starlette:
             Route("/metrics", collector.metrics_endpoint, methods=["GET"]),
         ],
         lifespan=collector.lifespan,
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(collector.settings.cors_origins),
+                allow_methods=["POST", "GET"],
+                allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+                max_age=86400,
+            )
+        ]
+        if collector.settings.cors_origins
+        else [],
     )
     app.state.collector = collector
     return app

@@ -56,6 +56,7 @@ class RequestInfo:
     max_event_bytes: int = 32 * 1024
     future_tolerance: timedelta = timedelta(hours=24)
     received_text: str = ""  # received_at as written; filled in once per request
+    base_context: dict[str, Any] | None = None  # a batch's top-level context, under each event's own
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "received_text", iso(self.received_at))
@@ -181,10 +182,14 @@ def prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None = N
     out["receivedAt"] = info.received_text
     if original is not None:
         out["originalTimestamp"] = original
+    else:
+        out.pop("originalTimestamp", None)
     if sent_text is not None:
         out["sentAt"] = sent_text
 
     context = dict(raw.get("context") or {})
+    if info.base_context:
+        context = {**info.base_context, **context}
     if kind == "identify" and raw.get("traits") is None and isinstance(context.get("traits"), dict):
         out["traits"] = context["traits"]  # RudderStack's SDK sends identify traits inside context
     if kind in ("page", "screen"):

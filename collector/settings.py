@@ -68,6 +68,7 @@ class CollectorSettings:
     future_tolerance_hours: float = 24.0
     spool_dir_override: Path | None = None
     dev_key_warning: bool = False
+    cors_origins: tuple[str, ...] = ("*",)  # browsers (analytics.js) post from any site, as to Segment's API
 
     @property
     def landing_dir(self) -> Path:
@@ -81,7 +82,8 @@ class CollectorSettings:
 
     @classmethod
     def from_env(cls) -> CollectorSettings:
-        """Read DATA_DIR, COLLECTOR_HOST/PORT/WRITE_KEYS, COLLECTOR_ROTATE_SECONDS/EVENTS, COLLECTOR_SPOOL_DIR."""
+        """Read DATA_DIR, COLLECTOR_HOST/PORT/WRITE_KEYS, COLLECTOR_ROTATE_SECONDS/EVENTS, COLLECTOR_SPOOL_DIR,
+        COLLECTOR_MAX_EVENT_BYTES/MAX_BATCH_BYTES, COLLECTOR_CORS_ORIGINS and FUTURE_TOLERANCE_HOURS."""
         raw_keys = os.environ.get("COLLECTOR_WRITE_KEYS")
         spool = os.environ.get("COLLECTOR_SPOOL_DIR")
         return cls(
@@ -96,4 +98,7 @@ class CollectorSettings:
             future_tolerance_hours=_number("FUTURE_TOLERANCE_HOURS", 24.0),
             spool_dir_override=Path(spool).expanduser().resolve() if spool else None,
             dev_key_warning=raw_keys is None or not raw_keys.strip(),
+            cors_origins=tuple(
+                origin.strip() for origin in os.environ.get("COLLECTOR_CORS_ORIGINS", "*").split(",") if origin.strip()
+            ),
         )

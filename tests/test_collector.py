@@ -303,3 +303,40 @@ def test_write_keys_from_the_environment():
 
 def test_collector_event_names_follow_the_ingestion_contract():
     assert EVENT_NAME_RE.pattern == EVENT_NAME_PATTERN
+
+
+def test_a_batch_level_context_applies_under_each_events_own_and_browsers_may_post(data_dir):
+    batch = {
+        "batch": [track("c1", context={"locale": "fr-FR"}), track("c2")],
+        "context": {"locale": "de-DE", "ip": "x"},
+    }
+    with ThreadServer(settings_for(data_dir)) as server:
+        assert httpx.post(server.url + "/v1/batch", auth=WEB, json=batch).status_code == 200
+        preflight = httpx.options(
+            server.url + "/v1/t",
+            headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "content-type"},
+        )  # fmt: skip
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "*"
+    first, second = landed_lines(data_dir)
+    assert (first["context"]["locale"], first["context"]["ip"]) == ("fr-FR", "x")
+    assert (second["context"]["locale"], second["context"]["ip"]) == ("de-DE", "x")
+
+
+@pytest.mark.skipif(
+    not Path("/dev/shm").is_dir() or Path("/dev/shm").stat().st_dev == Path(__file__).stat().st_dev,
+    reason="needs a second file system (/dev/shm) for the spool",
+)
+def test_a_spool_on_another_file_system_lands_by_copy_and_rename(data_dir):
+    spool_dir = Path(f"/dev/shm/collector-test-{uuid.uuid4().hex}")
+    try:
+        with ThreadServer(settings_for(data_dir, spool_dir_override=spool_dir)) as server:
+            assert httpx.post(server.url + "/v1/track", auth=WEB, json=track("x1")).status_code == 200
+        assert [line["messageId"] for line in landed_lines(data_dir)] == ["x1"]
+        assert list(spool_dir.glob("*.jsonl")) == []
+        assert [p.name for p in (data_dir / "landing" / "collector").iterdir() if p.name.startswith(".")] == []
+    finally:
+        for path in spool_dir.glob("*"):
+            path.unlink()
+        spool_dir.rmdir()

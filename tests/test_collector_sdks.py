@@ -17,6 +17,7 @@ from segment.analytics.client import Client as SegmentClient
 
 from ingestion import IngestSettings
 from ingestion.loader import ingest_landing
+from orchestration.defs.sensors import new_landing_files
 from tests.collector_server import ProcessServer, landed_lines
 from tests.conftest import query
 
@@ -89,8 +90,13 @@ def test_segment_and_rudderstack_sdks_deliver_every_event_once_with_its_source(d
     assert 'collector_events_accepted_total{source="backend",type="page"} 250.0' in metrics
     assert any(entry["msg"] == "collector stopped; spool rotated" for entry in logs)
 
-    summary = ingest_landing(IngestSettings(data_dir=data_dir, settle_seconds=0))
+    settings = IngestSettings(data_dir=data_dir, settle_seconds=0)
+    # the landing sensor of `make dev` sees the rotated files in landing/collector/
+    new, _ = new_landing_files(None, settings)
+    assert new and all(name.startswith("collector/events-") and name.endswith(".jsonl") for name in new)
+    summary = ingest_landing(settings)
     assert (summary.rows_in, summary.rows_loaded, summary.rows_duplicate, summary.rows_rejected) == (3000, 3000, 0, 0)
+    assert len(summary.files) == len(new)
     loaded = query(
         data_dir,
         "select message_id, context->>'$.collector.source', type, timestamp, received_at from raw.events",
