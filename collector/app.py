@@ -40,6 +40,9 @@ for _kind in ("track", "identify", "page", "screen", "group", "alias"):
     EVENT_ENDPOINTS[_kind[0]] = _kind
 
 
+MAX_REJECTIONS_LISTED = 100  # per response; the count covers all of them
+
+
 class RequestRefused(Exception):
     """The request as a whole is refused: HTTP status, a reason code for metrics and a message for the client."""
 
@@ -188,11 +191,22 @@ class Collector:
                 "first_reason": rejected[0].reason,
             },
         )
-        details = [rejection.as_json() for rejection in rejected]
+        details = [rejection.as_json() for rejection in rejected[:MAX_REJECTIONS_LISTED]]
         if kinds:
-            return 200, {"success": True, "accepted": sum(kinds.values()), "rejected": details}
+            return 200, {
+                "success": True,
+                "accepted": sum(kinds.values()),
+                "rejected_count": len(rejected),
+                "rejected": details,
+            }
         message = rejected[0].reason if len(rejected) == 1 else f"all {len(rejected)} events were rejected"
-        return 400, {"success": False, "code": rejected[0].code, "message": message, "rejected": details}
+        return 400, {
+            "success": False,
+            "code": rejected[0].code,
+            "message": message,
+            "rejected_count": len(rejected),
+            "rejected": details,
+        }
 
     async def event_endpoint(self, request: Request) -> Response:
         """POST handler of every Tracking API path."""
