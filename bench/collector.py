@@ -314,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    machine = {
+        "cpus": os.cpu_count(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),  # other work on the machine skews the figures
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     if args.e2e:
         from collector.settings import parse_write_keys
