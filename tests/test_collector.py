@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from collector import CollectorSettings
-from collector.events import EVENT_NAME_RE
+from collector.events import EVENT_NAME_RE, RequestInfo, prepare
 from collector.settings import SettingsError, parse_write_keys
 from collector.spool import Spool, SpoolBusy
 from ingestion import IngestSettings
@@ -340,3 +340,30 @@ def test_a_spool_on_another_file_system_lands_by_copy_and_rename(data_dir):
         for path in spool_dir.glob("*"):
             path.unlink()
         spool_dir.rmdir()
+
+
+def test_events_are_normalised_the_segment_way():
+    received = datetime(2026, 11, 2, 9, 0, 0, 500_000, tzinfo=UTC)
+    info = RequestInfo(source="web", received_at=received, sent_at="2026-11-02T11:00:00+02:00")
+    # an offset is converted to UTC; the batch's sentAt says the client clock is right, so nothing moves but transit
+    accepted = prepare(track("a", timestamp="2026-11-02T10:59:00+02:00", userId=42), 0, info)
+    line = orjson.loads(accepted.line)
+    assert line["timestamp"] == "2026-11-02T08:59:00.500000Z"  # received - (sentAt - timestamp) = received - 60 s
+    assert (line["userId"], line["receivedAt"]) == ("42", "2026-11-02T09:00:00.500000Z")
+    # the event's own sentAt wins over the batch's
+    own = orjson.loads(
+        prepare(track("b", timestamp="2026-11-02T09:00:00Z", sentAt="2026-11-02T09:00:30Z"), 1, info).line
+    )
+    assert own["timestamp"] == "2026-11-02T08:59:30.500000Z"
+    bad = prepare(track("c", sentAt="soon"), 2, info)
+    assert (bad.code, bad.reason) == ("bad_sent_at", "unparseable sentAt: soon")
+    # RudderStack's identify: traits inside context become the event's traits
+    rudder = {"type": "identify", "messageId": "d", "anonymousId": "an", "context": {"traits": {"plan": "pro"}}}
+    assert orjson.loads(prepare(rudder, 3, info).line)["traits"] == {"plan": "pro"}
+    # no messageId: the same event gets the same generated id each time it is sent, another event another id
+    first, again = prepare(track(None, messageId=None), 4, info), prepare(track(None, messageId=None), 5, info)
+    other = prepare(track(None, messageId=None, event="Other"), 6, info)
+    ids = [orjson.loads(a.line)["messageId"] for a in (first, again, other)]
+    assert ids[0] == ids[1] != ids[2] and ids[0].startswith("collector-")
+    assert prepare({"type": ["track"], "userId": "u"}, 7, info).code == "unknown_type"
+    assert prepare(track("e", userId={"id": 1}), 8, info).code == "invalid_id"
