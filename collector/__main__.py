@@ -12,6 +12,7 @@ import uvicorn
 from collector.app import create_app
 from collector.logs import log_config
 from collector.settings import CollectorSettings, SettingsError
+from collector.spool import Spool, SpoolBusy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.config.dictConfig(config)
     try:
         settings = CollectorSettings.from_env()
-    except SettingsError as error:
+        Spool.ensure_free(settings.spool_dir)
+    except (SettingsError, SpoolBusy) as error:
         logging.getLogger("collector").error(str(error))
         return 2
     uvicorn.run(

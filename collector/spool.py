@@ -85,6 +85,22 @@ class Spool:
 
     # -- life cycle -------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def ensure_free(spool_dir: Path) -> None:
+        """Raise SpoolBusy when another process holds `spool_dir` (a check before starting the server)."""
+        if not (spool_dir / LOCK_NAME).exists():
+            return
+        fd = os.open(spool_dir / LOCK_NAME, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            raise SpoolBusy(
+                f"spool folder {spool_dir} is in use by another collector (pid {holder or 'unknown'})"
+            ) from None
+        finally:
+            os.close(fd)  # closing drops a lock taken here
+
     def open(self) -> list[Path]:
         """Take the spool folder's lock and land whatever an earlier process left; returns the files landed."""
         self.spool_dir.mkdir(parents=True, exist_ok=True)
