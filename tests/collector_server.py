@@ -70,8 +70,8 @@ class ThreadServer:
 class ProcessServer:
     """`python -m collector` in its own process, configured through the environment like in production."""
 
-    def __init__(self, data_dir: Path, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, data_dir: Path, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "DATA_DIR": str(data_dir), "COLLECTOR_PORT": str(self.port), **env}
         self.process: subprocess.Popen | None = None
