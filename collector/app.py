@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.events import Accepted, Rejection, RequestInfo, prepare
+from collector.events import SPOOLED_TYPES, Accepted, Rejection, RequestInfo, prepare
 from collector.metrics import CollectorMetrics
 from collector.settings import CollectorSettings
 from collector.spool import Spool, SpoolWriter
@@ -176,7 +176,7 @@ class Collector:
             self.metrics.spooled_events.inc(len(lines))
         for kind, count in kinds.items():
             self.metrics.events_accepted.labels(source, kind).inc(count)
-            if kind not in ("track", "page", "screen", "identify"):
+            if kind not in SPOOLED_TYPES:
                 self.metrics.events_dropped.labels(kind).inc(count)
         for rejection in rejected:
             self.metrics.events_rejected.labels(rejection.code).inc()

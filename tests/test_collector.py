@@ -13,12 +13,13 @@ import orjson
 import pytest
 
 from collector import CollectorSettings
-from collector.events import EVENT_NAME_RE, RequestInfo, prepare
+from collector.events import EVENT_NAME_RE, SPOOLED_TYPES, RequestInfo, prepare
 from collector.settings import SettingsError, parse_write_keys
 from collector.spool import Spool, SpoolBusy
 from ingestion import IngestSettings
 from ingestion.loader import ingest_landing
 from ingestion.validate import EVENT_NAME_PATTERN
+from ingestion.validate import KNOWN_TYPES as INGESTED_TYPES
 from tests.collector_server import ThreadServer, landed_lines
 from tests.conftest import query
 
@@ -301,8 +302,9 @@ def test_write_keys_from_the_environment():
             parse_write_keys(bad)
 
 
-def test_collector_event_names_follow_the_ingestion_contract():
+def test_collector_event_names_and_spooled_types_follow_the_ingestion_contract():
     assert EVENT_NAME_RE.pattern == EVENT_NAME_PATTERN
+    assert set(SPOOLED_TYPES) == set(INGESTED_TYPES)
 
 
 def test_a_batch_level_context_applies_under_each_events_own_and_browsers_may_post(data_dir):
