@@ -12,7 +12,6 @@ import uvicorn
 from collector.app import create_app
 from collector.logs import log_config
 from collector.settings import CollectorSettings, SettingsError
-from collector.spool import Spool, SpoolBusy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,12 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.config.dictConfig(config)
     try:
         settings = CollectorSettings.from_env()
-        Spool.ensure_free(settings.spool_dir)
-    except (SettingsError, SpoolBusy) as error:
+    except SettingsError as error:
         logging.getLogger("collector").error(str(error))
         return 2
+    # one process serves in-process; several run under uvicorn's supervisor, each building the app from the env
     uvicorn.run(
-        create_app(settings),
+        create_app(settings) if settings.workers == 1 else "collector.app:create_app",
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_config=config,

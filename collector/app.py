@@ -6,10 +6,13 @@ Endpoints: POST /v1/batch (also /v1/import), /v1/track, /v1/identify, /v1/page, 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import logging
+import os
+import signal
 import time
 import zlib
 from collections import Counter as Tally
@@ -75,7 +78,7 @@ class Collector:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
         self.metrics = CollectorMetrics()
-        self.spool = Spool(settings.spool_dir, settings.landing_dir, settings.rotate_events)
+        self.spool = Spool(settings.spool_root, settings.landing_dir, settings.rotate_events)
         self.writer = SpoolWriter(self.spool, settings.rotate_seconds)
         self.tolerance = timedelta(hours=settings.future_tolerance_hours)
         self.spool.on_rotate = self._rotated
@@ -243,6 +246,16 @@ class Collector:
         """Prometheus text format."""
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def _exit_with_supervisor(self) -> None:
+        """A worker whose supervisor died (kill -9) shuts down gracefully instead of serving on as an orphan."""
+        parent = os.getppid()
+        while True:
+            await asyncio.sleep(1)
+            if os.getppid() != parent:
+                log.warning("supervisor process is gone; shutting down")
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         if self.settings.dev_key_warning:
@@ -254,15 +267,18 @@ class Collector:
             extra={
                 "sources": sorted(set(self.settings.write_keys.values())),
                 "landing": str(self.settings.landing_dir),
-                "spool": str(self.settings.spool_dir),
+                "spool": str(self.spool.spool_dir),
                 "recovered_files": len(recovered),
                 "rotate_seconds": self.settings.rotate_seconds,
                 "rotate_events": self.settings.rotate_events,
             },
         )
+        watch = asyncio.create_task(self._exit_with_supervisor()) if self.settings.workers > 1 else None
         try:
             yield
         finally:
+            if watch:
+                watch.cancel()
             landed = await self.writer.stop()
             log.info("collector stopped; spool rotated", extra={"file": landed.name if landed else None})
 

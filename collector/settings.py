@@ -68,6 +68,7 @@ class CollectorSettings:
     future_tolerance_hours: float = 24.0
     spool_dir_override: Path | None = None
     dev_key_warning: bool = False
+    workers: int = 1  # processes; each spools on its own
     cors_origins: tuple[str, ...] = ("*",)  # browsers (analytics.js) post from any site, as to Segment's API
 
     @property
@@ -76,14 +77,16 @@ class CollectorSettings:
         return self.data_dir / "landing" / "collector"
 
     @property
-    def spool_dir(self) -> Path:
-        """The open spool file's folder: outside the landing folder, on the same file system for atomic renames."""
+    def spool_root(self) -> Path:
+        """Where each process keeps its open spool file (in a subfolder of its own): outside the landing folder,
+        on the same file system so that rotation is one atomic rename."""
         return self.spool_dir_override or self.data_dir / "spool" / "collector"
 
     @classmethod
     def from_env(cls) -> CollectorSettings:
         """Read DATA_DIR, COLLECTOR_HOST/PORT/WRITE_KEYS, COLLECTOR_ROTATE_SECONDS/EVENTS, COLLECTOR_SPOOL_DIR,
-        COLLECTOR_MAX_EVENT_BYTES/MAX_BATCH_BYTES, COLLECTOR_CORS_ORIGINS and FUTURE_TOLERANCE_HOURS."""
+        COLLECTOR_MAX_EVENT_BYTES/MAX_BATCH_BYTES, COLLECTOR_WORKERS, COLLECTOR_CORS_ORIGINS and
+        FUTURE_TOLERANCE_HOURS."""
         raw_keys = os.environ.get("COLLECTOR_WRITE_KEYS")
         spool = os.environ.get("COLLECTOR_SPOOL_DIR")
         return cls(
@@ -98,6 +101,7 @@ class CollectorSettings:
             future_tolerance_hours=_number("FUTURE_TOLERANCE_HOURS", 24.0),
             spool_dir_override=Path(spool).expanduser().resolve() if spool else None,
             dev_key_warning=raw_keys is None or not raw_keys.strip(),
+            workers=int(_number("COLLECTOR_WORKERS", 1, minimum=1)),
             cors_origins=tuple(
                 origin.strip() for origin in os.environ.get("COLLECTOR_CORS_ORIGINS", "*").split(",") if origin.strip()
             ),

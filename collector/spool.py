@@ -9,10 +9,12 @@ and that was never acknowledged, is cut off, and the rest is moved into landing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import logging
 import os
+import secrets
 import shutil
 import time
 from collections.abc import Callable
@@ -23,11 +25,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SPOOL_SUFFIX = ".jsonl"
-LOCK_NAME = ".lock"
-
-
-class SpoolBusy(RuntimeError):
-    """Another collector process holds the spool folder."""
+LOCK_NAME = ".lock"  # held (flock) by the live process that owns a spool subfolder
 
 
 def fsync_dir(path: Path) -> None:
@@ -66,12 +64,17 @@ def cut_torn_tail(path: Path) -> int:
 
 
 class Spool:
-    """Synchronous spool file operations; `SpoolWriter` runs them on one thread, in order."""
+    """Synchronous spool file operations; `SpoolWriter` runs them on one thread, in order.
 
-    def __init__(self, spool_dir: Path, landing_dir: Path, rotate_events: int) -> None:
-        self.spool_dir = spool_dir
+    Each process spools into its own locked subfolder of the spool root, so several workers or collectors can share
+    one DATA_DIR; a subfolder whose lock is free belongs to a process that died, and the next start lands it.
+    """
+
+    def __init__(self, spool_root: Path, landing_dir: Path, rotate_events: int) -> None:
+        self.spool_root = spool_root
         self.landing_dir = landing_dir
         self.rotate_events = rotate_events
+        self.spool_dir = spool_root / f"p{os.getpid()}-{secrets.token_hex(4)}"
         self.events = 0  # in the open file
         self.bytes = 0
         self.first_write_at: float | None = None  # wall clock of the open file's first event
@@ -85,46 +88,46 @@ class Spool:
 
     # -- life cycle -------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def ensure_free(spool_dir: Path) -> None:
-        """Raise SpoolBusy when another process holds `spool_dir` (a check before starting the server)."""
-        if not (spool_dir / LOCK_NAME).exists():
-            return
-        fd = os.open(spool_dir / LOCK_NAME, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            raise SpoolBusy(
-                f"spool folder {spool_dir} is in use by another collector (pid {holder or 'unknown'})"
-            ) from None
-        finally:
-            os.close(fd)  # closing drops a lock taken here
-
     def open(self) -> list[Path]:
-        """Take the spool folder's lock and land whatever an earlier process left; returns the files landed."""
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        """Lock this process's spool subfolder and land what dead processes left; returns the files landed."""
         self.landing_dir.mkdir(parents=True, exist_ok=True)
+        self.spool_dir.mkdir(parents=True)
         lock_fd = os.open(self.spool_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(lock_fd, 32, 0).decode(errors="replace").strip()
-            os.close(lock_fd)
-            raise SpoolBusy(
-                f"spool folder {self.spool_dir} is in use by another collector (pid {holder or 'unknown'})"
-            ) from None
-        os.ftruncate(lock_fd, 0)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = lock_fd
+        fsync_dir(self.spool_root)
         return self.recover()
 
     def recover(self) -> list[Path]:
-        """Move every leftover spool file into landing (after cutting a torn tail); drop empty ones."""
-        for stale in self.landing_dir.glob(".collector-*.part"):
-            stale.unlink()  # an interrupted cross-device copy; its source is still in the spool
+        """Land the spool files of every subfolder whose process is gone (its lock is free), then remove it."""
+        landed: list[Path] = []
+        for folder in sorted(p for p in self.spool_root.iterdir() if p.is_dir() and p != self.spool_dir):
+            try:
+                fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:
+                continue  # removed by another process recovering it right now
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live process
+            try:
+                landed += self._recover_folder(folder)
+                (folder / LOCK_NAME).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            finally:
+                os.close(fd)
+        if landed:
+            fsync_dir(self.spool_root)
+        return landed
+
+    def _recover_folder(self, folder: Path) -> list[Path]:
+        for stale in self.landing_dir.glob(f".collector-{folder.name}-*.part"):
+            stale.unlink()  # an interrupted cross-device copy; its source is still in the folder
         landed = []
-        for path in sorted(self.spool_dir.glob("*" + SPOOL_SUFFIX)):
+        for path in sorted(folder.glob("*" + SPOOL_SUFFIX)):
             cut = cut_torn_tail(path)
             if cut:
                 log.warning("cut a torn last line", extra={"file": path.name, "bytes_cut": cut})
@@ -134,17 +137,19 @@ class Spool:
             with open(path, "rb") as handle:
                 lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
             target = self._land(path)
-            log.info("recovered a spool file", extra={"file": target.name, "events": lines})
+            log.info("recovered a spool file", extra={"file": target.name, "events": lines, "from": folder.name})
             landed.append(target)
-        if landed:
-            fsync_dir(self.spool_dir)
+        fsync_dir(folder)
         return landed
 
     def close(self) -> Path | None:
-        """Rotate what is spooled and release the folder."""
+        """Rotate what is spooled, then remove and release this process's subfolder."""
         landed = self.rotate()
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            if not self._unlanded:
+                (self.spool_dir / LOCK_NAME).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    self.spool_dir.rmdir()
             os.close(self._lock_fd)
             self._lock_fd = None
         return landed
@@ -228,7 +233,7 @@ class Spool:
             if error.errno != errno.EXDEV:
                 raise
             # Spool and landing on different file systems: copy under a name ingestion skips, then rename.
-            partial = self.landing_dir / f".collector-{path.name}.part"
+            partial = self.landing_dir / f".collector-{path.parent.name}-{path.name}.part"
             with open(path, "rb") as source, open(partial, "wb") as copy:
                 shutil.copyfileobj(source, copy, 1 << 20)
                 copy.flush()

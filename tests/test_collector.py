@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import shutil
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,7 +19,7 @@ import pytest
 from collector import CollectorSettings
 from collector.events import EVENT_NAME_RE, SPOOLED_TYPES, RequestInfo, prepare
 from collector.settings import SettingsError, parse_write_keys
-from collector.spool import Spool, SpoolBusy
+from collector.spool import Spool
 from ingestion import IngestSettings
 from ingestion.loader import ingest_landing
 from ingestion.validate import EVENT_NAME_PATTERN
@@ -69,10 +73,10 @@ def test_track_lands_in_the_contract_with_receivedat_skew_correction_and_source(
         assert answer.status_code == 200
         assert answer.json() == {"success": True}
         # fsync'ed before the 200: the line is in the open spool file already
-        spooled = list((data_dir / "spool" / "collector").glob("*.jsonl"))
+        spooled = list((data_dir / "spool" / "collector").rglob("*.jsonl"))
         assert len(spooled) == 1 and spooled[0].read_bytes().count(b"\n") == 1
-    # shutdown rotated it into the landing folder; the spool is empty
-    assert list((data_dir / "spool" / "collector").glob("*.jsonl")) == []
+    # shutdown rotated it into the landing folder and removed the process's spool folder
+    assert list((data_dir / "spool" / "collector").iterdir()) == []
     [line] = landed_lines(data_dir)
     received = datetime.fromisoformat(line["receivedAt"])
     assert before <= received <= after
@@ -256,7 +260,8 @@ def test_rotation_by_event_count_and_by_age(data_dir):
 
 
 def test_a_torn_spool_file_left_by_a_crash_is_recovered_whole_lines_only(data_dir):
-    spool_dir = data_dir / "spool" / "collector"
+    spool_root = data_dir / "spool" / "collector"
+    spool_dir = spool_root / "p1-deadbeef"  # the folder of a process that died
     spool_dir.mkdir(parents=True)
     good = [
         orjson.dumps(
@@ -278,20 +283,46 @@ def test_a_torn_spool_file_left_by_a_crash_is_recovered_whole_lines_only(data_di
     (spool_dir / "events-20261101T100001000000Z-p1-000002.jsonl").write_bytes(b'{"torn')  # nothing whole: dropped
     with ThreadServer(settings_for(data_dir)) as server:
         assert metric(server, "collector_recovered_files_total") == 1
-        assert list(spool_dir.glob("*.jsonl")) == []
+        assert list(spool_root.rglob("*.jsonl")) == [] and not spool_dir.exists()
     assert [line["messageId"] for line in landed_lines(data_dir)] == ["r0", "r1"]
     summary = ingest_landing(IngestSettings(data_dir=data_dir, settle_seconds=0))
     assert (summary.rows_in, summary.rows_loaded, summary.rows_rejected) == (2, 2, 0)
     assert query(data_dir, "select count(*) from raw.events") == [(2,)]
 
 
-def test_one_spool_folder_one_collector(data_dir, tmp_path):
-    first = Spool(tmp_path / "spool", tmp_path / "landing", rotate_events=10)
-    first.open()
-    with pytest.raises(SpoolBusy, match="in use by another collector"):
-        Spool(tmp_path / "spool", tmp_path / "landing", rotate_events=10).open()
-    first.close()
-    Spool(tmp_path / "spool", tmp_path / "landing", rotate_events=10).open()
+SPOOL_AND_DIE = """
+import os, signal, sys
+from pathlib import Path
+from collector.spool import Spool
+spool = Spool(Path(sys.argv[1]), Path(sys.argv[2]), rotate_events=100)
+spool.open()
+spool.write(b'{"messageId": "%s"}\\n' % sys.argv[3].encode(), 1)
+print("spooled", flush=True)
+if sys.argv[4] == "die":
+    os.kill(os.getpid(), signal.SIGKILL)
+sys.stdin.read()
+"""
+
+
+def test_processes_share_a_spool_root_and_a_dead_ones_folder_is_landed_by_the_next(tmp_path):
+    root, landing = tmp_path / "spool", tmp_path / "landing"
+    run = [sys.executable, "-c", SPOOL_AND_DIE, str(root), str(landing)]
+    dead = subprocess.run([*run, "a", "die"], capture_output=True)
+    assert dead.returncode == -signal.SIGKILL and dead.stdout == b"spooled\n"
+    alive = subprocess.Popen([*run, "b", "live"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert alive.stdout.readline() == b"spooled\n"
+        # the next process to start landed what the dead one spooled
+        assert [path.read_bytes() for path in landing.iterdir()] == [b'{"messageId": "a"}\n']
+        # and a live process's open file is left alone
+        third = Spool(root, landing, rotate_events=100)
+        assert third.open() == []
+        assert [path.read_bytes() for path in root.rglob("*.jsonl")] == [b'{"messageId": "b"}\n']
+    finally:
+        alive.kill()
+        alive.wait()
+    assert [path.read_bytes() for path in Spool(root, landing, rotate_events=100).open()] == [b'{"messageId": "b"}\n']
+    third.close()
 
 
 def test_write_keys_from_the_environment():
@@ -336,12 +367,10 @@ def test_a_spool_on_another_file_system_lands_by_copy_and_rename(data_dir):
         with ThreadServer(settings_for(data_dir, spool_dir_override=spool_dir)) as server:
             assert httpx.post(server.url + "/v1/track", auth=WEB, json=track("x1")).status_code == 200
         assert [line["messageId"] for line in landed_lines(data_dir)] == ["x1"]
-        assert list(spool_dir.glob("*.jsonl")) == []
+        assert list(spool_dir.rglob("*.jsonl")) == []
         assert [p.name for p in (data_dir / "landing" / "collector").iterdir() if p.name.startswith(".")] == []
     finally:
-        for path in spool_dir.glob("*"):
-            path.unlink()
-        spool_dir.rmdir()
+        shutil.rmtree(spool_dir, ignore_errors=True)
 
 
 def test_events_are_normalised_the_segment_way():

@@ -179,7 +179,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_event_and_lands_none_twice(data
     recovered = httpx.get(restarted.url + "/metrics").text
     restarted.stop()
     assert "collector_recovered_files_total" in recovered
-    assert not list((data_dir / "spool" / "collector").glob("*.jsonl"))
+    assert not list((data_dir / "spool" / "collector").rglob("*.jsonl"))
 
     lines = landed_lines(data_dir)
     ids = [line["messageId"] for line in lines]
