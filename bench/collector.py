@@ -2,9 +2,10 @@
 
 For batch sizes 1, 100 and 500, a load generator in this process keeps `--concurrency` keep-alive connections busy
 for `--seconds` with Segment-shaped `/v1/batch` requests, first against the collector (`python -m collector` in its
-own process, spooling into a temporary DATA_DIR with fsync before each answer), then against a baseline in its own
-process on the same stack (Starlette on uvicorn) that only parses the JSON and answers 200. Results go to
-bench/results/collector.json and a table on stdout.
+own process, spooling into a temporary DATA_DIR with fsync before each answer), then against the collector with
+`--workers` processes (COLLECTOR_WORKERS), then against a baseline in its own process on the same stack (Starlette
+on uvicorn, one process) that only parses the JSON and answers 200. Results go to bench/results/collector.json and
+a table on stdout.
 
 `--e2e` instead measures, against a running `make dev` (Dagster with the landing sensor, plus the collector), the
 seconds from a Segment SDK call to the event's user appearing in $DATA_DIR/serving.duckdb (marts.user_segments),
@@ -187,20 +188,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def throughput(seconds: float, concurrency: int) -> dict[str, object]:
-    """Collector and baseline at each batch size, with the collector/baseline ratios."""
+def throughput(seconds: float, concurrency: int, workers: int) -> dict[str, object]:
+    """Collector (one process, and `workers` processes) and baseline at each batch size, with the ratios."""
     work = Path(tempfile.mkdtemp(prefix="bench-collector-"))
     env = {**os.environ, "DATA_DIR": str(work), "COLLECTOR_WRITE_KEYS": f"{WRITE_KEY}:bench"}
     runs: list[dict[str, object]] = []
+    targets = [("collector", 1), (f"collector x{workers}", workers), ("baseline", 1)] if workers > 1 else [
+        ("collector", 1), ("baseline", 1)]  # fmt: skip
     try:
-        for target in ("collector", "baseline"):
+        for target, processes in targets:
             port = free_port()
             command = (
-                [sys.executable, "-m", "collector", "--port", str(port), "--log-level", "warning"]
-                if target == "collector"
-                else [sys.executable, "-m", "bench.collector", "--serve-baseline", str(port)]
+                [sys.executable, "-m", "bench.collector", "--serve-baseline", str(port)]
+                if target == "baseline"
+                else [sys.executable, "-m", "collector", "--port", str(port), "--log-level", "warning"]
             )
-            process = start(command, env, port)
+            process = start(command, {**env, "COLLECTOR_WORKERS": str(processes)}, port)
             try:
                 for batch_size in BATCH_SIZES:
                     runs.append({"target": target, **load(port, batch_size, seconds, concurrency)})
@@ -211,10 +214,14 @@ def throughput(seconds: float, concurrency: int) -> dict[str, object]:
         shutil.rmtree(work, ignore_errors=True)
     by = {(run["target"], run["batch_size"]): run for run in runs}
     ratios = {
-        str(size): round(by["collector", size]["events_per_s"] / by["baseline", size]["events_per_s"], 2)
-        for size in BATCH_SIZES
+        target: {
+            str(size): round(by[target, size]["events_per_s"] / by["baseline", size]["events_per_s"], 2)
+            for size in BATCH_SIZES
+        }
+        for target, _ in targets
+        if target != "baseline"
     }
-    return {"runs": runs, "collector_over_baseline_events_per_s": ratios, "events_landed_by_collector": landed}
+    return {"runs": runs, "over_baseline_events_per_s": ratios, "events_landed_by_collector": landed}
 
 
 # -- end to end ---------------------------------------------------------------------------------------------------
@@ -285,15 +292,15 @@ def end_to_end(url: str, write_key: str, data_dir: Path, trials: int, timeout: f
 
 def table(report: dict[str, object]) -> str:
     lines = [
-        f"{'target':<10} {'batch':>5} {'events/s':>10} {'requests/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+        f"{'target':<13} {'batch':>5} {'events/s':>10} {'requests/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
     ]
     for run in report["runs"]:
         lines.append(
-            f"{run['target']:<10} {run['batch_size']:>5} {run['events_per_s']:>10,} {run['requests_per_s']:>10,.1f} "
+            f"{run['target']:<13} {run['batch_size']:>5} {run['events_per_s']:>10,} {run['requests_per_s']:>10,.1f} "
             f"{run['p50_ms']:>8} {run['p99_ms']:>8} {run['errors']:>6}"
         )
-    ratios = report["collector_over_baseline_events_per_s"]
-    lines.append("collector / baseline events/s: " + ", ".join(f"batch {k}: {v}" for k, v in ratios.items()))
+    for target, ratios in report["over_baseline_events_per_s"].items():
+        lines.append(f"{target} / baseline events/s: " + ", ".join(f"batch {k}: {v}" for k, v in ratios.items()))
     return "\n".join(lines)
 
 
@@ -302,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.collector", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per batch size and target")
     parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections kept busy")
+    parser.add_argument("--workers", type=int, default=2, help="also measure the collector with this many processes")
     parser.add_argument("--e2e", action="store_true", help="SDK call to serving copy, against a running make dev")
     parser.add_argument("--url", help="collector URL for --e2e (default from COLLECTOR_HOST/COLLECTOR_PORT)")
     parser.add_argument("--write-key", help="write key for --e2e (default: first of COLLECTOR_WRITE_KEYS, or dev)")
@@ -333,12 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SDK call -> serving copy: median {report['median_s']} s, max {report['max_s']} s, "
               f"missed {report['missed']} of {args.trials}")  # fmt: skip
     else:
-        report = throughput(args.seconds, args.concurrency)
+        report = throughput(args.seconds, args.concurrency, args.workers)
         previous["throughput"] = {
             "measured_at": measured_at,
             "machine": machine,
             "seconds_per_run": args.seconds,
             "concurrency": args.concurrency,
+            "workers": args.workers,
             **report,
         }
         print(table(report))
