@@ -10,7 +10,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -263,7 +262,6 @@ class Collector:
             log.warning("COLLECTOR_WRITE_KEYS is not set: accepting the development key `dev` for source `dev`")
         recovered = await self.writer.start()
         self.metrics.recovered_files.inc(len(recovered))
-        gc.freeze()  # the start-up heap never needs collecting; each request allocates thousands of dicts
         log.info(
             "collector ready",
             extra={
