@@ -68,7 +68,7 @@ class CollectorSettings:
     future_tolerance_hours: float = 24.0
     spool_dir_override: Path | None = None
     dev_key_warning: bool = False
-    workers: int = 1  # processes; each spools on its own
+    workers: int = 1  # processes; each spools on its own and keeps its own /metrics (a scrape sees one of them)
     cors_origins: tuple[str, ...] = ("*",)  # browsers (analytics.js) post from any site, as to Segment's API
 
     @property
