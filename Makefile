@@ -21,7 +21,7 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install lock demo run test dev sql bench lint format manifest clean
+.PHONY: help install lock demo run test dev sql collect bench lint format manifest clean
 
 help:
 	@echo "make demo   fresh machine to finished warehouse: install, generate demo events, run everything"
@@ -29,6 +29,7 @@ help:
 	@echo "make test   the whole test suite (what CI runs)"
 	@echo "make dev    Dagster UI with schedules and sensors running"
 	@echo "make sql    read-only SQL shell on the published copy (serving.duckdb)"
+	@echo "make collect  the event collector alone (Segment's HTTP Tracking API on 127.0.0.1:8090)"
 	@echo "make lint   ruff"
 
 $(INSTALLED): pyproject.toml requirements.lock
@@ -67,8 +68,16 @@ run: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 test: $(MANIFEST)
 	$(BIN)/python -m pytest
 
+# The collector runs beside Dagster; Ctrl-C (or Dagster exiting) stops it, and it rotates its spool on the way out.
 dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m collector & collector=$$!; \
+	trap 'kill -TERM $$collector 2>/dev/null; wait $$collector' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The event collector alone: Segment's HTTP Tracking API on $$COLLECTOR_HOST:$$COLLECTOR_PORT (default 127.0.0.1:8090),
+# rotating whole files into $(DATA_DIR)/landing/collector/. Write keys: COLLECTOR_WRITE_KEYS=key:source,... (unset: `dev`).
+collect: $(INSTALLED)
+	$(BIN)/python -m collector
 
 # A read-only SQL shell on the published copy ($(DATA_DIR)/serving.duckdb); one statement: make sql Q="select 1"
 sql: $(INSTALLED)
@@ -77,6 +86,7 @@ sql: $(INSTALLED)
 # Benchmarks (figures, not pass/fail): 1M and 10M events; BENCH_ARGS=--with-100m adds 100M.
 bench: $(MANIFEST)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.collector
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
