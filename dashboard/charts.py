@@ -11,6 +11,8 @@ import pandas as pd
 SVG = {"embedOptions": {"renderer": "svg"}}
 LIFECYCLE_COLOURS = {"new": "#2ca02c", "returning": "#1f77b4", "resurrecting": "#ff7f0e", "dormant": "#d62728"}
 ALERT_COLOUR = "#d62728"
+# Name of layers drawn whatever the data (a zero line); the browser test does not count them as data marks.
+REFERENCE = "reference"
 
 
 def _finish(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -80,22 +82,22 @@ def retention_heatmap(matrix: pd.DataFrame, rate: str, *, grain: str) -> alt.Lay
             alt.Tooltip("state:N", title="cell"),
         ],
     )
-    complete = (
-        base.transform_filter("datum.is_complete")
-        .mark_rect()
-        .encode(
-            color=alt.Color(
+    # one rect layer (two filtered layers misalign their bands): colour by rate where complete, grey and dashed not
+    cells = base.mark_rect(strokeWidth=1).encode(
+        color=alt.condition(
+            "datum.is_complete",
+            alt.Color(
                 "rate:Q",
                 title="retention",
                 scale=alt.Scale(scheme="blues", domain=[0, 1]),
                 legend=alt.Legend(format=".0%"),
             ),
-        )
+            alt.value("#f2f2f2"),
+        ),
+        stroke=alt.condition("datum.is_complete", alt.value(None), alt.value("#9e9e9e")),
+        strokeDash=alt.condition("datum.is_complete", alt.value([1, 0]), alt.value([3, 2])),
     )
-    incomplete = base.transform_filter("!datum.is_complete").mark_rect(
-        color="#f2f2f2", stroke="#9e9e9e", strokeDash=[3, 2], strokeWidth=1
-    )
-    layers = [complete, incomplete]
+    layers = [cells]
     if cohorts * periods <= 900:  # labels only where they fit
         layers.append(
             base.mark_text(fontSize=10).encode(
@@ -177,7 +179,7 @@ def lifecycle_bars(frame: pd.DataFrame, *, grain: str) -> alt.LayerChart:
             tooltip=[alt.Tooltip("period_start:T", title="period"), "status:N", alt.Tooltip("users:Q", format=",")],
         )
     )
-    zero = alt.Chart(pd.DataFrame({"y": [0]})).mark_rule(color="#333").encode(y="y:Q")
+    zero = alt.Chart(pd.DataFrame({"y": [0]}), name=REFERENCE).mark_rule(color="#333").encode(y="y:Q")
     return _finish(alt.layer(bars, zero).properties(height=340))
 
 
@@ -214,11 +216,11 @@ def stickiness_bars(frame: pd.DataFrame) -> alt.LayerChart:
 
 
 def bars(
-    frame: pd.DataFrame, category: str, value: str, *, title: str, value_format: str = ",", sort: list | str = "-x"
+    frame: pd.DataFrame, category: str, value: str, *, title: str, value_format: str = ",.0f", sort: list | str = "-x"
 ) -> alt.Chart:
     """Horizontal bars of one value per category, labelled."""
     base = alt.Chart(frame).encode(
-        y=alt.Y(f"{category}:N", title=None, sort=sort),
+        y=alt.Y(f"{category}:N", title=None, sort=sort, axis=alt.Axis(labelLimit=320)),
         x=alt.X(f"{value}:Q", title=title, axis=alt.Axis(format=value_format)),
         tooltip=[f"{category}:N", alt.Tooltip(f"{value}:Q", format=value_format)],
     )
@@ -352,7 +354,9 @@ def forest(results: pd.DataFrame) -> alt.LayerChart:
             ],
         )
     )
-    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 3], color="#333").encode(x="x:Q")
+    zero = (
+        alt.Chart(pd.DataFrame({"x": [0]}), name=REFERENCE).mark_rule(strokeDash=[4, 3], color="#333").encode(x="x:Q")
+    )
     return _finish(alt.layer(rule, point, zero).properties(height=alt.Step(34)))
 
 
@@ -377,7 +381,7 @@ def file_rows(manifest: pd.DataFrame) -> alt.Chart:
         alt.Chart(long)
         .mark_bar()
         .encode(
-            y=alt.Y("file_name:N", title=None, sort=None),
+            y=alt.Y("file_name:N", title=None, sort=None, axis=alt.Axis(labelLimit=320)),
             x=alt.X("rows:Q", title="rows", stack="zero"),
             color=alt.Color(
                 "outcome:N",

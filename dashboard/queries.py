@@ -479,7 +479,7 @@ def _check_dimension(dimension: str) -> None:
 
 
 def age_in_words(then: datetime | None, now: datetime) -> str:
-    """'3 min', '5 h 12 min', '2 days 4 h' between two naive UTC datetimes."""
+    """'3 min', '5 h 12 min', '2 d 4 h' between two naive UTC datetimes."""
     if then is None:
         return "unknown"
     seconds = max(0, int((now - then).total_seconds()))
@@ -487,7 +487,7 @@ def age_in_words(then: datetime | None, now: datetime) -> str:
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
     if days:
-        return f"{days} day{'s' if days != 1 else ''} {hours} h"
+        return f"{days} d {hours} h"
     if hours:
         return f"{hours} h {minutes} min"
     if minutes:

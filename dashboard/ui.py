@@ -16,20 +16,27 @@ from dashboard import queries
 from dashboard.source import ServingCopy
 
 MAKE_IT = "run `make demo` (demo data) or `make run` (the files in the landing folder)"
-# How each table comes to exist, said to someone who has only the dashboard in front of them.
+# Where each table comes from, said to someone who has only the dashboard in front of them.
 HOW_TO_MAKE = {
-    "marts.kpi_alerts": "the KPI alert model builds it on every run: " + MAKE_IT,
-    "marts.cluster_profiles": "the clustering step builds it once users are clustered: " + MAKE_IT,
-    "marts.experiment_results": "dbt builds it from experiment_viewed events (properties experiment_id, variant) "
-    "and seed experiments.csv: " + MAKE_IT,
-    "ml.user_clusters": "the clustering asset writes it when there are enough users to cluster: " + MAKE_IT,
-    "ml.churn_scores": "the churn model scores users once it has enough history to train (the asset says why it "
-    "skipped in the Dagster UI otherwise): " + MAKE_IT,
-    "ml.model_metrics": "the churn model records its holdout metrics when it trains: " + MAKE_IT,
-    "ops.load_manifest": "every publish copies the load bookkeeping there: " + MAKE_IT,
-    "ops.rejects_by_file_reason": "every publish summarises the rejected rows there: " + MAKE_IT,
-    "ops.batches": "every publish copies the batch gate verdicts there: " + MAKE_IT,
+    "marts.kpi_alerts": "The KPI alert model builds it on every run.",
+    "marts.cluster_profiles": "The clustering step builds it once users are clustered.",
+    "marts.experiment_results": "dbt builds it from experiment_viewed events (properties experiment_id and "
+    "variant) and seed experiments.csv.",
+    "ml.user_clusters": "The clustering asset writes it when there are enough users to cluster.",
+    "ml.churn_scores": "The churn model writes it once it has enough history to train; when it skips, the asset "
+    "says why in the Dagster UI.",
+    "ml.model_metrics": "The churn model records its holdout metrics there when it trains.",
+    "ops.load_manifest": "Every publish copies the load bookkeeping there.",
+    "ops.rejects_by_file_reason": "Every publish summarises the rejected rows there.",
+    "ops.batches": "Every publish copies the batch gate's verdicts there.",
 }
+
+
+def how_to_make(names: list[str]) -> str:
+    """Where the named tables come from and the command that makes them."""
+    origins = [HOW_TO_MAKE[name] if len(names) == 1 else f"`{name}`: {HOW_TO_MAKE[name]}" for name in names
+               if name in HOW_TO_MAKE]  # fmt: skip
+    return " ".join([*origins, f"To build {'it' if len(names) == 1 else 'them'}, {MAKE_IT}."])
 
 
 def serving() -> ServingCopy:
@@ -93,20 +100,16 @@ def need(*names: str, what: str = "this section", allow_empty: bool = False) -> 
         return False
     missing = [name for name in names if name not in present]
     if missing:
-        st.info(
-            f"No data for {what} yet: the serving copy has no {_names(missing)}. "
-            + " ".join(f"`{name}`: {HOW_TO_MAKE.get(name, MAKE_IT)}." for name in missing)
-        )
+        verb = "is" if len(missing) == 1 else "are"
+        st.info(f"No data for {what} yet: {_names(missing)} {verb} not in the serving copy. {how_to_make(missing)}")
         return False
     if allow_empty:
         return True
     counts = load("table_rows", tables=names)
     empty = [name for name, rows in counts.items() if not rows]
     if empty:
-        st.info(
-            f"No data for {what} yet: {_names(empty)} {'is' if len(empty) == 1 else 'are'} empty. "
-            + " ".join(f"`{name}`: {HOW_TO_MAKE.get(name, MAKE_IT)}." for name in empty)
-        )
+        verb = "is" if len(empty) == 1 else "are"
+        st.info(f"No data for {what} yet: {_names(empty)} {verb} empty. {how_to_make(empty)}")
         return False
     return True
 

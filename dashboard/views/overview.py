@@ -91,5 +91,6 @@ if ui.need("marts.daily_kpis", what="the overview"):
                 st.dataframe(alerts, hide_index=True, width="stretch", key="overview_alerts")
         elif "marts.kpi_alerts" not in ui.tables():
             st.caption(
-                "KPI alerts appear here once `marts.kpi_alerts` is published: " + ui.HOW_TO_MAKE["marts.kpi_alerts"]
+                "KPI alerts will be marked here once `marts.kpi_alerts` is published. "
+                + ui.how_to_make(["marts.kpi_alerts"])
             )
