@@ -216,6 +216,15 @@ def retention_average(
 # --- lifecycle and stickiness ---------------------------------------------------------------------------------
 
 
+def lifecycle_bounds(db: ServingCopy, grain: str) -> tuple[date, date] | None:
+    """First and last period start of marts.lifecycle for a grain."""
+    _check_grain(grain)
+    row = db.query(
+        "select min(period_start) as first, max(period_start) as last from marts.lifecycle where grain = ?", [grain]
+    ).iloc[0]
+    return None if pd.isna(row["first"]) else (row["first"].date(), row["last"].date())
+
+
 def lifecycle(db: ServingCopy, grain: str, start: date, end: date) -> pd.DataFrame:
     """marts.lifecycle for periods starting between start and end, every status on every period (zeros filled),
     with signed_users negative for dormant."""

@@ -8,14 +8,23 @@ from dashboard import charts, queries, ui
 
 DEFAULT_DAYS = {"day": 60, "week": 26 * 7, "month": 366}
 
-st.subheader("Lifecycle")
-if ui.need("marts.lifecycle", "marts.daily_kpis", what="the lifecycle chart"):
-    first, last = ui.load("kpi_date_bounds")
+
+def lifecycle_section() -> None:
+    """Lifecycle bars with the latest period's counts and quick ratio."""
+    st.subheader("Lifecycle")
+    if not ui.need("marts.lifecycle", what="the lifecycle chart"):
+        return
     with st.sidebar:
         st.subheader("Filters")
         grain = st.segmented_control(
             "Lifecycle grain", list(queries.GRAINS), default="week", key="lifecycle_grain", required=True
         )
+    bounds = ui.load("lifecycle_bounds", grain=grain)
+    if bounds is None:
+        st.info(f"No {grain} periods yet.")
+        return
+    first, last = bounds
+    with st.sidebar:
         default_start = max(first, last - timedelta(days=DEFAULT_DAYS[grain]))
         picked = st.date_input(
             "Periods starting between",
@@ -43,8 +52,12 @@ if ui.need("marts.lifecycle", "marts.daily_kpis", what="the lifecycle chart"):
     )
     ui.chart(charts.lifecycle_bars(frame, grain=grain), wide, label="Lifecycle numbers", empty="No periods in range.")
 
-st.subheader("Stickiness: active days per user")
-if ui.need("marts.stickiness", what="the stickiness chart"):
+
+def stickiness_section() -> None:
+    """The distribution of active days per user in one week or month."""
+    st.subheader("Stickiness: active days per user")
+    if not ui.need("marts.stickiness", what="the stickiness chart"):
+        return
     with st.sidebar:
         sticky_grain = st.radio("Stickiness period", ["week", "month"], key="stickiness_grain", horizontal=True)
         periods = ui.load("stickiness_periods", grain=sticky_grain)
@@ -84,3 +97,7 @@ if ui.need("marts.stickiness", what="the stickiness chart"):
                 st.caption(f"This {sticky_grain} has not ended at as_of: counts are still growing.")
         st.caption("Bars: share of the period's active users active on exactly N days. Line: on N days or more.")
         ui.chart(charts.stickiness_bars(distribution), distribution, label="Stickiness numbers")
+
+
+lifecycle_section()
+stickiness_section()
