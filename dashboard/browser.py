@@ -92,7 +92,8 @@ def app_command(port: int) -> list[str]:
     """The command that serves the dashboard (what `make dashboard` runs)."""
     return [
         sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address",
-        "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode",
+        "viewer",
     ]  # fmt: skip
 
 

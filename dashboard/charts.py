@@ -219,9 +219,10 @@ def bars(
     frame: pd.DataFrame, category: str, value: str, *, title: str, value_format: str = ",.0f", sort: list | str = "-x"
 ) -> alt.Chart:
     """Horizontal bars of one value per category, labelled."""
+    counts = value_format.endswith(".0f")
     base = alt.Chart(frame).encode(
         y=alt.Y(f"{category}:N", title=None, sort=sort, axis=alt.Axis(labelLimit=320)),
-        x=alt.X(f"{value}:Q", title=title, axis=alt.Axis(format=value_format)),
+        x=alt.X(f"{value}:Q", title=title, axis=alt.Axis(format=value_format, tickMinStep=1 if counts else None)),
         tooltip=[f"{category}:N", alt.Tooltip(f"{value}:Q", format=value_format)],
     )
     labels = base.mark_text(align="left", dx=3, fontSize=11).encode(text=alt.Text(f"{value}:Q", format=value_format))
@@ -250,7 +251,10 @@ def cluster_heatmap(index: pd.DataFrame) -> alt.LayerChart:
             legend=alt.Legend(values=[-2, -1, 0, 1, 2], labelExpr="pow(2, datum.value) + 'x'"),
         )
     )
-    text = base.mark_text(fontSize=10).encode(text=alt.Text("value:Q", format=",.3g"))
+    text = base.mark_text(fontSize=10).encode(
+        text=alt.Text("value:Q", format=",.3g"),
+        color=alt.condition("abs(datum.log_index) > 1.2", alt.value("white"), alt.value("#333")),
+    )
     return _finish(alt.layer(rect, text).properties(height=alt.Step(30), width=alt.Step(90)))
 
 

@@ -317,6 +317,20 @@ def engagement_bands(db: ServingCopy, stages: tuple[str, ...] = ()) -> pd.DataFr
     return frame
 
 
+def cluster_sizes(db: ServingCopy) -> pd.DataFrame:
+    """Users per cluster from ml.user_clusters (for when the profiles mart is not built yet)."""
+    return db.query(
+        "select cluster_id, cluster_name, count(*) as users, count(*) / sum(count(*)) over () as share_of_users, "
+        "max(model_version) as model_version from ml.user_clusters group by 1, 2 order by users desc, cluster_id"
+    )
+
+
+def churn_model_versions(db: ServingCopy) -> list[str]:
+    """Model versions that wrote ml.churn_scores."""
+    rows = db.query("select distinct model_version from ml.churn_scores where model_version is not null order by 1")
+    return list(rows["model_version"])
+
+
 def cluster_profiles(db: ServingCopy) -> pd.DataFrame:
     """marts.cluster_profiles ordered by size."""
     return db.query("select * from marts.cluster_profiles order by users desc, cluster_id")

@@ -97,8 +97,11 @@ def test_a_missing_or_empty_table_is_named_with_how_to_make_it(data_dir):
     churn = texts(open_page("churn").info)
     assert "`ml.churn_scores` is empty" in churn and "enough history to train" in churn
     segments = open_page("segments")
-    assert "`marts.cluster_profiles` is not in the serving copy" in texts(segments.info)
     assert "RFM segments" in texts(segments.subheader)  # the rest of the page still shows
+    # users are clustered but the profiles mart is missing: sizes from ml.user_clusters, and what will come
+    assert "Profiles appear once `marts.cluster_profiles` is published" in texts(segments.caption)
+    sizes = frame(segments, "cluster_name", "model_version")
+    assert dict(zip(sizes["cluster_name"], sizes["users"], strict=True)) == {"casual": 4, "power users": 2}
 
 
 def test_overview_filters_change_the_numbers(published):

@@ -43,6 +43,9 @@ if ui.need("ml.churn_scores", what="the churn page"):
             ui.chart(charts.score_histogram(histogram, tier_names), histogram, label="Score distribution")
 
     st.subheader("Model")
+    versions = ui.load("churn_model_versions")
+    if versions:
+        st.caption(f"Scores written by model version {', '.join(versions)}.")
     if ui.need("ml.model_metrics", what="the model's holdout metrics"):
         metrics = ui.load("champion_metrics")
         if metrics.empty:

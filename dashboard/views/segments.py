@@ -56,7 +56,17 @@ if has_segments:
             )
 
 st.subheader("Clusters")
-if ui.need("marts.cluster_profiles", what="the clusters"):
+if "marts.cluster_profiles" not in ui.tables() and "ml.user_clusters" in ui.tables():
+    # the model has clustered users but the profiles mart is not published yet: sizes only
+    sizes = ui.load("cluster_sizes")
+    if not sizes.empty:
+        st.caption(
+            "Profiles appear once `marts.cluster_profiles` is published. " + ui.how_to_make(["marts.cluster_profiles"])
+        )
+        ui.chart(charts.bars(sizes, "cluster_name", "users", title="users"), sizes, label="Cluster sizes")
+    else:
+        ui.need("ml.user_clusters", what="the clusters")
+elif ui.need("marts.cluster_profiles", what="the clusters"):
     profiles = ui.load("cluster_profiles")
     features = queries.profile_features(profiles)
     left, right = st.columns([2, 3])
