@@ -50,10 +50,11 @@ def trend(frame: pd.DataFrame, series: dict[str, str], alerts: pd.DataFrame, *, 
 
 
 def _alert_words(alerts: pd.DataFrame) -> pd.Series:
+    side = {"up": "above", "down": "below"}
     return alerts.apply(
         lambda row: (
-            f"{row['value']:,.4g} vs expected {row['expected']:,.4g} "
-            f"(band {row['band_low']:,.4g} to {row['band_high']:,.4g}, {row['direction']})"
+            f"{row['value']:,.4g}, {side.get(row['direction'], row['direction'])} the usual "
+            f"{row['band_low']:,.4g} to {row['band_high']:,.4g} (expected {row['expected']:,.4g})"
         ),
         axis=1,
     )

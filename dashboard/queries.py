@@ -98,6 +98,16 @@ def kpi_trend(db: ServingCopy, start: date, end: date, grain: str) -> pd.DataFra
     )
 
 
+def alert_sentence(kpi: str, activity_date: date, value: float, expected: float, low: float, high: float,
+                   direction: str) -> str:  # fmt: skip
+    """'revenue on 2026-01-10 was 50, below its usual range (80 to 160, expected 120)'."""
+    side = {"up": "above", "down": "below"}.get(direction, direction)
+    return (
+        f"{kpi} on {activity_date:%Y-%m-%d} was {value:,.4g}, {side} its usual range ({low:,.4g} to {high:,.4g}, "
+        f"expected {expected:,.4g})"
+    )
+
+
 def kpi_alerts(db: ServingCopy, start: date, end: date) -> pd.DataFrame:
     """marts.kpi_alerts between start and end."""
     return db.query(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-# A sample-ratio mismatch is flagged at this p-value: strict, because with many users tiny imbalances are
-# "significant" while a real assignment bug produces p-values far below it.
+# A sample-ratio mismatch is flagged at this p-value when the mart has no has_sample_ratio_mismatch column: strict,
+# because with many users tiny imbalances are "significant" while a real assignment bug gives p-values far below.
 SRM_ALPHA = 0.001
 
 
@@ -15,13 +15,21 @@ def srm_sentence(rows: pd.DataFrame) -> tuple[bool, str]:
     if pd.isna(p_value):
         return True, "Traffic split: not checked yet."
     counts = ", ".join(f"{row.variant} {row.users:,}" for row in rows.itertuples())
-    if p_value < SRM_ALPHA:
+    if "planned_share" in rows.columns and rows["planned_share"].notna().all():
+        counts += "; planned " + "/".join(f"{share:.0%}" for share in rows["planned_share"])
+    # the mart's own verdict (its alpha is a dbt var) when it has one
+    mismatch = rows["has_sample_ratio_mismatch"].iloc[0] if "has_sample_ratio_mismatch" in rows.columns else None
+    if bool(mismatch) if mismatch is not None and pd.notna(mismatch) else p_value < SRM_ALPHA:
         return False, (
-            f"Traffic split is off from the plan ({counts}; check p = {p_value:.2g}): users did not land in the "
+            f"Traffic split is off from the plan ({counts}; check p = {_p(p_value)}): users did not land in the "
             "variants as planned, so something in assignment or tracking is wrong. Don't act on these results "
             "until it is fixed."
         )
-    return True, f"Traffic split as planned ({counts}; check p = {p_value:.2f})."
+    return True, f"Traffic split as planned ({counts}; check p = {_p(p_value)})."
+
+
+def _p(value: float) -> str:
+    return f"{value:.2f}" if value >= 0.01 else f"{value:.1g}"
 
 
 def power_sentence(rows: pd.DataFrame) -> tuple[bool, str]:

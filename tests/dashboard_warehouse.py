@@ -82,7 +82,7 @@ def _kpis(con: duckdb.DuckDBPyConnection, dau_offset: int) -> None:
     con.executemany("insert into marts.daily_kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     con.execute(
         "create or replace table marts.kpi_alerts as select date '2026-01-10' as activity_date, 'revenue' as kpi, "
-        "50.0 as value, 120.0 as expected, 80.0 as band_low, 160.0 as band_high, 'below' as direction"
+        "50.0 as value, 120.0 as expected, 80.0 as band_low, 160.0 as band_high, 'down' as direction"
     )
 
 

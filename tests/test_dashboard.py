@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import queries
+from dashboard import queries, wording
 from dashboard.source import ServingCopy
 from ingestion import IngestSettings, ingest_landing
 from ingestion.schema import connect
@@ -112,7 +112,7 @@ def test_overview_filters_change_the_numbers(published):
         "Conversion": "4.3%",
     }  # fmt: skip
     assert [m.delta for m in at.metric][:2] == ["1", "1"]
-    assert "revenue on 2026-01-10 was 50 (below, expected 120)" in texts(at.warning)
+    assert "revenue on 2026-01-10 was 50, below its usual range (80 to 160, expected 120)" in texts(at.warning)
     numbers = frame(at, "period_start", "dau")
     with duckdb.connect(str(published / "serving.duckdb"), read_only=True) as con:
         mart = con.execute("select dau, revenue::double from marts.daily_kpis order by activity_date").fetchall()
@@ -334,3 +334,16 @@ def test_pages_show_what_the_real_pipelines_marts_hold(data_dir):
     assert rfm == segments and sum(rfm.values()) == 4
     health = metrics(open_page("data_health"))
     assert (health["Files"], health["Loaded"]) == ("1", "7") == (str(files[0]), str(files[1]))
+
+
+def test_the_marts_own_srm_verdict_and_planned_split_are_used_when_present():
+    rows = pd.DataFrame(
+        {
+            "variant": ["control", "b"], "users": [300, 100], "srm_p_value": [0.0004, 0.0004],
+            "has_sample_ratio_mismatch": [False, False], "planned_share": [0.75, 0.25],
+        }
+    )  # fmt: skip
+    ok, sentence = wording.srm_sentence(rows)  # planned 75/25: the mart says the split is fine, whatever p says
+    assert ok and sentence == "Traffic split as planned (control 300, b 100; planned 75%/25%; check p = 0.0004)."
+    ok, sentence = wording.srm_sentence(rows.assign(has_sample_ratio_mismatch=True, srm_p_value=0.2))
+    assert not ok and sentence.startswith("Traffic split is off from the plan (control 300, b 100; planned 75%/25%;")

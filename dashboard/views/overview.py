@@ -5,7 +5,7 @@ from datetime import timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, ui
+from dashboard import charts, queries, ui
 
 if ui.need("marts.daily_kpis", what="the overview"):
     first, last = ui.load("kpi_date_bounds")
@@ -65,9 +65,10 @@ if ui.need("marts.daily_kpis", what="the overview"):
             st.warning(
                 f"{len(alerts)} KPI alert{'s' if len(alerts) != 1 else ''} in this range, marked with red rings: "
                 + "; ".join(
-                    f"{row.kpi} on {row.activity_date:%Y-%m-%d} was {row.value:,.4g} ({row.direction}, expected "
-                    f"{row.expected:,.4g})"
-                    for row in alerts.head(5).itertuples()
+                    queries.alert_sentence(
+                        r.kpi, r.activity_date, r.value, r.expected, r.band_low, r.band_high, r.direction
+                    )
+                    for r in alerts.head(5).itertuples()
                 )
                 + ("…" if len(alerts) > 5 else ""),
                 icon=":material/notifications:",
