@@ -133,8 +133,9 @@ def running_app(data_dir: Path, port: int | None = None, timeout: float = 60) ->
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 1000) -> Iterator:
-    """A headless Chromium driven through Debian's chromedriver, with a throwaway profile."""
+def chromium(width: int = 1400, height: int = 1000, downloads: Path | None = None) -> Iterator:
+    """A headless Chromium driven through Debian's chromedriver, with a throwaway profile (downloads: where files
+    the pages offer are saved)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -144,6 +145,10 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator:
         options.binary_location = str(binary)
         for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
             options.add_argument(flag)
+        if downloads is not None:
+            options.add_experimental_option(
+                "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+            )
         driver = webdriver.Chrome(service=Service(str(driver_path)), options=options)
         try:
             yield driver

@@ -289,7 +289,7 @@ def score_histogram(frame: pd.DataFrame, tiers: list[str]) -> alt.Chart:
 def variant_rates(results: pd.DataFrame) -> alt.LayerChart:
     """Conversion rate of each variant with its 95% interval."""
     data = results.assign(arm=results["variant"] + results["is_control"].map({True: " (control)", False: ""}))
-    y = alt.Y("arm:N", title=None, sort=None)
+    y = alt.Y("arm:N", title=None, sort=None, axis=alt.Axis(labelLimit=320))
     rule = (
         alt.Chart(data)
         .mark_rule(strokeWidth=2, color="#4c78a8")
@@ -324,7 +324,7 @@ def forest(results: pd.DataFrame) -> alt.LayerChart:
         label=lambda f: f["experiment_id"] + " · " + f["variant"],
         verdict=lambda f: f.apply(_lift_verdict, axis=1),
     )
-    y = alt.Y("label:N", title=None, sort=None)
+    y = alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=320))
     x = alt.X("lift_ci_low:Q", title="lift vs control (95% interval)", axis=alt.Axis(format="+.0%"))
     rule = (
         alt.Chart(data)

@@ -98,13 +98,19 @@ def kpi_trend(db: ServingCopy, start: date, end: date, grain: str) -> pd.DataFra
     )
 
 
-def alert_sentence(kpi: str, activity_date: date, value: float, expected: float, low: float, high: float,
-                   direction: str) -> str:  # fmt: skip
+def number(value: float) -> str:
+    """A KPI value for a sentence: whole numbers with separators from 100 up, three significant digits below."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def alert_sentence(
+    kpi: str, activity_date: date, value: float, expected: float, low: float, high: float, direction: str
+) -> str:
     """'revenue on 2026-01-10 was 50, below its usual range (80 to 160, expected 120)'."""
     side = {"up": "above", "down": "below"}.get(direction, direction)
     return (
-        f"{kpi} on {activity_date:%Y-%m-%d} was {value:,.4g}, {side} its usual range ({low:,.4g} to {high:,.4g}, "
-        f"expected {expected:,.4g})"
+        f"{kpi} on {activity_date:%Y-%m-%d} was {number(value)}, {side} its usual range ({number(low)} to "
+        f"{number(high)}, expected {number(expected)})"
     )
 
 

@@ -4,8 +4,11 @@ chromium-driver; nothing is downloaded). Skipped, saying how to enable it, where
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import pytest
 
 from dashboard import browser
@@ -18,11 +21,16 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def chromium():
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def chromium(downloads: Path):
     reason = browser.missing_browser()
     if reason:
         pytest.skip(f"browser test skipped: {reason}")
-    with browser.chromium() as driver:
+    with browser.chromium(downloads=downloads) as driver:
         yield driver
 
 
@@ -32,7 +40,9 @@ def metric_values(driver: WebDriver) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricValue"]')]
 
 
-def test_every_page_renders_in_chromium_without_errors_or_empty_charts(chromium, data_dir):
+def test_every_page_renders_in_chromium_without_errors_or_empty_charts(chromium, downloads, data_dir):
+    from selenium.webdriver.common.by import By
+
     build_and_publish(data_dir)
     with browser.running_app(data_dir) as url:
         for path, title in browser.PAGES.items():
@@ -42,6 +52,17 @@ def test_every_page_renders_in_chromium_without_errors_or_empty_charts(chromium,
             assert report.dialogs == [], report  # e.g. "Page not found"
             assert report.chart_marks and report.empty_charts == 0, report
             assert report.notes == [], report  # every table is there: no "no data yet" note
+
+        # the at-risk list downloads as CSV: the highest tier, riskiest first
+        browser.open_page(chromium, f"{url}/churn")
+        button = chromium.find_element(By.CSS_SELECTOR, '[data-testid="stDownloadButton"] button')
+        button.click()
+        csv = downloads / "at_risk_users.csv"
+        deadline = time.monotonic() + 20
+        while not csv.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        at_risk = pd.read_csv(csv)
+        assert at_risk["user_id"].tolist() == ["u4", "u5"] and at_risk["churn_probability"].tolist() == [0.9, 0.7]
 
         # a run publishes a new copy: the next page load shows it
         browser.open_page(chromium, url)

@@ -4,6 +4,8 @@ import streamlit as st
 
 from dashboard import charts, ui
 
+SHOWN_USERS = 1000  # rows listed on the page; the download has every user that matches
+
 if ui.need("ml.churn_scores", what="the churn page"):
     has_segments = "marts.user_segments" in ui.tables()
     with st.sidebar:
@@ -70,9 +72,11 @@ if ui.need("ml.churn_scores", what="the churn page"):
         chosen = left.multiselect("Risk tiers", tier_names, default=default_tiers, key="churn_tiers")
         min_probability = right.slider("Churn probability at least", 0.0, 1.0, 0.0, 0.05, key="churn_min_probability")
         users = ui.load("at_risk_users", tiers=tuple(chosen), min_probability=min_probability, segments=segments)
-        st.caption(f"{len(users):,} users, riskiest first.")
+        shown = users.head(SHOWN_USERS)
+        more = f"; the riskiest {SHOWN_USERS:,} are listed, the CSV has them all" if len(users) > SHOWN_USERS else ""
+        st.caption(f"{len(users):,} users, riskiest first{more}.")
         st.dataframe(
-            users,
+            shown,
             hide_index=True,
             width="stretch",
             key="churn_users",

@@ -63,12 +63,13 @@ if ui.need("marts.daily_kpis", what="the overview"):
             )
         if not alerts.empty:
             st.warning(
-                f"{len(alerts)} KPI alert{'s' if len(alerts) != 1 else ''} in this range, marked with red rings: "
+                f"{len(alerts)} KPI alert{'s' if len(alerts) != 1 else ''} in this range, marked with red rings "
+                "(latest first): "
                 + "; ".join(
                     queries.alert_sentence(
                         r.kpi, r.activity_date, r.value, r.expected, r.band_low, r.band_high, r.direction
                     )
-                    for r in alerts.head(5).itertuples()
+                    for r in alerts.sort_values("activity_date", ascending=False).head(5).itertuples()
                 )
                 + ("…" if len(alerts) > 5 else ""),
                 icon=":material/notifications:",
