@@ -1,5 +1,9 @@
 """Publish marts.* and ml.* from the pipeline's warehouse to $DATA_DIR/serving.duckdb and Parquet exports.
 
+The serving copy also gets schema ops (the load manifest, the batch gate's verdicts and rejected rows per file and
+reason, for the dashboard's data-health page; not exported) and meta.publish (when, from what, and the as_of the
+marts were computed at).
+
 The copy is written to a hidden temporary file and renamed over the old one. An analyst's open read-only
 connection keeps reading the old file (the rename swaps the name, not the bytes the connection holds), so it
 never blocks a run and never sees half a refresh; the next connection sees the new copy whole.
