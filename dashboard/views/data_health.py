@@ -7,6 +7,8 @@ import streamlit as st
 
 from dashboard import charts, queries, ui
 
+CHARTED_FILES = 30  # newest first; the table lists every file
+
 st.subheader("Freshness")
 if ui.need("meta.publish", what="freshness"):
     info = ui.load("publish_info") or {}
@@ -76,7 +78,11 @@ if ui.need("ops.load_manifest", what="the file list"):
         not_reconciled = manifest[~manifest["reconciles"]]
         if len(not_reconciled):
             st.error(f"{len(not_reconciled)} file(s) do not reconcile (rows in != loaded + duplicate + rejected).")
-    ui.chart(charts.file_rows(manifest), manifest, label="Files", empty="No files match.")
+    if len(manifest) > CHARTED_FILES:
+        st.caption(
+            f"The chart shows the {CHARTED_FILES} files loaded last; the table below it has all {len(manifest):,}."
+        )
+    ui.chart(charts.file_rows(manifest.head(CHARTED_FILES)), manifest, label="Files", empty="No files match.")
 
 st.subheader("Rejected rows by reason")
 if ui.need("ops.rejects_by_file_reason", what="the rejected rows", allow_empty=True):
