@@ -26,7 +26,7 @@ PAGES = [
     st.Page(VIEWS / "segments.py", title="Segments", icon=":material/groups:", url_path="segments"),
     st.Page(VIEWS / "churn.py", title="Churn", icon=":material/trending_down:", url_path="churn"),
     st.Page(VIEWS / "experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
-    st.Page(VIEWS / "data_health.py", title="Data health", icon=":material/health_and_safety:", url_path="data-health"),
+    st.Page(VIEWS / "data_health.py", title="Data health", icon=":material/health_and_safety:", url_path="data_health"),
 ]
 
 st.set_page_config(page_title="Engagement dashboard", page_icon=":material/insights:", layout="wide")

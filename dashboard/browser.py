@@ -27,7 +27,7 @@ PAGES = {
     "segments": "Segments",
     "churn": "Churn",
     "experiments": "Experiments",
-    "data-health": "Data health",
+    "data_health": "Data health",
 }
 CHROME_FLAGS = (
     "--headless",

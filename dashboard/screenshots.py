@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         for path, title in browser.PAGES.items():
             driver.set_window_size(args.width, 1000)
             report = browser.open_page(driver, f"{url}/{path}")
-            name = (path or "overview").replace("-", "_")
+            name = path or "overview"
             target = args.out / f"{name}.png"
             browser.full_page_screenshot(driver, target)
             print(f"{title}: {target} ({len(report.chart_marks)} charts, {len(report.notes)} notes)")

@@ -23,7 +23,11 @@ from tests.conftest import event, run_dbt, write_lines
 from tests.dashboard_warehouse import build_and_publish
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-VIEWS = ["overview", "retention", "lifecycle", "segments", "churn", "experiments", "data_health"]
+TITLES = {
+    "overview": "Overview", "retention": "Retention", "lifecycle": "Lifecycle & stickiness", "segments": "Segments",
+    "churn": "Churn", "experiments": "Experiments", "data_health": "Data health",
+}  # fmt: skip
+VIEWS = list(TITLES)
 
 
 def open_page(view: str, *, complete: bool = False) -> AppTest:
@@ -33,9 +37,9 @@ def open_page(view: str, *, complete: bool = False) -> AppTest:
     no "no data yet" note.
     """
     at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    if view != "overview":
-        at.switch_page(f"views/{view}.py").run()
+    # before the first run AppTest finds the page by its file name, which is each page's url_path
+    at.switch_page(f"views/{view}.py").run()
+    assert at.title[0].value == TITLES[view]
     assert not at.exception, [e.value for e in at.exception]
     if complete:
         line = at.caption[0].value
