@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # selenium is a dev dependency, imported lazily below
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 APP = Path(__file__).resolve().parent / "app.py"
 # url path (the default page is served at the root) -> title
@@ -133,7 +137,7 @@ def running_app(data_dir: Path, port: int | None = None, timeout: float = 60) ->
 
 
 @contextmanager
-def chromium(width: int = 1400, height: int = 1000, downloads: Path | None = None) -> Iterator:
+def chromium(width: int = 1400, height: int = 1000, downloads: Path | None = None) -> Iterator[WebDriver]:
     """A headless Chromium driven through Debian's chromedriver, with a throwaway profile (downloads: where files
     the pages offer are saved)."""
     from selenium import webdriver
@@ -172,7 +176,7 @@ class PageReport:
         return sum(1 for marks in self.chart_marks if marks < 1)
 
 
-def open_page(driver, url: str, timeout: float = 45) -> PageReport:
+def open_page(driver: WebDriver, url: str, timeout: float = 45) -> PageReport:
     """Load a page, wait until Streamlit has finished running it and its charts are drawn, and report."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -181,7 +185,7 @@ def open_page(driver, url: str, timeout: float = 45) -> PageReport:
     wait = WebDriverWait(driver, timeout, poll_frequency=0.25)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "h1"))
 
-    def settled(d) -> bool:
+    def settled(d: WebDriver) -> bool:
         if d.execute_script(RUNNING_JS):
             return False
         marks = d.execute_script(COUNT_MARKS_JS)
@@ -198,7 +202,7 @@ def open_page(driver, url: str, timeout: float = 45) -> PageReport:
     return report
 
 
-def full_page_screenshot(driver, path: Path) -> None:
+def full_page_screenshot(driver: WebDriver, path: Path) -> None:
     """Save the whole page (not only the window) as PNG by growing the window to the content's height."""
     height = driver.execute_script(
         "const main = document.querySelector('[data-testid=\"stMain\"]') || document.body;"

@@ -50,6 +50,9 @@ if ui.need("ml.churn_scores", what="the churn page"):
         st.caption(f"Scores written by model version {', '.join(versions)}.")
     if ui.need("ml.model_metrics", what="the model's holdout metrics"):
         metrics = ui.load("champion_metrics")
+        churn_models = metrics[metrics["model_name"].str.contains("churn", case=False)]
+        if not churn_models.empty:  # ml.model_metrics may hold other models' champions (clustering) too
+            metrics = churn_models
         if metrics.empty:
             st.info("No champion model yet: the churn model registers one after its first training (`make run`).")
         else:
@@ -61,7 +64,12 @@ if ui.need("ml.churn_scores", what="the churn page"):
                 )
                 tiles = st.columns(min(len(rows), 6))
                 for column, row in zip(tiles, rows.head(6).itertuples(), strict=False):
-                    column.metric(f"holdout {row.metric}", f"{row.value:.3f}")
+                    column.metric(
+                        f"holdout {row.metric}",
+                        f"{row.value:,.0f}"
+                        if abs(row.value) >= 10 and float(row.value).is_integer()
+                        else f"{row.value:.3f}",
+                    )
             with st.expander("All champion metrics"):
                 st.dataframe(metrics, hide_index=True, width="stretch", key="churn_metrics")
 
