@@ -130,8 +130,8 @@ def test_counts_follow_exposure_and_window_rules(results):
     for key, outcomes in truth.items():
         assert got[key]["users"] == len(outcomes), key
         assert got[key]["conversions"] == sum(c for c, _ in outcomes), key
-    assert (got["checkout_redesign", "control"]["users"], got["checkout_redesign", "control"]["conversions"]) == (12, 3)
-    assert (got["checkout_redesign", "treatment"]["users"], got["checkout_redesign", "treatment"]["conversions"]) == (8, 4)
+    control, treatment = got["checkout_redesign", "control"], got["checkout_redesign", "treatment"]
+    assert (control["users"], control["conversions"], treatment["users"], treatment["conversions"]) == (12, 3, 8, 4)
     assert got["onboarding_2x2", "tour_off+badge_on"]["goal_event"] == "plan_upgraded"
     assert got["exp_default", "new"]["goal_event"] == "order_completed"
     assert got["exp_default", "new"]["window_days"] == 7
