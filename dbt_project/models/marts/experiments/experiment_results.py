@@ -169,8 +169,10 @@ def model(dbt, session):
         rows.extend(experiment_rows(experiment, min_users, srm_alpha))
     frame = pd.DataFrame(rows, columns=COLUMNS)
     # nullable dtypes, so that "not defined" (the control's lift, an empty side) lands as NULL, not NaN
-    not_floats = {"experiment_id", "variant", "goal_event", "is_control", "is_underpowered",
-                  "has_sample_ratio_mismatch", "users", "conversions", "window_days", "users_window_complete"}  # fmt: skip
+    not_floats = {
+        "experiment_id", "variant", "goal_event", "is_control", "is_underpowered", "has_sample_ratio_mismatch",
+        "users", "conversions", "window_days", "users_window_complete",
+    }  # fmt: skip
     floats = [c for c in COLUMNS if c not in not_floats]
     frame[floats] = frame[floats].astype("Float64")
     for column in ("users", "conversions", "window_days", "users_window_complete"):
