@@ -4,14 +4,16 @@ an injected sample-ratio mismatch is flagged, and the factorial asset logs its f
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import mlflow
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import statsmodels.formula.api as smf
+from scipy import stats
 
 from demo_events import GeneratorConfig, Truth, generate
 from ingestion import IngestSettings, ingest_landing
@@ -26,15 +28,37 @@ CONFIG = GeneratorConfig(users=2500, seed=11, months=3, file_rows=100_000)
 BUILD = ["build", "--select", "+experiment_results", "--exclude-resource-type", "test", "unit_test"]
 
 
-def ingest(data_dir: Path) -> None:
-    ingest_landing(replace(IngestSettings(data_dir=data_dir), settle_seconds=0))
+def broken_copy(data_dir: Path) -> list[dict]:
+    """The A/B test's exposures logged again as experiment checkout_copy by a client that loses a quarter of the
+    treatment's views (every fourth treatment user): a sample-ratio mismatch with the true assignment underneath."""
+    users = pq.read_table(data_dir / "demo_truth" / "users.parquet", columns=["user_id", "variant", "exposed_at"])
+    exposed = users.filter(pc.is_valid(users["variant"])).sort_by("user_id").to_pylist()
+    rows, treatment_seen = [], 0
+    for number, user in enumerate(exposed):
+        if user["variant"] == "treatment":
+            treatment_seen += 1
+            if treatment_seen % 4 == 0:
+                continue
+        moment = user["exposed_at"].isoformat().replace("+00:00", "Z")
+        rows.append(
+            event(
+                f"copy-{number:06d}",
+                user["user_id"],
+                event="Experiment Viewed",
+                timestamp=moment,
+                received_at=moment,
+                properties={"experiment_id": "checkout_copy", "variant": user["variant"]},
+            )
+        )
+    return rows
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Truth]:
     data_dir = tmp_path_factory.mktemp("experiments_demo") / "data"
     truth = generate(CONFIG, data_dir)
-    ingest(data_dir)
+    write_lines(data_dir / "landing" / "broken_copy.jsonl", broken_copy(data_dir))
+    ingest_landing(replace(IngestSettings(data_dir=data_dir), settle_seconds=0))
     run_dbt(data_dir, *BUILD)
     return data_dir, truth
 
@@ -109,24 +133,15 @@ def test_factorial_effects_cover_the_planted_ones_and_are_logged_to_mlflow(demo,
     assert tracking_uri().startswith("sqlite:///") and str(data_dir) in tracking_uri()
 
 
-def test_an_injected_sample_ratio_mismatch_is_flagged(demo, tmp_path):
+def test_an_injected_sample_ratio_mismatch_is_flagged(demo):
     data_dir, truth = demo
-    # A logging bug: 30% more users are recorded as control viewers.
-    extra = round(0.30 * truth.experiment["exposed"]["control"])
-    start = datetime.fromisoformat(truth.experiment["start"]) + timedelta(days=1)
-    rows = [
-        event(f"srm-{i:05d}", f"srm_user_{i:05d}", event="Experiment Viewed",
-              timestamp=(start + timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
-              received_at=(start + timedelta(minutes=i)).isoformat().replace("+00:00", "Z"),
-              properties={"experiment_id": "checkout_redesign", "variant": "control"})
-        for i in range(extra)
-    ]  # fmt: skip
-    write_lines(data_dir / "landing" / "srm_injection.jsonl", rows)
-    ingest(data_dir)
-    run_dbt(data_dir, *BUILD)
-    ab = results(data_dir, "checkout_redesign")
-    assert ab["control"]["users"] == truth.experiment["exposed"]["control"] + extra
-    assert ab["control"]["srm_p_value"] < 1e-6 and ab["control"]["has_sample_ratio_mismatch"]
-    assert ab["treatment"]["has_sample_ratio_mismatch"]
-    # the factorial experiment is untouched
-    assert not any(r["has_sample_ratio_mismatch"] for r in results(data_dir, "onboarding_2x2").values())
+    copy = results(data_dir, "checkout_copy")  # not in the seed: equal planned split, control named control
+    exposed = truth.experiment["exposed"]
+    assert copy["control"]["users"] == exposed["control"]
+    assert copy["treatment"]["users"] == exposed["treatment"] - exposed["treatment"] // 4
+    expected = stats.chisquare([copy["control"]["users"], copy["treatment"]["users"]]).pvalue
+    assert copy["control"]["srm_p_value"] == pytest.approx(expected) and expected < 1e-6
+    assert copy["control"]["has_sample_ratio_mismatch"] and copy["treatment"]["has_sample_ratio_mismatch"]
+    # the experiments logged correctly are not flagged
+    for experiment in ("checkout_redesign", "onboarding_2x2"):
+        assert not any(r["has_sample_ratio_mismatch"] for r in results(data_dir, experiment).values())
