@@ -25,16 +25,18 @@ def _asset_key(context: dg.AssetExecutionContext, event: object) -> dg.AssetKey 
 
 def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> Iterator:
     """`dbt build` of the op's selection; outputs (and checks) of charted marts are held back until dbt has
-    exited, then sent with their charts."""
+    exited, then sent with their charts. Everything dbt reports after the first held event is held too, in order:
+    dbt reports in dependency order, and Dagster wants a mart's output after its parents' (e.g. kpi_alerts after
+    daily_kpis)."""
     warehouse.export_for_dbt()
     held = []
     for event in dbt.cli(["build"], context=context).stream():
-        if _asset_key(context, event) in CHARTS:
+        if held or _asset_key(context, event) in CHARTS:
             held.append(event)
         else:
             yield event
     for event in held:
-        if isinstance(event, dg.Output):
+        if isinstance(event, dg.Output) and context.asset_key_for_output(event.output_name) in CHARTS:
             key = context.asset_key_for_output(event.output_name)
             pictures = chart_metadata(key, warehouse.warehouse_path, context.log)
             event = event.with_metadata({**event.metadata, **pictures})
