@@ -319,13 +319,13 @@ def send_pending(
         return
     for audience, keys in _pending(con, sources).items():
         item = report.audience(audience)
+        records = _payloads(con, keys)  # each export file read once per run, not once per batch
         for start in range(0, len(keys), settings.batch_size):
             chunk = keys[start : start + settings.batch_size]
             batch = batch_id(chunk)
             kind = "kpi_alerts" if audience == ALERTS else "audience_entries"
-            body = orjson.dumps(
-                {"type": kind, "audience": audience, "batch_id": batch, "entries": _payloads(con, chunk)}
-            )
+            entries = records[start : start + settings.batch_size]
+            body = orjson.dumps({"type": kind, "audience": audience, "batch_id": batch, "entries": entries})
             result = client.post(body, batch)
             record_post(con, audience, chunk, batch, result)
             item.batches += 1
