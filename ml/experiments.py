@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
 EFFECT_COLUMNS = [
     "experiment_id",
@@ -122,6 +121,8 @@ def fit_factorial(
             skipped="cells where nobody or everybody converted (the log-odds are "
             "infinite): " + ", ".join(degenerate["variant"]),
         )
+    import statsmodels.api as sm  # seconds to import: only when there is something to fit
+
     exog = design_matrix(design, list(cells["variant"]))
     endog = np.column_stack([cells["conversions"], cells["users"] - cells["conversions"]]).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):  # a saturated fit has no residual df; the scale stays 1

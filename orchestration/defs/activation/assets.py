@@ -1,5 +1,7 @@
 """Audience entries out of the warehouse (activation/), and a check that flags and posts KPI alerts."""
 
+from urllib.parse import urlsplit
+
 import dagster as dg
 
 from activation import ActivationReport, ActivationSettings, deliver_alerts, deliver_audiences
@@ -29,8 +31,10 @@ def report_markdown(report: ActivationReport) -> str:
 
 
 def webhook_metadata(settings: ActivationSettings) -> str:
+    """Where deliveries go, without the URL's path or credentials (webhook URLs often embed a token)."""
     if settings.webhook_url:
-        return settings.webhook_url
+        url = urlsplit(settings.webhook_url)
+        return f"{url.scheme}://{url.hostname}{f':{url.port}' if url.port else ''}/..."
     return "none: ACTIVATION_WEBHOOK_URL is unset, so entries are written as files only"
 
 
