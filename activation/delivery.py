@@ -4,6 +4,12 @@ Every item has a delivery key (audience|user_id|entered_at for an entry). activa
 key: a key is exported to a file once, and POSTed until the endpoint accepts it, then never again, so a retry or a
 rerun never sends a user twice. activation.delivery_attempts holds one row per POST: when, which batch, how many
 items, and what the endpoint answered.
+
+Only open entries (exited_at is null) are new work. Items exported while no webhook was configured are logged as
+files_only and stay delivered as files: configuring a webhook later sends what enters from then on, not a backlog.
+A receiver that must never act twice can also dedupe on the Idempotency-Key header (the batch id, stable for the
+same items) or on each entry's delivery_key: if the endpoint accepted a batch but its answer was lost, the next run
+sends that batch again.
 """
 
 from __future__ import annotations
