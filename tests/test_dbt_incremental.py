@@ -25,6 +25,9 @@ pytestmark = pytest.mark.slow
 # columns that say when a row was (re)computed, not what it holds
 BOOKKEEPING_COLUMNS = {"staged_at", "previous_user_id", "staged_through"}
 COMPARED_SCHEMAS = ("staging", "intermediate", "marts")
+# Audiences whose entries are observed run by run (macro state_audience): their history is state kept across runs,
+# which a rebuild from raw events cannot recover, by design.
+OBSERVED_STATE_TABLES = {"marts.audience_churn_risk", "marts.audience_segments"}
 
 
 def at(day: str, time: str = "10:00:00") -> str:
@@ -94,6 +97,8 @@ def _compare(incremental: Path, full: Path) -> dict[str, int]:
             [list(COMPARED_SCHEMAS)],
         ).fetchall()
         for schema, table in tables + views:
+            if f"{schema}.{table}" in OBSERVED_STATE_TABLES:
+                continue
             columns = [
                 name
                 for (name,) in con.execute(

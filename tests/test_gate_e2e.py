@@ -29,7 +29,7 @@ def test_a_bad_batch_leaves_the_marts_exactly_as_they_were(tmp_path, monkeypatch
     with dg.instance_for_test() as instance:
         assert job.execute_in_process(instance=instance).success
         before = marts_snapshot(data_dir)
-        assert before["cohort_retention"] and len(before) == 14
+        assert before["cohort_retention"] and len(before) >= 20
 
         # The bad batch: a CSV without its timestamp column, beside a file of valid events from a new user
         # late in time, which would move as_of and add a cohort if it reached the models.
