@@ -17,7 +17,6 @@ from mlflow.tracking import MlflowClient
 from sklearn.dummy import DummyClassifier
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
-from ml.churn import time_split
 from ml.features import CHURN_FEATURES, data_version
 from ml.settings import tracking_uri
 from ml.tracking import CHURN_MODEL, CLUSTER_MODEL, champion_version, client, model_metrics, publish
@@ -61,7 +60,7 @@ def churn(population):
 
 
 def test_clusters_recover_the_planted_personas(population, clusters):
-    _, features, _, truth = population
+    truth = population[3]
     assignments = clusters.result.assignments.merge(truth[["user_id", "persona"]], on="user_id")
     established = assignments[assignments["cluster_id"] > 0]
     # users with fewer than 8 active days are 'light users' (cluster 0): too little behaviour to tell apart
