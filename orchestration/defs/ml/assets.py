@@ -277,5 +277,5 @@ def model_metrics_table(warehouse: WarehouseResource, mlflow: MLflowResource) ->
     mlflow.activate(str(warehouse.data_path))
     frame = model_metrics()
     rows = _write(warehouse, "model_metrics", frame)
-    champions = frame[frame["is_champion"]].drop_duplicates("model_name")[["model_name", "model_version"]]
+    champions = frame[frame["is_champion"].astype(bool)].drop_duplicates("model_name")[["model_name", "model_version"]]
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, "champions": _markdown(champions)})
