@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,8 +20,17 @@ from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
 from ml.features import CHURN_FEATURES, data_version
 from ml.settings import tracking_uri
-from ml.tracking import CHURN_MODEL, CLUSTER_MODEL, champion_version, client, model_metrics, publish
-from ml.training import CLUSTER_INPUTS, train_churn_model, train_cluster_model
+from ml.tracking import (
+    CHURN_MODEL,
+    CLUSTER_MODEL,
+    champion_version,
+    client,
+    model_metrics,
+    publish,
+    retraining_requested,
+)
+from ml.training import CLUSTER_INPUTS, measure_drift, train_churn_model, train_cluster_model
+from orchestration.defs.ml.assets import training_reasons
 from tests.ml_helpers import build_generated_warehouse, read_features
 
 pytestmark = pytest.mark.slow
@@ -186,3 +196,32 @@ json.dump({{"churn": churn.predict_proba(frame[list(CHURN_FEATURES)])[:, 1].toli
     # the registry's champion version is what the fresh process loaded
     version = MlflowClient(tracking_uri()).get_model_version_by_alias(CHURN_MODEL, "champion")
     assert str(version.version) == churn.outcome.model_version
+
+
+def test_drift_marks_the_champion_for_retraining_and_the_sensor_starts_training(population, churn):
+    from orchestration.defs.ml.automation import drift_check_result, ml_drift_sensor
+
+    _, features, _, _ = population
+    assert not measure_drift(CHURN_MODEL, features, 0.25).drifted_features  # today's data: no drift
+    assert isinstance(ml_drift_sensor(dg.build_sensor_context()), dg.SkipReason)
+    # users who suddenly visit far less often
+    shifted = features.assign(
+        active_days_7=0, sessions_7=0, events_7=0, trend_7_28=features["trend_7_28"] / 4, recency_days=29.0
+    )
+    check = drift_check_result(measure_drift(CHURN_MODEL, shifted, 0.25))
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "recency_days" in check.metadata["drifted_features"].value
+    mark = retraining_requested(CHURN_MODEL)
+    assert mark and mark.startswith("PSI over 0.25 on ")
+    request = ml_drift_sensor(dg.build_sensor_context())
+    assert isinstance(request, dg.RunRequest) and request.tags["ml/train"] == "true"
+    # the next training run knows why it trains
+    reasons = training_reasons(
+        requested_by=None,
+        champion="1",
+        drift_mark=mark,
+        champion_as_of=None,
+        as_of=pd.Timestamp.now(),
+        max_age_days=7,
+    )
+    assert reasons == [f"marked for retraining: {mark}"]

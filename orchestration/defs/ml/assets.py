@@ -172,8 +172,7 @@ def churn_model(
     snapshots = read_frame(warehouse, load_churn_snapshots)
     if snapshots.empty:
         return _kept(CHURN_MODEL, context, "skipped: no churn snapshots (no activity before any past cutoff)")
-    as_of = pd.Timestamp(snapshots["cutoff_at"].max())
-    reasons = _due(context, CHURN_MODEL, as_of, mlflow)
+    reasons = _due(context, CHURN_MODEL, pd.Timestamp(snapshots["as_of"].max()), mlflow)
     if not reasons:
         return _kept(CHURN_MODEL, context, "champion is current; training is due weekly or on drift")
     try:
