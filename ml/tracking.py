@@ -22,10 +22,9 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from ml.features import DataVersion
-from ml.settings import artifact_root, tracking_uri
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL, artifact_root, tracking_uri
 
-CLUSTER_MODEL = "user_clusters"
-CHURN_MODEL = "churn"
+__all__ = ["CHURN_MODEL", "CLUSTER_MODEL"]
 CHAMPION = "champion"
 RETRAIN_TAG = "retrain_requested"
 REFERENCE_ARTIFACT = "data/training_features.parquet"

@@ -13,17 +13,7 @@ import pandas as pd
 
 from ingestion.schema import connect
 from ml.features import NotEnoughData, load_churn_snapshots, load_user_features
-from ml.tracking import (
-    CHURN_MODEL,
-    CLUSTER_MODEL,
-    champion_as_of,
-    champion_version,
-    client,
-    model_metrics,
-    retraining_requested,
-    ui_url,
-)
-from ml.training import assign_clusters, score_churn, train_churn_model, train_cluster_model
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL
 from ml.warehouse import empty_frame, replace_table
 from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
@@ -75,7 +65,13 @@ def _requested_by(context: dg.AssetExecutionContext) -> str | None:
     return tags.get("dagster/schedule_name") or tags.get("dagster/sensor_name") or f"run tag {TRAIN_TAG}"
 
 
+# MLflow and scikit-learn take seconds to import: ml.tracking and ml.training are imported when an asset runs,
+# not when the code location loads.
+
+
 def _due(context: dg.AssetExecutionContext, name: str, as_of: pd.Timestamp, settings: MLflowResource) -> list[str]:
+    from ml.tracking import champion_as_of, champion_version, client, retraining_requested
+
     return training_reasons(
         requested_by=_requested_by(context),
         champion=champion_version(client(), name),
@@ -87,6 +83,8 @@ def _due(context: dg.AssetExecutionContext, name: str, as_of: pd.Timestamp, sett
 
 
 def _kept(name: str, context: dg.AssetExecutionContext, reason: str) -> dg.MaterializeResult:
+    from ml.tracking import champion_version, client, ui_url
+
     context.log.info(reason)
     version = champion_version(client(), name)
     return dg.MaterializeResult(
@@ -132,6 +130,8 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
 def cluster_model(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ) -> dg.MaterializeResult:
+    from ml.training import train_cluster_model
+
     mlflow.activate(str(warehouse.data_path))
     features = read_frame(warehouse, load_user_features)
     if features.empty:
@@ -168,6 +168,8 @@ def cluster_model(
 def churn_model(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ) -> dg.MaterializeResult:
+    from ml.training import train_churn_model
+
     mlflow.activate(str(warehouse.data_path))
     snapshots = read_frame(warehouse, load_churn_snapshots)
     if snapshots.empty:
@@ -208,6 +210,8 @@ def _write(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int
 def user_clusters(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ) -> dg.MaterializeResult:
+    from ml.training import assign_clusters
+
     mlflow.activate(str(warehouse.data_path))
     features = read_frame(warehouse, load_user_features)
     try:
@@ -240,6 +244,8 @@ def user_clusters(
 def churn_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ) -> dg.MaterializeResult:
+    from ml.training import score_churn
+
     mlflow.activate(str(warehouse.data_path))
     features = read_frame(warehouse, load_user_features)
     try:
@@ -273,6 +279,8 @@ def churn_scores(
     "flag (read from the MLflow registry).",
 )
 def model_metrics_table(warehouse: WarehouseResource, mlflow: MLflowResource) -> dg.MaterializeResult:
+    from ml.tracking import model_metrics
+
     mlflow.activate(str(warehouse.data_path))
     frame = model_metrics()
     rows = _write(warehouse, "model_metrics", frame)

@@ -2,13 +2,12 @@
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from ml.features import NotEnoughData, load_user_features
-from ml.settings import tracking_uri
-from ml.tracking import CHURN_MODEL, CLUSTER_MODEL, request_retraining, retraining_requested
-from ml.training import DriftResult, measure_drift
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL, tracking_uri
 from orchestration.defs.ml.assets import (
     CHURN_MODEL_KEY,
     CHURN_SCORES,
@@ -19,6 +18,9 @@ from orchestration.defs.ml.assets import (
 )
 from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+
+if TYPE_CHECKING:
+    from ml.training import DriftResult
 
 ml_training_job = dg.define_asset_job(
     "ml_training",
@@ -37,8 +39,10 @@ weekly_training = dg.ScheduleDefinition(
 )
 
 
-def drift_check_result(result: DriftResult) -> dg.AssetCheckResult:
+def drift_check_result(result: "DriftResult") -> dg.AssetCheckResult:
     """Passed when no feature's PSI is over the threshold; otherwise the model is marked for retraining."""
+    from ml.tracking import request_retraining
+
     drifted = result.drifted_features
     if drifted:
         reason = f"PSI over {result.threshold} on {', '.join(drifted)} (max {result.max_psi:.3f})"
@@ -66,6 +70,8 @@ def drift_check(asset: dg.AssetKey, model_name: str) -> dg.AssetChecksDefinition
         "training data; over the threshold the model is marked for retraining (the drift sensor starts it).",
     )
     def _check(warehouse: WarehouseResource, mlflow: MLflowResource) -> dg.AssetCheckResult:
+        from ml.training import measure_drift
+
         mlflow.activate(str(warehouse.data_path))
         features = read_frame(warehouse, load_user_features)
         try:
@@ -95,6 +101,8 @@ def _store_exists() -> bool:
 def ml_drift_sensor(context: dg.SensorEvaluationContext):
     if not _store_exists():
         return dg.SkipReason("No MLflow store yet: nothing has been trained.")
+    from ml.tracking import retraining_requested
+
     marks = {name: retraining_requested(name) for name in (CLUSTER_MODEL, CHURN_MODEL)}
     marks = {name: reason for name, reason in marks.items() if reason}
     if not marks:
