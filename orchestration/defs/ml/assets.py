@@ -130,6 +130,7 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
 def cluster_model(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ) -> dg.MaterializeResult:
+    from ml.clustering import ClusterParams
     from ml.training import train_cluster_model
 
     mlflow.activate(str(warehouse.data_path))
@@ -140,7 +141,7 @@ def cluster_model(
     if not reasons:
         return _kept(CLUSTER_MODEL, context, "champion is current; training is due weekly or on drift")
     try:
-        training = train_cluster_model(features)
+        training = train_cluster_model(features, ClusterParams(min_active_days=mlflow.cluster_min_active_days))
     except NotEnoughData as reason:
         return _kept(CLUSTER_MODEL, context, f"skipped: {reason}")
     result = training.result
