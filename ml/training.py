@@ -205,6 +205,9 @@ class DriftResult:
         return self.report.loc[self.report["drifted"], "feature"].tolist()
 
 
+DRIFT_MIN_ROWS = 200  # PSI over ten bins is noise on fewer rows than this
+
+
 def measure_drift(name: str, features: pd.DataFrame, threshold: float) -> DriftResult:
     """PSI and KS of today's model inputs against the champion's training sample."""
     reference = champion_reference(name)
@@ -217,6 +220,8 @@ def measure_drift(name: str, features: pd.DataFrame, threshold: float) -> DriftR
     else:
         current = features[features["active_days_total"] >= training["active_days_total"].min()]
         columns = CLUSTER_FEATURES
-    if current.empty:
-        raise NotEnoughData(f"no current users to compare with the {name} champion's training data")
+    if min(len(current), len(training)) < DRIFT_MIN_ROWS:
+        raise NotEnoughData(
+            f"{len(current)} current and {len(training)} training rows; drift needs {DRIFT_MIN_ROWS} on each side"
+        )
     return DriftResult(name, version, drift_report(training, current, columns, threshold), threshold)

@@ -138,8 +138,10 @@ def test_an_independent_pandas_computation_agrees_with_the_mart_to_the_row(pipel
 def test_the_run_publishes_every_mart_to_the_serving_copy_and_parquet(pipeline):
     data_dir, _, result = pipeline[:3]
     warehouse_counts = {
-        f"marts.{table}": query(data_dir, f"select count(*) from marts.{table}")[0][0]
-        for (table,) in query(data_dir, "select table_name from duckdb_tables() where schema_name = 'marts'")
+        f"{schema}.{table}": query(data_dir, f"select count(*) from {schema}.{table}")[0][0]
+        for schema, table in query(
+            data_dir, "select schema_name, table_name from duckdb_tables() where schema_name in ('marts', 'ml')"
+        )
     }
     serving = data_dir / "serving.duckdb"
     import duckdb
@@ -150,9 +152,10 @@ def test_the_run_publishes_every_mart_to_the_serving_copy_and_parquet(pipeline):
             for schema, table in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
             if schema != "meta"
         }
-    assert published == warehouse_counts and len(published) == 14
+    # 17 marts (3 of them ML: features, churn snapshots, cluster profiles) and the 3 ml.* tables
+    assert published == warehouse_counts and len(published) == 20
     assert sorted(p.stem for p in (data_dir / "exports" / "marts").glob("*.parquet")) == sorted(
-        name.split(".")[1] for name in warehouse_counts
+        name.split(".")[1] for name in warehouse_counts if name.startswith("marts.")
     )
     [materialization] = [
         e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "serving/serving_copy"
