@@ -14,6 +14,11 @@ DAGSTER_HOME ?= $(DATA_DIR)/dagster_home
 override DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 export DATA_DIR DAGSTER_HOME
 
+DASHBOARD_PORT ?= 8501
+export DASHBOARD_PORT
+DASHBOARD_CMD := $(BIN)/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address 127.0.0.1 \
+	--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer
+
 DEMO_USERS ?= 3000
 DEMO_SEED ?= 42
 
@@ -21,7 +26,7 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install lock demo run test dev sql bench lint format manifest clean
+.PHONY: help install lock demo run test dev sql collect dashboard screenshots bench lint format manifest clean
 
 help:
 	@echo "make demo   fresh machine to finished warehouse: install, generate demo events, run everything"
@@ -29,6 +34,8 @@ help:
 	@echo "make test   the whole test suite (what CI runs)"
 	@echo "make dev    Dagster UI with schedules and sensors running"
 	@echo "make sql    read-only SQL shell on the published copy (serving.duckdb)"
+	@echo "make collect  the event collector alone (Segment's HTTP Tracking API on 127.0.0.1:8090)"
+	@echo "make dashboard  the dashboard on http://127.0.0.1:$(DASHBOARD_PORT) (reads the serving copy)"
 	@echo "make lint   ruff"
 
 $(INSTALLED): pyproject.toml requirements.lock
@@ -67,8 +74,25 @@ run: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 test: $(MANIFEST)
 	$(BIN)/python -m pytest
 
+# The collector and the dashboard run beside Dagster; Ctrl-C (or Dagster exiting) stops them, and the collector
+# rotates its spool on the way out.
 dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m collector & collector=$$!; \
+	$(DASHBOARD_CMD) >/dev/null & dashboard=$$!; \
+	trap 'kill -TERM $$collector $$dashboard 2>/dev/null; wait $$collector $$dashboard' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+dashboard: $(INSTALLED)
+	$(DASHBOARD_CMD)
+
+# Screenshots of every dashboard page into docs/dashboard/ (after make demo; needs chromium and chromium-driver)
+screenshots: $(INSTALLED)
+	$(BIN)/python -m dashboard.screenshots --out docs/dashboard
+
+# The event collector alone: Segment's HTTP Tracking API on $$COLLECTOR_HOST:$$COLLECTOR_PORT (default 127.0.0.1:8090),
+# rotating whole files into $(DATA_DIR)/landing/collector/. Write keys: COLLECTOR_WRITE_KEYS=key:source,... (unset: `dev`).
+collect: $(INSTALLED)
+	$(BIN)/python -m collector
 
 # A read-only SQL shell on the published copy ($(DATA_DIR)/serving.duckdb); one statement: make sql Q="select 1"
 sql: $(INSTALLED)
@@ -77,6 +101,7 @@ sql: $(INSTALLED)
 # Benchmarks (figures, not pass/fail): 1M and 10M events; BENCH_ARGS=--with-100m adds 100M.
 bench: $(MANIFEST)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.collector
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

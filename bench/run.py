@@ -2,8 +2,9 @@
 
 For each size (1M and 10M events; --with-100m adds 100M): generate, then measure each step in its own process
 (wall seconds and peak RSS from /usr/bin/time): ingestion alone, the full Dagster job, a refresh after a 1%
-batch, and the weekly retention matrix as one hand-written DuckDB query and in pandas. Results go to
-bench/results/latest.json and a table on stdout. The end-to-end sensor latency is not measured yet.
+batch, and the weekly retention matrix as one hand-written DuckDB query and in pandas. Then, with `dagster dev`
+running on that warehouse (webserver, daemon, landing sensor), the seconds from a file landing to its user being in
+the published serving copy. Results go to bench/results/latest.json and a table on stdout.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
+
+from bench.collector import serving_has_user
 from demo_events import GeneratorConfig, generate, users_for_events
 
 ROOT = Path(__file__).resolve().parent
@@ -36,6 +41,68 @@ def measured(command: list[str], env: dict[str, str]) -> dict[str, float | str]:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     peak_mb = int(report.read_text().strip().splitlines()[-1]) / 1024
     return {"seconds": round(seconds, 2), "peak_mb": round(peak_mb), "stdout": result.stdout.strip()[-200:]}
+
+
+def wait_for(condition, timeout: float, every: float = 0.5) -> float | None:
+    """Seconds until `condition()` holds, or None after `timeout`."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if condition():
+            return time.perf_counter() - started
+        time.sleep(every)
+    return None
+
+
+def published_at(serving: Path) -> float:
+    """Modification time of the serving copy (0 before the first publish); a publish renames a new file over it."""
+    return serving.stat().st_mtime if serving.exists() else 0.0
+
+
+def sensor_latency(data_dir: Path, env: dict[str, str], trials: int = 3, timeout: float = 600) -> dict[str, object]:
+    """Seconds from a one-event file landing to its user in serving.duckdb, with `dagster dev` and the sensor up.
+
+    The file is written under a hidden name and renamed into the landing folder, as a producer should; it then
+    waits out the settle time like any other file. The first sensor tick after start-up sees every file already
+    there and starts one run (ingestion loads nothing new); trials begin once that run has published.
+    """
+    serving = data_dir / "serving.duckdb"
+    env = {**env, "SETTLE_SECONDS": os.environ.get("BENCH_SETTLE_SECONDS", "5")}
+    before = published_at(serving)
+    dev = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-w", str(ROOT.parent / "workspace.yaml"), "-h", "127.0.0.1", "-p", "3999"],
+        env=env, cwd=ROOT.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        warm_up = wait_for(lambda: published_at(serving) > before, timeout)
+        time.sleep(15)  # let that run's last steps (freshness checks) finish
+        results = []
+        for trial in range(trials):
+            user_id = f"bench-latency-{trial}-{int(time.time())}"
+            line = {
+                "message_id": f"{user_id}-m", "user_id": user_id, "type": "track", "event": "Feature Used",
+                "timestamp": "2026-10-31T12:00:00Z", "properties": {"feature": "latency_probe"},
+            }  # fmt: skip
+            staged = data_dir / "landing" / f".latency-{trial}.jsonl.tmp"
+            staged.write_bytes(orjson.dumps(line) + b"\n")
+            staged.rename(data_dir / "landing" / f"latency-{trial}-{int(time.time())}.jsonl")
+            seconds = wait_for(lambda user_id=user_id: serving_has_user(serving, user_id), timeout)
+            results.append(None if seconds is None else round(seconds, 1))
+            print(f"  file landed -> user in serving copy: {results[-1]} s", flush=True)
+            time.sleep(10)
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+    served = [r for r in results if r is not None]
+    return {
+        "settle_seconds": float(env["SETTLE_SECONDS"]),
+        "first_run_after_start_s": warm_up and round(warm_up, 1),
+        "trials_s": results,
+        "median_s": sorted(served)[len(served) // 2] if served else None,
+        "max_s": max(served) if served else None,
+    }
 
 
 def bench_size(events: int, work: Path) -> dict[str, object]:
@@ -62,6 +129,7 @@ def bench_size(events: int, work: Path) -> dict[str, object]:
     baseline = [str(BIN / "python"), str(ROOT / "retention_baselines.py")]
     duckdb_query = measured([*baseline, "duckdb", warehouse], env)
     pandas_matrix = measured([*baseline, "pandas", warehouse], env)
+    latency = sensor_latency(data_dir, env)
     return {
         "events_written": truth.rows_written,
         "users": truth.users,
@@ -70,6 +138,7 @@ def bench_size(events: int, work: Path) -> dict[str, object]:
         "refresh_after_1pct_batch": refresh,
         "baseline_duckdb_weekly_retention": duckdb_query,
         "baseline_pandas_weekly_retention": pandas_matrix,
+        "file_to_serving_copy_with_sensor": latency,
         "ratios": {
             "full_build_over_duckdb_query": round(full["seconds"] / duckdb_query["seconds"], 1),
             "refresh_over_full_build": round(refresh["seconds"] / full["seconds"], 2),
@@ -95,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             f"refresh after 1% {row['refresh_after_1pct_batch']['seconds']} s; "
             f"DuckDB query {row['baseline_duckdb_weekly_retention']['seconds']} s; "
             f"pandas {row['baseline_pandas_weekly_retention']['seconds']} s, "
-            f"{row['baseline_pandas_weekly_retention']['peak_mb']} MB",
+            f"{row['baseline_pandas_weekly_retention']['peak_mb']} MB; "
+            f"file -> serving copy {row['file_to_serving_copy_with_sensor']['trials_s']} s",
             flush=True,
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)

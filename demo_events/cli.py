@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{truth.rows_written:,} rows in {len(truth.files)} file(s) -> {data_dir / 'landing'}: "
         f"{truth.clean_events:,} events of {truth.users:,} users, "
         f"{sum(truth.dirty_rows.values()):,} defective, {truth.late_arrivals:,} late; "
-        f"experiment {exp['exposed_users']:,} exposed; truth in {data_dir / 'demo_truth'} "
+        f"experiments {exp['exposed_users']:,} exposed (A/B and 2x2 factorial); truth in {data_dir / 'demo_truth'} "
         f"({time.perf_counter() - started:.1f}s)"
     )
     return 0

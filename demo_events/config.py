@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -125,6 +126,9 @@ COUPON_DISCOUNT = (0.10, 0.15, 0.20, 0.25)
 EMAIL_NAMES = ("weekly_digest", "product_update", "win_back", "promo")
 EMAIL_WEIGHTS = (4.0, 2.0, 1.0, 2.0)
 VARIANTS = ("control", "treatment")
+# The 2x2 factorial experiment: cell = tour + 2 * badge; variant names are the levels joined by "+" in factor order.
+FACTORS = ("tour", "badge")
+FACTORIAL_VARIANTS = ("tour_off+badge_off", "tour_on+badge_off", "tour_off+badge_on", "tour_on+badge_on")
 PRODUCTS = 200
 
 # Signups and visits by weekday (Monday first) and by UTC hour.
@@ -168,6 +172,11 @@ class GeneratorConfig:
     p_control: float = 0.12
     lift: float = 0.15  # true relative lift of treatment over control
     repeat_exposure_prob: float = 0.35  # later sessions that show the experiment again
+    # 2x2 factorial experiment on the A/B test's exposed users (same exposure session), goal "Plan Upgraded" within
+    # the same window; conversion log-odds = base + tour + badge + interaction (each effect where its factors are on)
+    factorial_id: str = "onboarding_2x2"
+    factorial_base_log_odds: float = -2.0
+    factorial_effects: tuple[float, float, float] = (0.6, 0.3, -0.4)  # tour, badge, tour:badge (log-odds)
     # Arrival and defects
     late_share: float = 0.02  # good events that arrive 1-5 days late
     dirty_share: float = 0.01  # defective rows as a share of all rows written
@@ -203,6 +212,10 @@ class GeneratorConfig:
             raise ValueError("dirty_share must be at least 0 and below 0.5")
         if not 0 < self.p_control * (1 + self.lift) <= 1 or self.p_control <= 0:
             raise ValueError("p_control and p_control * (1 + lift) must be probabilities")
+        if len(self.factorial_effects) != 3:
+            raise ValueError("factorial_effects must be three log-odds: tour, badge and their interaction")
+        if self.factorial_id == self.experiment_id:
+            raise ValueError("factorial_id must differ from experiment_id")
         if self.experiment_weeks * 7 <= self.conversion_window_days:
             raise ValueError("the experiment must run longer than its conversion window")
 
@@ -240,6 +253,12 @@ class GeneratorConfig:
         """Last exposure time: every exposed user gets a full conversion window before the end."""
         return self.end_ms - self.conversion_window_days * DAY_MS
 
+    def factorial_probabilities(self) -> list[float]:
+        """Planted conversion probability of each factorial cell (FACTORIAL_VARIANTS order)."""
+        tour, badge, both = self.factorial_effects
+        logits = [self.factorial_base_log_odds + t * tour + b * badge + t * b * both for b in (0, 1) for t in (0, 1)]
+        return [1 / (1 + math.exp(-x)) for x in logits]
+
     def persona_names(self) -> list[str]:
         """Personas with a positive share, in the catalogue's order."""
         return [name for name in PERSONAS if self.persona_shares.get(name, 0) > 0]
@@ -249,5 +268,7 @@ class GeneratorConfig:
         out: dict[str, object] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            out[name] = value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+            if isinstance(value, datetime):
+                value = value.isoformat().replace("+00:00", "Z")
+            out[name] = list(value) if isinstance(value, tuple) else value
         return out

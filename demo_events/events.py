@@ -19,6 +19,7 @@ SEARCH_PERFORMED = 8
 EXPERIMENT_VIEWED = 9
 EMAIL_SENT = 10
 COUPON_APPLIED = 11
+PLAN_UPGRADED = 12  # the factorial experiment's goal; only planted conversions emit it
 
 # Track event names as apps send them, by kind (None: not a track call).
 EVENT_NAMES: tuple[str | None, ...] = (
@@ -34,6 +35,7 @@ EVENT_NAMES: tuple[str | None, ...] = (
     "Experiment Viewed",
     "Email Sent",
     "Coupon Applied",
+    "Plan Upgraded",
 )
 # Segment call types of clean rows (defective rows may carry an unknown type instead).
 CALL_TYPES = ("track", "page", "screen", "identify")
@@ -44,7 +46,8 @@ SESSION_KINDS = np.array([PAGE, PRODUCT_VIEWED, PRODUCT_ADDED, FEATURE_USED, SEA
 
 @dataclass
 class Events:
-    """One row per clean event; `attr` is the page, feature, query, coupon, variant or email by kind."""
+    """One row per clean event; `attr` is the page, feature, query, coupon, variant or email by kind (for
+    Experiment Viewed: 0-1 the A/B variant, 2-5 the factorial cell + 2)."""
 
     user: np.ndarray  # int32, global user index
     ts: np.ndarray  # int64, event time in ms since the epoch (UTC)

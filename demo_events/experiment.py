@@ -8,7 +8,7 @@ import numpy as np
 
 from demo_events.activity import Sessions, make_orders
 from demo_events.config import DAY_MS, MINUTE_MS, GeneratorConfig
-from demo_events.events import COUPON_APPLIED, EXPERIMENT_VIEWED, ORDER_COMPLETED, Events
+from demo_events.events import COUPON_APPLIED, EXPERIMENT_VIEWED, ORDER_COMPLETED, PLAN_UPGRADED, Events
 from demo_events.population import Users
 
 MIN_LEAD_MS = 6 * MINUTE_MS  # an exposing session starts at least this long before churn
@@ -21,6 +21,14 @@ class Assignment:
     variant: np.ndarray  # int8
     exposed_ms: np.ndarray  # int64, -1 when unexposed
     converted: np.ndarray  # int8, -1 when unexposed
+    exposure_first: np.ndarray  # bool, the exposing session is the signup session (carries the first touch)
+    factorial_cell: np.ndarray  # int8, -1 when unexposed; tour + 2 * badge
+    factorial_converted: np.ndarray  # int8, -1 when unexposed
+
+    @classmethod
+    def concat(cls, parts: list[Assignment]) -> Assignment:
+        """The assignments of consecutive chunks as one."""
+        return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in cls.__dataclass_fields__})
 
 
 def run_experiment(
@@ -73,11 +81,13 @@ def run_experiment(
     not_first = np.zeros(len(buyer), dtype=bool)  # planted orders come after the signup session
     orders, coupons = make_orders(users, buyer, order_ts, not_first, order_no, config, rng)
 
+    exposure_first = np.zeros(n, dtype=bool)
+    exposure_first[first_user] = sessions.signup[first_session]
     exposure_events = Events.build(
         first_user,
         exposed_ms[first_user],
         EXPERIMENT_VIEWED,
-        first=sessions.signup[first_session],
+        first=exposure_first[first_user],
         attr=variant[first_user],
     )
     # Later sessions show the experiment again; only the first view is the exposure.
@@ -89,4 +99,30 @@ def run_experiment(
     repeats = Events.build(r_user[keep], r_ts[keep], EXPERIMENT_VIEWED, attr=variant[r_user[keep]])
 
     events = Events.concat([events, exposure_events, repeats, orders, coupons])
-    return events, Assignment(variant=variant, exposed_ms=exposed_ms, converted=converted)
+    none = np.full(n, -1, dtype=np.int8)
+    assignment = Assignment(variant, exposed_ms, converted, exposure_first, none, none.copy())
+    return events, assignment
+
+
+def run_factorial(
+    users: Users, assignment: Assignment, config: GeneratorConfig, rng: np.random.Generator
+) -> tuple[Events, Assignment]:
+    """The 2x2 factorial experiment: the A/B test's exposed users see it a few seconds after their A/B exposure,
+    get one of four cells uniformly, and convert ("Plan Upgraded", once, uniformly in the window and before
+    churn) with the cell's planted probability. Its own random stream leaves the A/B test's draws unchanged."""
+    exposed = np.flatnonzero(assignment.variant >= 0)
+    k = len(exposed)
+    cell = rng.integers(0, 4, k).astype(np.int8)
+    seen_ms = assignment.exposed_ms[exposed] + rng.integers(1_000, 5_000, k)
+    wins = rng.random(k) < np.asarray(config.factorial_probabilities())[cell]
+    horizon = users.horizon_ms(config.end_ms)[exposed[wins]]
+    start = seen_ms[wins]
+    span = np.minimum(config.conversion_window_days * DAY_MS, horizon - start) - 2 * MINUTE_MS
+    upgraded_ms = start + MINUTE_MS + (rng.random(len(start)) * span).astype(np.int64)
+
+    first = assignment.exposure_first[exposed]
+    views = Events.build(exposed, seen_ms, EXPERIMENT_VIEWED, first=first, attr=cell.astype(np.int16) + 2)
+    upgrades = Events.build(exposed[wins], upgraded_ms, PLAN_UPGRADED, first=first[wins])
+    assignment.factorial_cell[exposed] = cell
+    assignment.factorial_converted[exposed] = wins.astype(np.int8)
+    return Events.concat([views, upgrades]), assignment

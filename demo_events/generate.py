@@ -41,7 +41,7 @@ def generate(config: GeneratorConfig, data_dir: Path, progress: bool = False) ->
         def on_file(plan: FilePlan) -> None:
             bar.update(plan.rows)
 
-        source = Source(sim.events, arrival, sim.users, defects, config.seed, config.experiment_id)
+        source = Source(sim.events, arrival, sim.users, defects, config.seed, config.experiment_id, config.factorial_id)
         write_files(layout, source, data_dir / "landing", on_file=on_file)
         bar.set_postfix_str("truth")
         truth = build_truth(config, config.users, sim, arrival, defects, layout)

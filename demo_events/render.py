@@ -24,6 +24,7 @@ from demo_events.config import (
     COUPONS,
     DEVICES,
     EMAIL_NAMES,
+    FACTORIAL_VARIANTS,
     FEATURES,
     LOCALES,
     OPERATING_SYSTEMS,
@@ -62,6 +63,7 @@ class Source:
     defects: Defects
     seed: int
     experiment_id: str
+    factorial_id: str
 
 
 def _offset_text(minutes: int) -> str:
@@ -101,9 +103,9 @@ order by uidx
 """
 
 
-def _properties_sql(experiment_id: str) -> str:
+def _properties_sql(experiment_id: str, factorial_id: str) -> str:
     """JSON text of `properties` by event kind (NULL for identify)."""
-    _lit([experiment_id])  # checks that it needs no escaping
+    _lit([experiment_id, factorial_id])  # checks that they need no escaping
     product = "format('prod_{:03d}', product + 1)"
     money = "(cents / 100)::decimal(18, 2)::varchar"
     order_id = "format('ord_{:09d}', order_no + 1)"
@@ -119,14 +121,17 @@ def _properties_sql(experiment_id: str) -> str:
             '","revenue":', {money}, ',"currency":"USD"}}')
         when {ev.FEATURE_USED} then concat('{{"feature":"', {_lit(FEATURES)}[attr + 1], '"}}')
         when {ev.SEARCH_PERFORMED} then concat('{{"query":"', {_lit(SEARCH_QUERIES)}[attr + 1], '"}}')
-        when {ev.EXPERIMENT_VIEWED} then concat('{{"experiment_id":"{experiment_id}","variant":"',
-            {_lit(VARIANTS)}[attr + 1], '"}}')
+        when {ev.EXPERIMENT_VIEWED} then case when attr < 2
+            then concat('{{"experiment_id":"{experiment_id}","variant":"', {_lit(VARIANTS)}[attr + 1], '"}}')
+            else concat('{{"experiment_id":"{factorial_id}","variant":"', {_lit(FACTORIAL_VARIANTS)}[attr - 1], '"}}')
+            end
+        when {ev.PLAN_UPGRADED} then concat('{{"plan":"pro","previous_plan":"', {_lit(PLANS)}[plan + 1], '"}}')
         when {ev.EMAIL_SENT} then concat('{{"email_name":"', {_lit(EMAIL_NAMES)}[attr + 1], '"}}')
         when {ev.COUPON_APPLIED} then concat('{{"coupon":"', {coupon}, '"}}')
     end"""
 
 
-def _field_sql(experiment_id: str) -> dict[str, str]:
+def _field_sql(experiment_id: str, factorial_id: str) -> dict[str, str]:
     """SQL giving each field's text over a batch (JSON text for the three objects); NULL when absent."""
     iso = "'%Y-%m-%dT%H:%M:%S.%g'"
     event_names = [name or "" for name in ev.EVENT_NAMES]
@@ -139,7 +144,7 @@ def _field_sql(experiment_id: str) -> dict[str, str]:
         "timestamp": f"coalesce({_lit(BAD_TIMESTAMPS)}[bad_code + 1], "
         f"strftime(make_timestamp(ts_local * 1000), {iso}) || off_text)",
         "received_at": f"strftime(make_timestamp(recv * 1000), {iso}) || 'Z'",
-        "properties": _properties_sql(experiment_id),
+        "properties": _properties_sql(experiment_id, factorial_id),
         "traits": "traits",
         "context": "context",
     }
@@ -159,7 +164,7 @@ class Renderer:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.con = duckdb.connect()
-        self.exprs = _field_sql(source.experiment_id)
+        self.exprs = _field_sql(source.experiment_id, source.factorial_id)
         users = source.users
         n = len(users)
         self.con.register(

@@ -9,7 +9,7 @@ import numpy as np
 from demo_events.activity import emails, make_sessions, refunds, session_events
 from demo_events.config import GeneratorConfig
 from demo_events.events import Events
-from demo_events.experiment import Assignment, run_experiment
+from demo_events.experiment import Assignment, run_experiment, run_factorial
 from demo_events.population import Users, make_users
 
 
@@ -26,8 +26,11 @@ def simulate(config: GeneratorConfig, users: int, seed: np.random.SeedSequence) 
     """Draw `users` users and everything they do. Chunks have their own random streams, so memory is bounded
     by `config.chunk_users` and the result depends only on the seed, the config and the number of users."""
     population_seed, activity_seed = seed.spawn(2)
+    # spawned after the first two, so the factorial experiment leaves every earlier random stream as it was
+    (factorial_seed,) = seed.spawn(1)
     population = make_users(config, users, np.random.default_rng(population_seed))
     chunk_seeds = activity_seed.spawn(-(-users // config.chunk_users))
+    factorial_seeds = factorial_seed.spawn(len(chunk_seeds))
     parts: list[Events] = []
     assignments: list[Assignment] = []
     next_order = 0
@@ -37,19 +40,16 @@ def simulate(config: GeneratorConfig, users: int, seed: np.random.SeedSequence) 
         sessions = make_sessions(chunk, config, rng)
         events, n_orders = session_events(chunk, sessions, config, rng)
         events, assignment = run_experiment(chunk, sessions, events, n_orders, config, rng)
+        factorial, assignment = run_factorial(chunk, assignment, config, np.random.default_rng(factorial_seeds[number]))
         has_order = events.order >= 0
         events.order[has_order] += next_order
         next_order = int(events.order.max(initial=next_order - 1)) + 1
-        events = Events.concat([events, refunds(events, chunk, config, rng), emails(chunk, config, rng)])
+        events = Events.concat([events, refunds(events, chunk, config, rng), emails(chunk, config, rng), factorial])
         events.user += start
         parts.append(events)
         assignments.append(assignment)
     return Simulation(
         users=population,
         events=Events.concat(parts),
-        assignment=Assignment(
-            variant=np.concatenate([a.variant for a in assignments]),
-            exposed_ms=np.concatenate([a.exposed_ms for a in assignments]),
-            converted=np.concatenate([a.converted for a in assignments]),
-        ),
+        assignment=Assignment.concat(assignments),
     )

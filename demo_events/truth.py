@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +14,16 @@ import pyarrow.parquet as pq
 
 from demo_events import events as ev
 from demo_events.arrival import Arrival
-from demo_events.config import CHANNELS, COUNTRIES, DEVICES, PLANS, VARIANTS, GeneratorConfig
+from demo_events.config import (
+    CHANNELS,
+    COUNTRIES,
+    DEVICES,
+    FACTORIAL_VARIANTS,
+    FACTORS,
+    PLANS,
+    VARIANTS,
+    GeneratorConfig,
+)
 from demo_events.dirty import CODE, DEFECTS, REJECT_REASONS, Defects
 from demo_events.ids import anonymous_ids, user_ids
 from demo_events.layout import Layout
@@ -28,6 +37,9 @@ DEFINITIONS = {
     "Email Sent": "system event, sent until the end to churned users too",
     "exposure": "a user's first Experiment Viewed event (later views repeat it)",
     "conversion": "an Order Completed with exposed_at < timestamp <= exposed_at + conversion_window_days",
+    "factorial": "the A/B test's exposed users also see the 2x2 factorial experiment (its own first Experiment "
+    "Viewed, seconds later); conversion is a Plan Upgraded in the same window; log-odds of converting = "
+    "base + tour + badge + tour:badge, each effect counted where its factors are on",
     "churn_at": "signup_at + 1 hour + exponential(lifetime_days); churned_by_end: churn_at <= end",
     "late_arrivals": "clean events whose received_at is 1-5 days after their timestamp; they load normally",
 }
@@ -56,6 +68,7 @@ class Truth:
     experiment: dict[str, object]
     files: list[dict[str, object]]
     definitions: dict[str, str]
+    factorial: dict[str, object] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """Indented JSON with keys in a stable order."""
@@ -166,6 +179,24 @@ def build_truth(
     experiment["realised_lift"] = rates["treatment"] / rates["control"] - 1 if rates["control"] else None
     experiment["exposed_users"] = int(exposed.sum())
 
+    cells = assign.factorial_cell
+    tour, badge, both = config.factorial_effects
+    factorial: dict[str, object] = {
+        "experiment_id": config.factorial_id,
+        "factors": list(FACTORS),
+        "variants": list(FACTORIAL_VARIANTS),
+        "control_variant": FACTORIAL_VARIANTS[0],
+        "goal_event": "Plan Upgraded",
+        "conversion_window_days": config.conversion_window_days,
+        "base_log_odds": config.factorial_base_log_odds,
+        "log_odds_effects": {"tour": tour, "badge": badge, "tour:badge": both},
+        "planted_probability": dict(zip(FACTORIAL_VARIANTS, config.factorial_probabilities(), strict=True)),
+        "exposed": {v: int((cells == c).sum()) for c, v in enumerate(FACTORIAL_VARIANTS)},
+        "converted": {
+            v: int((assign.factorial_converted[cells == c] == 1).sum()) for c, v in enumerate(FACTORIAL_VARIANTS)
+        },
+    }
+
     return Truth(
         config={**config.to_dict(), "users_requested": users_requested},
         users=n_users,
@@ -186,6 +217,7 @@ def build_truth(
         experiment=experiment,
         files=[{"name": f.name, "format": f.fmt, "camel_case": f.camel, "rows": f.rows} for f in files],
         definitions=dict(DEFINITIONS),
+        factorial=factorial,
     )
 
 
@@ -221,6 +253,10 @@ def users_table(config: GeneratorConfig, sim: Simulation) -> pa.Table:
             "variant": pa.array(np.array(VARIANTS)[np.maximum(assign.variant, 0)], mask=~exposed),
             "exposed_at": stamp(assign.exposed_ms, exposed),
             "converted": pa.array(assign.converted == 1, mask=~exposed),
+            "factorial_variant": pa.array(
+                np.array(FACTORIAL_VARIANTS)[np.maximum(assign.factorial_cell, 0)], mask=assign.factorial_cell < 0
+            ),
+            "factorial_converted": pa.array(assign.factorial_converted == 1, mask=assign.factorial_cell < 0),
             "events": pa.array(np.bincount(events.user, minlength=n)),
             "activity_events": pa.array(np.bincount(events.user[activity], minlength=n)),
             "orders": pa.array(np.bincount(events.user[events.kind == ev.ORDER_COMPLETED], minlength=n)),

@@ -145,10 +145,14 @@ def test_pinning_as_of_reproduces_an_earlier_state(warehouse, tmp_path):
         assert query(warehouse, "select max(activity_date), count(*) from marts.daily_kpis") == [(date(2026, 1, 13), 9)]
         users = query(warehouse, "select user_id from marts.user_segments order by 1")
         assert users == [("u1",), ("u2",), ("u3",), ("u4",)]
-        assert query(warehouse, "select count(*) from intermediate.int_sessions where session_start_at > "
+        # the per-user incremental models build a pinned state under their own name, leaving theirs untouched
+        assert query(warehouse, "select count(*) from intermediate.int_sessions_as_of where session_start_at > "
                      "'2026-01-13 12:00:00'") == [(0,)]  # fmt: skip
+        assert query(warehouse, "select count(*) from intermediate.int_sessions where session_start_at > "
+                     "'2026-01-13 12:00:00'") != [(0,)]  # fmt: skip
     finally:
         run_dbt(warehouse, "build", "--select", "int_as_of+")
+    assert query(warehouse, "select max(activity_date) from marts.daily_kpis") == [(date(2026, 1, 28),)]
 
 
 W0, W1, W2, W3 = date(2026, 1, 5), date(2026, 1, 12), date(2026, 1, 19), date(2026, 1, 26)

@@ -103,3 +103,29 @@ def test_docs_generate_works(new_york):
     run_dbt(new_york, "docs", "generate", dbt_vars={"reporting_timezone": "America/New_York"})
     catalog = (new_york / "dbt_target" / "catalog.json").read_text()
     assert '"model.engagement_warehouse.cohort_retention"' in catalog
+
+
+# d starts at 00:30 EDT on 2026-11-01, the 25-hour day the clocks fall back, comes back at 12:00 EST and again
+# at 23:50 EST, 24 h 20 min after the start: in rolling one-day windows that is window 0 and window 1 of one day.
+FALL_BACK_LOG = [
+    ev("d1", "d", "2026-11-01T04:30:00Z"),
+    ev("d2", "d", "2026-11-01T17:00:00Z"),
+    ev("d3", "d", "2026-11-02T04:50:00Z"),
+]
+
+
+def test_rolling_one_day_windows_on_the_25_hour_day(tmp_path):
+    data_dir = tmp_path / "data"
+    write_lines(data_dir / "landing" / "fall_back.jsonl", FALL_BACK_LOG)
+    ingest_landing(IngestSettings(data_dir=data_dir))
+    tz = {"reporting_timezone": "America/New_York"}
+    run_dbt(data_dir, "seed", dbt_vars=tz)
+    run_dbt(data_dir, "run", "--select", "+cohort_retention_rolling", dbt_vars=tz)
+    rows = query(
+        data_dir,
+        "select cohort_start, period_number, cohort_size, returned_in_period_0, retained_users, is_complete "
+        "from marts.cohort_retention_rolling where start_event = 'first_activity' and dimension = 'all' "
+        "and cohort_grain = 'week' and window_days = 1 order by period_number",
+    )
+    # one local day, two windows: the 12:00 return is in window 0 (read from the day's events), 23:50 in window 1
+    assert rows == [(date(2026, 10, 26), 0, 1, 1, 1, True), (date(2026, 10, 26), 1, 1, 1, 1, False)]

@@ -26,13 +26,20 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "staging/stg_events",
         "intermediate/int_activity_events",
         "intermediate/int_as_of",
+        "intermediate/int_experiment_exposures",
+        "intermediate/int_experiment_variants",
         "intermediate/int_sessions",
         "intermediate/int_user_daily_activity",
         "intermediate/int_users",
         "seeds/channel_mapping",
         "seeds/engagement_weights",
+        "seeds/experiments",
         "seeds/retention_brackets",
         "seeds/rfm_segments",
+        "marts/audience_cart_abandonment",
+        "marts/audience_churn_risk",
+        "marts/audience_reengagement",
+        "marts/audience_segments",
         "marts/cohort_conversion",
         "marts/cohort_ltv",
         "marts/cohort_retention",
@@ -41,7 +48,9 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/cohort_retention_by_start",
         "marts/cohort_retention_rolling",
         "marts/daily_kpis",
+        "marts/experiment_results",
         "marts/feature_adoption",
+        "marts/kpi_alerts",
         "marts/lifecycle",
         "marts/retention_curve",
         "marts/session_kpis",
@@ -57,6 +66,8 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "ml/churn_scores",
         "ml/model_metrics",
         "serving/serving_copy",
+        "activation/audience_deliveries",
+        "ml/experiment_factorial_effects",
     }
     # dbt's source raw.events is the ingestion asset, not a separate external asset
     assert graph.get(dg.AssetKey(["raw", "events"])).is_materializable
@@ -70,6 +81,8 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts",
         "seeds",
         "serving",
+        "activation",
+        "experiments",
         "ml",
     }
     # dbt's source ml.user_clusters is the Python asset that writes it: clusters -> profile mart -> serving copy
@@ -88,7 +101,7 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    assert len(job.asset_layer.executable_asset_keys) == 38
+    assert len(job.asset_layer.executable_asset_keys) == 49
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -128,6 +141,26 @@ def test_resources_follow_data_dir(defs, data_dir):
 )
 def test_layer_of(props, layer):
     assert layer_of(props) == layer
+
+
+def test_activation_and_experiment_assets_and_checks(defs):
+    graph = defs.resolve_asset_graph()
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert {
+        ("activation/audience_deliveries", "webhook_accepted_every_batch"),
+        ("marts/kpi_alerts", "kpi_alerts_latest_day"),
+    } <= checks
+    deliveries = graph.get(dg.AssetKey(["activation", "audience_deliveries"]))
+    assert {key.to_user_string() for key in deliveries.parent_keys} == {
+        "marts/audience_cart_abandonment",
+        "marts/audience_churn_risk",
+        "marts/audience_reengagement",
+        "marts/audience_segments",
+    }
+    factorial = graph.get(dg.AssetKey(["ml", "experiment_factorial_effects"]))
+    assert {key.to_user_string() for key in factorial.parent_keys} == {"intermediate/int_experiment_variants"}
+    churn = graph.get(dg.AssetKey(["marts", "audience_churn_risk"]))
+    assert dg.AssetKey(["ml", "churn_scores"]) in churn.parent_keys
 
 
 def test_great_expectations_gates_are_blocking_checks(defs):

@@ -147,13 +147,20 @@ def test_the_run_publishes_every_mart_to_the_serving_copy_and_parquet(pipeline):
     import duckdb
 
     with duckdb.connect(str(serving), read_only=True) as con:
+        every_table = con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
         published = {
             f"{schema}.{table}": con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
-            for schema, table in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
-            if schema != "meta"
+            for schema, table in every_table
+            if schema in ("marts", "ml")
         }
-    # 17 marts (3 of them ML: features, churn snapshots, cluster profiles) and the 3 ml.* tables
-    assert published == warehouse_counts and len(published) == 20
+        manifest_files = con.execute("select count(*) from ops.load_manifest").fetchone()[0]
+    # 23 marts (3 of them ML: features, churn snapshots, cluster profiles) beside the ml.* tables
+    assert published == warehouse_counts and sum(name.startswith("marts.") for name in published) == 23
+    # the dashboard's data-health tables ride along in schema ops
+    assert {f"{s}.{t}" for s, t in every_table if s == "ops"} == {
+        "ops.load_manifest", "ops.batches", "ops.rejects_by_file_reason",
+    }  # fmt: skip
+    assert manifest_files == query(data_dir, "select count(*) from raw.load_manifest")[0][0]
     assert sorted(p.stem for p in (data_dir / "exports" / "marts").glob("*.parquet")) == sorted(
         name.split(".")[1] for name in warehouse_counts if name.startswith("marts.")
     )

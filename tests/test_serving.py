@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
-from ingestion.schema import connect
+from ingestion.schema import connect, ensure_raw_schema
 from orchestration.defs.sensors import landing_folder_sensor, new_landing_files
 from serving import publish
 from serving.shell import run
@@ -96,3 +96,45 @@ def test_the_sensor_batches_new_complete_files_and_remembers_them(settings, data
             "landing/new_files": "1", "landing/first": "small_3.jsonl",
         }  # fmt: skip
         assert later.run_key != first.run_key
+
+
+def test_publish_adds_the_data_health_tables_and_as_of(data_dir):
+    warehouse = data_dir / "warehouse.duckdb"
+    build_warehouse(warehouse, 2)
+    with connect(str(warehouse)) as con:
+        ensure_raw_schema(con)
+        con.execute("create schema if not exists intermediate")
+        con.execute("create table intermediate.int_as_of as select timestamp '2026-01-04 00:00:00' as as_of")
+        con.execute(
+            "insert into raw.load_manifest (file_name, checksum, file_size, file_mtime, rows_in, rows_loaded, "
+            "rows_duplicate, rows_rejected, status, loaded_at, load_seconds, batch_id, gate_status) values "
+            "('a.jsonl', 'c', 10, 0, 5, 2, 0, 3, 'loaded', timestamp '2026-01-06 08:00:00', 0.1, 'b1', 'passed')"
+        )
+        long_line = "x" * 2000
+        con.executemany(
+            "insert into raw.events_rejected values ('a.jsonl', ?, ?, ?, timestamp '2026-01-06 08:00:00')",
+            [(4, "missing message_id", "line four"), (2, "missing message_id", long_line), (3, "bad", "line three")],
+        )
+        con.execute(
+            "insert into raw.batches values ('b1', timestamp '2026-01-06 08:00:00', 1, 5, 2, 'passed', null, "
+            "timestamp '2026-01-06 08:00:01')"
+        )
+        con.execute(
+            "insert into raw.events values ('m1', 'u1', null, 'track', 'x', timestamp '2026-01-05 10:00:00', "
+            "timestamp '2026-01-05 10:00:00', null, null, null, 'a.jsonl', 1, timestamp '2026-01-06 08:00:00')"
+        )
+        result = publish(con, data_dir / "serving.duckdb", data_dir / "exports")
+    assert {name: rows for name, rows in result.tables.items() if name.startswith("ops.")} == {
+        "ops.load_manifest": 1, "ops.batches": 1, "ops.rejects_by_file_reason": 2,
+    }  # fmt: skip
+    with duckdb.connect(str(data_dir / "serving.duckdb"), read_only=True) as fresh:
+        rejects = fresh.execute(
+            "select reason, rejected_rows, first_line_number, length(sample_line) from ops.rejects_by_file_reason "
+            "order by reason"
+        ).fetchall()
+        # the sample is the first rejected line of that reason, cut to 500 characters
+        assert rejects == [("bad", 1, 3, 10), ("missing message_id", 2, 2, 500)]
+        assert fresh.execute("select gate_status from ops.batches").fetchall() == [("passed",)]
+        meta = fresh.execute("select as_of::varchar, latest_event_at::varchar, tables from meta.publish").fetchone()
+        assert meta == ("2026-01-04 00:00:00", "2026-01-05 10:00:00", 5)
+    assert not (data_dir / "exports" / "ops").exists()  # ops is for the dashboard, not an export

@@ -43,8 +43,9 @@
     member_starts as (
 
         {%- if start == 'first_ever' %}
-        select user_id, min(event_at) as start_at
-        from events_until_as_of
+        -- daily rows hold every first event, at a tenth of the rows of the events
+        select user_id, min(first_event_at) as start_at
+        from {{ ref('int_user_daily_activity') }}
         group by user_id
         {%- elif start == 'first_matching' %}
         select user_id, min(event_at) as start_at
@@ -66,7 +67,8 @@
             member_starts.user_id,
             member_starts.start_at,
             cast({{ dbt.date_trunc(cohort_grain, 'cast(' ~ to_reporting_time('member_starts.start_at') ~ ' as date)') }} as date)
-                as cohort_start
+                as cohort_start,
+            cast({{ to_reporting_time('member_starts.start_at') }} as date) as start_date
             {%- if dimension %},
             users.{{ dimension }} as dimension_value
             {%- endif %}
@@ -95,19 +97,54 @@
 
     ),
     {%- else -%}
-    member_activity as (
+    member_days as (
 
-        -- rolling windows: each member's own clock, so event times matter
+        -- Rolling windows run on each member's own clock, from daily rows: a local day spans at most 25 hours,
+        -- less than two windows of L >= 1 day, so its events fall exactly in the windows of its first and its
+        -- last event. On the start day the first event counted is the start itself (earlier ones don't count).
         select
             cohort_members.user_id,
             cohort_members.cohort_start,
-            cast(floor({{ dbt.datediff('cohort_members.start_at', 'events_until_as_of.event_at', 'second') }}
-                       / {{ window_days * 86400 }}) as integer) as period_number,
-            events_until_as_of.event_at > cohort_members.start_at as is_after_start
+            cohort_members.start_at,
+            daily.activity_date = cohort_members.start_date as is_start_day,
+            case
+                when daily.activity_date = cohort_members.start_date then cohort_members.start_at
+                else daily.first_event_at
+            end as first_at,
+            daily.last_event_at as last_at
         from cohort_members
+        inner join {{ ref('int_user_daily_activity') }} as daily
+            on cohort_members.user_id = daily.user_id
+            and daily.activity_date >= cohort_members.start_date
+
+    ),
+
+    member_activity as (
+
+        {%- for bound in ['first_at', 'last_at'] %}
+        {% if not loop.first %}union all{% endif %}
+        select
+            user_id,
+            cohort_start,
+            cast(floor({{ dbt.datediff('start_at', bound, 'second') }} / {{ window_days * 86400 }}) as integer)
+                as period_number,
+            {{ bound }} > start_at as is_after_start
+        from member_days
+        {%- endfor %}
+        {%- if window_days < 2 %}
+        -- The one case daily rows can't settle: a start day longer than the window (a 25-hour day, L = 1) whose
+        -- last event is in window 1; whether the member came back within window 0 needs that day's events.
+        union all
+        select member_days.user_id, member_days.cohort_start, 0 as period_number, true as is_after_start
+        from member_days
         inner join events_until_as_of
-            on cohort_members.user_id = events_until_as_of.user_id
-            and events_until_as_of.event_at >= cohort_members.start_at
+            on member_days.user_id = events_until_as_of.user_id
+            and events_until_as_of.event_at > member_days.start_at
+            and {{ dbt.datediff('member_days.start_at', 'events_until_as_of.event_at', 'second') }}
+                < {{ window_days * 86400 }}
+        where member_days.is_start_day
+          and {{ dbt.datediff('member_days.start_at', 'member_days.last_at', 'second') }} >= {{ window_days * 86400 }}
+        {%- endif %}
 
     ),
     {%- endif %}

@@ -13,13 +13,16 @@ class SuiteSpec:
     """A suite and the rows it is meant for.
 
     relation: the table to read; partition_key: SQL expression whose hash splits the rows into chunks, so that
-    uniqueness over that key holds overall exactly when it holds within every chunk.
+    uniqueness over that key holds overall exactly when it holds within every chunk. watermark_column: a column
+    of the relation that grows with every (re)computed row (stg_events.staged_at); when set, a check validates
+    only the rows past the last watermark that passed (expectations/watermarks.py).
     """
 
     name: str
     relation: str
     partition_key: str
     build: Callable[[], gx.ExpectationSuite]
+    watermark_column: str | None = None
 
 
 def _specs() -> dict[str, SuiteSpec]:

@@ -26,10 +26,11 @@ SPEC = SuiteSpec(
     name="stg_events",
     relation="""(
         select
-            message_id, user_id, event_name, event_type, event_at, event_date, is_activity,
+            message_id, user_id, event_name, event_type, event_at, event_date, is_activity, staged_at,
             case when event_name = 'order_completed' then revenue end as order_revenue
         from staging.stg_events
     )""",
     partition_key="message_id",
     build=build,
+    watermark_column="staged_at",
 )

@@ -24,7 +24,7 @@ def new_landing_files(cursor: str | None, settings: IngestSettings) -> tuple[lis
 
 @dg.sensor(
     job=everything_job,
-    minimum_interval_seconds=10,
+    minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts one run for all complete files that appeared in the landing folder since the last tick.",
 )

@@ -1,4 +1,8 @@
 -- Sessions: a user's activity events with gaps of at most var session_timeout_minutes between them.
+-- Incremental per user: see macros/incremental_users.sql.
+-- depends_on: {{ ref('stg_events') }}
+{{ config(**per_user_incremental_config('int_sessions')) }}
+
 with ordered_events as (
 
     select
@@ -8,6 +12,9 @@ with ordered_events as (
         event_at,
         lag(event_at) over (partition by user_id order by event_at, message_id) as previous_event_at
     from {{ ref('int_activity_events') }}
+    {% if is_incremental() %}
+    where user_id in ({{ users_to_recompute() }})
+    {% endif %}
 
 ),
 
@@ -47,6 +54,7 @@ select
     {{ dbt.datediff('min(event_at)', 'max(event_at)', 'second') }} as duration_seconds,
     count(*) as events,
     sum(case when event_name in ('page_viewed', 'screen_viewed') then 1 else 0 end) as page_views,
-    count(*) = 1 as is_bounce
+    count(*) = 1 as is_bounce,
+    {{ staged_through() }} as staged_through
 from numbered_events
 group by user_id, session_number

@@ -1,11 +1,26 @@
 -- One row per user: first and last activity, first touch, latest traits, signup and first order.
-with activity_bounds as (
+-- Incremental per user: see macros/incremental_users.sql.
+-- depends_on: {{ ref('stg_events') }}
+{{ config(**per_user_incremental_config('int_users')) }}
+
+with users_in_scope as (
+
+    {% if is_incremental() %}
+    {{ users_to_recompute() }}
+    {% else %}
+    select distinct user_id from {{ ref('int_activity_events') }}
+    {% endif %}
+
+),
+
+activity_bounds as (
 
     select
         user_id,
         min(event_at) as first_active_at,
         max(event_at) as last_active_at
     from {{ ref('int_activity_events') }}
+    where user_id in (select user_id from users_in_scope)
     group by user_id
 
 ),
@@ -20,6 +35,7 @@ first_events as (
             row_number() over (partition by user_id order by event_at, message_id) as event_rank
         from {{ ref('stg_events') }}
         where event_at <= (select as_of from {{ ref('int_as_of') }})
+          and user_id in (select user_id from users_in_scope)
     ) as ranked_events
     where event_rank = 1
 
@@ -47,6 +63,7 @@ latest_traits as (
         from {{ ref('stg_events') }}
         where event_type = 'identify' and traits is not null
           and event_at <= (select as_of from {{ ref('int_as_of') }})
+          and user_id in (select user_id from users_in_scope)
     ) as ranked_identifies
     where identify_rank = 1
 
@@ -59,6 +76,7 @@ milestones as (
         min(case when event_name = 'signed_up' then event_at end) as signed_up_at,
         min(case when event_name = 'order_completed' then event_at end) as first_order_at
     from {{ ref('int_activity_events') }}
+    where user_id in (select user_id from users_in_scope)
     group by user_id
 
 )
@@ -78,7 +96,8 @@ select
         else coalesce(channel_mapping.channel, 'other')
     end as first_touch_channel,
     coalesce({{ json_text('latest_traits.traits', 'country') }}, 'unknown') as country,
-    coalesce({{ json_text('latest_traits.traits', 'plan') }}, 'unknown') as plan
+    coalesce({{ json_text('latest_traits.traits', 'plan') }}, 'unknown') as plan,
+    {{ staged_through() }} as staged_through
 from activity_bounds
 left join first_touch on activity_bounds.user_id = first_touch.user_id
 left join {{ ref('channel_mapping') }} as channel_mapping

@@ -1,4 +1,18 @@
 -- One row per event: deduplicated by message_id, names normalised, anonymous ids stitched to users.
+--
+-- Incremental by landing file: a run stages the rows of files not staged before (a file loads in one transaction,
+-- so it is staged whole or not at all), whatever their event time, so a late event lands in its own cohort and
+-- period. When a new event links an anonymous id to a user (or to an earlier user than before), the rows already
+-- staged under that anonymous id are re-stitched in the same run, with the id they had in previous_user_id; the
+-- models downstream recompute every user named in user_id or previous_user_id of the rows staged by this run.
+-- `dbt build --full-refresh` rebuilds from raw.events and gives the same table.
+{{ config(
+    materialized='incremental',
+    unique_key='message_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+) }}
+
 with quarantined_files as (
 
     -- files of a batch that failed the gate (expectations/gate.py) stay out until released
@@ -6,10 +20,21 @@ with quarantined_files as (
 
 ),
 
+{% if is_incremental() %}
+staged_files as (
+
+    select distinct source_file from {{ this }}
+
+),
+{% endif %}
+
 source_events as (
 
     select * from {{ source('raw', 'events') }}
     where source_file not in (select file_name from quarantined_files)
+    {% if is_incremental() %}
+      and source_file not in (select source_file from staged_files)
+    {% endif %}
 
 ),
 
@@ -31,6 +56,21 @@ deduplicated_events as (
 
 ),
 
+identified_events as (
+
+    select anonymous_id, user_id, timestamp as event_at, message_id
+    from deduplicated_events
+    where anonymous_id is not null and user_id is not null
+    {% if is_incremental() %}
+    union all
+    select anonymous_id, known_user_id as user_id, event_at, message_id
+    from {{ this }}
+    where anonymous_id is not null and known_user_id is not null
+      and anonymous_id in (select anonymous_id from deduplicated_events)
+    {% endif %}
+
+),
+
 -- An anonymous id belongs to the first known user it was seen with.
 identity_links as (
 
@@ -39,9 +79,8 @@ identity_links as (
         select
             anonymous_id,
             user_id,
-            row_number() over (partition by anonymous_id order by timestamp, message_id) as link_rank
-        from deduplicated_events
-        where anonymous_id is not null and user_id is not null
+            row_number() over (partition by anonymous_id order by event_at, message_id) as link_rank
+        from identified_events
     ) as links
     where link_rank = 1
 
@@ -72,28 +111,71 @@ named_events as (
         end as event_name
     from stitched_events
 
-)
+),
 
-select
-    message_id,
-    type as event_type,
-    event_name,
-    event as event_name_as_sent,
-    blended_user_id as user_id,
-    user_id as known_user_id,
-    anonymous_id,
-    timestamp as event_at,
-    event_at_local,
-    cast(event_at_local as date) as event_date,
-    received_at,
-    loaded_at,
-    -- decimal, not double: sums are then exact and the same on every rebuild, whatever the order of addition
-    cast({{ json_text('properties', 'revenue') }} as decimal(18, 4)) as revenue,
-    event_name not in (
-        {%- for name in var('non_activity_events') %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
-    ) as is_activity,
-    properties,
-    traits,
-    context,
-    source_file
-from named_events
+new_events as (
+
+    select
+        message_id,
+        type as event_type,
+        event_name,
+        event as event_name_as_sent,
+        blended_user_id as user_id,
+        user_id as known_user_id,
+        anonymous_id,
+        timestamp as event_at,
+        event_at_local,
+        cast(event_at_local as date) as event_date,
+        received_at,
+        loaded_at,
+        -- decimal, not double: sums are then exact and the same on every rebuild, whatever the order of addition
+        cast({{ json_text('properties', 'revenue') }} as decimal(18, 4)) as revenue,
+        event_name not in (
+            {%- for name in var('non_activity_events') %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
+        ) as is_activity,
+        properties,
+        traits,
+        context,
+        source_file,
+        cast(null as {{ dbt.type_string() }}) as previous_user_id
+    from named_events
+
+){% if is_incremental() %},
+
+-- rows staged earlier under an anonymous id whose user the new rows changed
+restitched_events as (
+
+    select
+        staged.message_id,
+        staged.event_type,
+        staged.event_name,
+        staged.event_name_as_sent,
+        identity_links.linked_user_id as user_id,
+        staged.known_user_id,
+        staged.anonymous_id,
+        staged.event_at,
+        staged.event_at_local,
+        staged.event_date,
+        staged.received_at,
+        staged.loaded_at,
+        staged.revenue,
+        staged.is_activity,
+        staged.properties,
+        staged.traits,
+        staged.context,
+        staged.source_file,
+        staged.user_id as previous_user_id
+    from {{ this }} as staged
+    inner join identity_links on staged.anonymous_id = identity_links.anonymous_id
+    where staged.known_user_id is null
+      and staged.user_id <> identity_links.linked_user_id
+
+){% endif %}
+
+select *, cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }}) as staged_at
+from new_events
+{% if is_incremental() %}
+union all
+select *, cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ dbt.type_timestamp() }}) as staged_at
+from restitched_events
+{% endif %}

@@ -24,12 +24,13 @@ def _asset_key(context: dg.AssetExecutionContext, event: object) -> dg.AssetKey 
 
 
 def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> Iterator:
-    """`dbt build` of the op's selection; outputs (and checks) of charted marts are held back until dbt has
-    exited, then sent with their charts."""
+    """`dbt build` of the op's selection; from the first charted mart on, events are held back until dbt has
+    exited (the charts read the warehouse, which dbt holds), then sent in their order with the charts added."""
     warehouse.export_for_dbt()
     held = []
     for event in dbt.cli(["build"], context=context).stream():
-        if _asset_key(context, event) in CHARTS:
+        # once one event waits, the rest wait behind it: a model's output never precedes its parent's
+        if held or _asset_key(context, event) in CHARTS:
             held.append(event)
         else:
             yield event

@@ -23,7 +23,8 @@ ML_TABLE_KEYS = [dg.AssetKey(["ml", name]) for name in ("user_clusters", "churn_
     kinds={"duckdb", "parquet"},
     pool=DUCKDB_WRITER_POOL,
     description="marts.* and ml.* copied to $DATA_DIR/serving.duckdb (swapped in atomically) and to Parquet "
-    "under $DATA_DIR/exports; analysts, `make sql` and the dashboard read only this.",
+    "under $DATA_DIR/exports, with ops.* (load manifest, gate verdicts, rejects per file and reason) for the "
+    "dashboard's data-health page; analysts, `make sql` and the dashboard read only this.",
 )
 def serving_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with connect(str(warehouse.warehouse_path)) as con:

@@ -1,0 +1,55 @@
+"""The only thing the dashboard reads: the serving copy, opened read-only for each query and closed at once.
+
+A publish swaps in a new file under the same name (a rename), so the file's identity (inode, mtime, size) changes
+with every publish; results are cached under that identity and a republish shows on the next page load.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+SERVING_FILE = "serving.duckdb"
+
+
+def data_dir() -> Path:
+    """$DATA_DIR (default ./data), resolved."""
+    return Path(os.environ.get("DATA_DIR", "data")).resolve()
+
+
+@dataclass(frozen=True)
+class ServingCopy:
+    """A handle on one serving copy file; holds no connection between queries."""
+
+    path: Path
+
+    @classmethod
+    def current(cls) -> ServingCopy:
+        """The serving copy under $DATA_DIR."""
+        return cls(data_dir() / SERVING_FILE)
+
+    def identity(self) -> tuple[int, int, int] | None:
+        """(inode, mtime in ns, size) of the file, or None when there is none yet."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def query(self, sql: str, params: list | dict | None = None) -> pd.DataFrame:
+        """Run one read-only query on a fresh connection (closed before returning) and return its rows."""
+        if not self.path.exists():
+            raise FileNotFoundError(f"no serving copy at {self.path}: run `make demo` or `make run` first")
+        with duckdb.connect(str(self.path), read_only=True) as con:
+            return con.execute(sql, params or []).df()
+
+    def tables(self) -> frozenset[str]:
+        """Every table of the copy as 'schema.table' (empty when there is no copy yet)."""
+        if not self.path.exists():
+            return frozenset()
+        rows = self.query("select schema_name || '.' || table_name as name from duckdb_tables()")
+        return frozenset(rows["name"])

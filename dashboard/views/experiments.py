@@ -1,0 +1,38 @@
+"""Experiments: per experiment the variants' rates with intervals, a forest plot of lifts, SRM and power in words."""
+
+import streamlit as st
+
+from dashboard import charts, ui, wording
+
+if ui.need("marts.experiment_results", what="the experiments page"):
+    names = ui.load("experiment_ids")
+    with st.sidebar:
+        st.subheader("Filters")
+        chosen = st.multiselect("Experiments", names, default=names, key="experiments_chosen")
+    if not chosen:
+        st.info("Pick at least one experiment.")
+    else:
+        results = ui.load("experiment_results", experiments=tuple(chosen))
+        st.subheader("Lift against control")
+        st.caption(
+            "Each line is a variant's relative lift in conversion over its control with the 95% interval; the dashed "
+            "line is no difference. Green: better, red: worse, grey: the interval includes zero."
+        )
+        ui.chart(
+            charts.forest(results),
+            results[~results["is_control"]],
+            label="Lift numbers",
+            empty="These experiments have no variant besides control.",
+        )
+        for experiment_id, rows in results.groupby("experiment_id", sort=False):
+            st.subheader(f"Experiment {experiment_id}")
+            srm_ok, srm_text = wording.srm_sentence(rows)
+            enough, power_text = wording.power_sentence(rows)
+            (st.success if srm_ok else st.error)(srm_text)
+            (st.success if enough else st.warning)(power_text)
+            for _, row in rows[~rows["is_control"]].iterrows():
+                control = rows[rows["is_control"]]
+                st.markdown(wording.lift_sentence(row, control.iloc[0] if not control.empty else None))
+            st.altair_chart(charts.variant_rates(rows), width="stretch")
+            with st.expander(f"{experiment_id}: numbers"):
+                st.dataframe(rows, hide_index=True, width="stretch", key=f"experiments_rows_{experiment_id}")

@@ -1,0 +1,100 @@
+"""Segments: RFM segments and ML clusters with sizes and profiles; users per engagement band."""
+
+import streamlit as st
+
+from dashboard import charts, queries, ui
+
+PROFILE_COLUMNS = {
+    "rfm_segment": "segment",
+    "users": "users",
+    "share_of_users": "share",
+    "avg_recency_score": "recency score",
+    "avg_frequency_score": "frequency score",
+    "avg_monetary_score": "monetary score",
+    "avg_days_since_active": "days since active",
+    "avg_active_days_90d": "active days (90 d)",
+    "avg_revenue_365d": "revenue (365 d)",
+    "avg_engagement_score": "engagement score",
+}
+
+has_segments = ui.need("marts.user_segments", what="the RFM segments and engagement bands")
+if has_segments:
+    stages_all = ui.load("lifecycle_stages")
+    with st.sidebar:
+        st.subheader("Filters")
+        stages = st.multiselect(
+            "Lifecycle stage",
+            stages_all,
+            default=stages_all,
+            key="segments_stages",
+            help="new: first active in the last 7 days; active: active in the last 7 days; at_risk: last active "
+            "8-30 days ago; lapsed: not active in 30 days.",
+        )
+        high_frequency = st.toggle("Only high-frequency users (5+ sessions in 7 days)", key="segments_high_frequency")
+    if not stages:
+        st.info("Pick at least one lifecycle stage.")
+    else:
+        segments = ui.load("rfm_segments", stages=tuple(stages), high_frequency_only=high_frequency)
+        st.subheader("RFM segments")
+        st.caption(
+            "Recency, frequency and monetary scores from 1 to 5 (5 = most recent, most active days in 90 days, most "
+            "revenue in 365 days), named by seed rfm_segments."
+        )
+        left, right = st.columns([2, 3])
+        with left:
+            if segments.empty:
+                st.info("No users match the filters.")
+            else:
+                st.altair_chart(charts.bars(segments, "rfm_segment", "users", title="users"), width="stretch")
+        with right:
+            st.dataframe(
+                segments.rename(columns=PROFILE_COLUMNS),
+                hide_index=True,
+                width="stretch",
+                key="segments_profile",
+                column_config={"share": st.column_config.NumberColumn(format="percent")},
+            )
+
+st.subheader("Clusters")
+if "marts.cluster_profiles" not in ui.tables() and "ml.user_clusters" in ui.tables():
+    # the model has clustered users but the profiles mart is not published yet: sizes only
+    sizes = ui.load("cluster_sizes")
+    if not sizes.empty:
+        st.caption(
+            "Profiles appear once `marts.cluster_profiles` is published. " + ui.how_to_make(["marts.cluster_profiles"])
+        )
+        ui.chart(charts.bars(sizes, "cluster_name", "users", title="users"), sizes, label="Cluster sizes")
+    else:
+        ui.need("ml.user_clusters", what="the clusters")
+elif ui.need("marts.cluster_profiles", what="the clusters"):
+    profiles = ui.load("cluster_profiles")
+    features = queries.profile_features(profiles)
+    left, right = st.columns([2, 3])
+    with left:
+        st.altair_chart(charts.bars(profiles, "cluster_name", "users", title="users"), width="stretch")
+    with right:
+        if features:
+            st.caption(
+                "Each cluster's average feature value (in the cell) against all users' average (colour: 2x "
+                "is twice the average, 0.5x half)."
+            )
+            st.altair_chart(charts.cluster_heatmap(queries.cluster_feature_index(profiles)), width="stretch")
+        else:
+            st.info("marts.cluster_profiles has no feature columns to profile the clusters with.")
+    with st.expander("Cluster profiles"):
+        st.dataframe(
+            profiles,
+            hide_index=True,
+            width="stretch",
+            key="segments_clusters",
+            column_config={"share_of_users": st.column_config.NumberColumn(format="percent")},
+        )
+
+if has_segments and stages:
+    st.subheader("Engagement bands")
+    bands = ui.load("engagement_bands", stages=tuple(stages))
+    st.caption(
+        "Engagement score: weighted key actions in the last 28 days (an order counts 10, a feature use 3, a product "
+        "added 2, a view or search 1, a page or screen view 0.5; seed engagement_weights)."
+    )
+    ui.chart(charts.bars(bands, "band", "users", title="users", sort=list(bands["band"])), bands, label="Band numbers")

@@ -1,0 +1,42 @@
+{#- Per-user incremental models (int_user_daily_activity, int_sessions, int_users).
+
+    Each run recomputes every user whom the rows staged since the model's own watermark touch (user_id, and
+    previous_user_id of re-stitched rows), whole: so a late event of any age lands in the right day, session and
+    cohort, and nothing depends on a lookback window. With var as_of pinned the model is built as a plain table
+    under another name (alias ..._as_of), so reproducing an earlier state never disturbs the incremental tables. -#}
+
+{% macro per_user_incremental_config(model_name) %}
+    {{ return({
+        'materialized': 'table' if var('as_of') else 'incremental',
+        'alias': model_name ~ '_as_of' if var('as_of') else model_name,
+        'unique_key': 'user_id',
+        'incremental_strategy': 'delete+insert',
+        'on_schema_change': 'fail',
+        'post_hook': ["{{ delete_users_restitched_away() }}"],
+    }) }}
+{% endmacro %}
+
+{#- The newest staged_at the model has seen: stamped on every row it writes. -#}
+{% macro staged_through() %}
+    (select max(staged_at) from {{ ref('stg_events') }})
+{% endmacro %}
+
+{#- Users to recompute in this run (only meaningful inside is_incremental()). -#}
+{% macro users_to_recompute() %}
+    select user_id from {{ ref('stg_events') }}
+    where staged_at > (select max(staged_through) from {{ this }})
+    union
+    select previous_user_id from {{ ref('stg_events') }}
+    where staged_at > (select max(staged_through) from {{ this }}) and previous_user_id is not null
+{% endmacro %}
+
+{#- A user whose only events were re-stitched to another user has no rows left to write: remove the old ones. -#}
+{% macro delete_users_restitched_away() %}
+    {% if is_incremental() %}
+    delete from {{ this }} as modelled
+    where exists (
+        select 1 from {{ ref('stg_events') }} as staged
+        where staged.previous_user_id = modelled.user_id and staged.staged_at > modelled.staged_through
+    )
+    {% endif %}
+{% endmacro %}

@@ -1,0 +1,1 @@
+"""Audience deliveries (files and webhook) and the KPI alert check."""

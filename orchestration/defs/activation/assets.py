@@ -1,0 +1,146 @@
+"""Audience entries out of the warehouse (activation/), and a check that flags and posts KPI alerts."""
+
+from urllib.parse import urlsplit
+
+import dagster as dg
+
+from activation import ActivationReport, ActivationSettings, deliver_alerts, deliver_audiences
+from ingestion.schema import connect
+from orchestration.defs.dbt.assets import dbt_models
+from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+
+AUDIENCE_KEYS = sorted(
+    (key for key in dbt_models.keys if key.path[0] == "marts" and key.path[-1].startswith("audience_")),
+    key=lambda k: k.path,
+)
+DELIVERIES = dg.AssetKey(["activation", "audience_deliveries"])
+KPI_ALERTS = dg.AssetKey(["marts", "kpi_alerts"])
+
+
+def report_markdown(report: ActivationReport) -> str:
+    """One line per audience: new entries, sent, failed, batches, attempts and the endpoint's last answer."""
+    lines = [
+        "| audience | new entries | sent | failed | batches | attempts | last answer |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, a in sorted(report.audiences.items()):
+        answer = "" if a.last_status is None and not a.last_response else f"{a.last_status} {a.last_response or ''}"
+        answer = answer.replace("|", "\\|").replace("\n", " ")[:120]
+        lines.append(f"| {name} | {a.new_entries} | {a.sent} | {a.failed} | {a.batches} | {a.attempts} | {answer} |")
+    return "\n".join(lines)
+
+
+def webhook_metadata(settings: ActivationSettings) -> str:
+    """Where deliveries go, without the URL's path or credentials (webhook URLs often embed a token)."""
+    if settings.webhook_url:
+        url = urlsplit(settings.webhook_url)
+        return f"{url.scheme}://{url.hostname}{f':{url.port}' if url.port else ''}/..."
+    return "none: ACTIVATION_WEBHOOK_URL is unset, so entries are written as files only"
+
+
+@dg.asset(
+    key=DELIVERIES,
+    deps=AUDIENCE_KEYS,
+    group_name="activation",
+    kinds={"python", "duckdb"},
+    pool=DUCKDB_WRITER_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "webhook_accepted_every_batch",
+            asset=DELIVERIES,
+            description="Warns while deliveries wait for a retry because the endpoint did not accept them.",
+        )
+    ],
+    description="New open entries of every marts.audience_* table exported as JSON lines under "
+    "$DATA_DIR/activation/<audience>/ and POSTed (batched, signed, retried) to ACTIVATION_WEBHOOK_URL; "
+    "activation.delivery_log keeps each delivery key once, so reruns and retries never send a user twice.",
+)
+def audience_deliveries(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    settings = ActivationSettings.from_env(warehouse.data_path)
+    with connect(str(warehouse.warehouse_path)) as con:
+        report = deliver_audiences(con, settings)
+        logged = con.execute("select count(*) from activation.delivery_log").fetchone()[0]
+    for name, a in sorted(report.audiences.items()):
+        context.log.info(f"{name}: {a.new_entries} new, {a.sent} sent, {a.failed} failed")
+    yield dg.MaterializeResult(
+        metadata={
+            "webhook": webhook_metadata(settings),
+            "audiences": dg.MetadataValue.md(report_markdown(report)),
+            "new_entries": sum(a.new_entries for a in report.audiences.values()),
+            "sent": sum(a.sent for a in report.audiences.values()),
+            "failed": report.failed,
+            "export_dir": dg.MetadataValue.path(str(settings.export_dir)),
+            "dagster/row_count": logged,
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="webhook_accepted_every_batch",
+        passed=report.failed == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"failed": report.failed, "webhook": webhook_metadata(settings)},
+        description=None
+        if report.failed == 0
+        else f"{report.failed} deliveries not accepted; they stay pending and the next run retries them.",
+    )
+
+
+def latest_day_alerts(warehouse: WarehouseResource) -> tuple[object, list[dict]]:
+    """The latest complete day (the one marts.kpi_alerts judges last) and its alert rows."""
+    with connect(str(warehouse.warehouse_path), read_only=True) as con:
+        cursor = con.execute(
+            """
+            with latest as (
+                select case when date_diff('second', cast(as_of_date as timestamp), as_of_local) >= 86399
+                            then as_of_date else as_of_date - 1 end as day
+                from intermediate.int_as_of
+            )
+            select alerts.* from marts.kpi_alerts as alerts, latest
+            where alerts.activity_date = latest.day order by alerts.kpi
+            """
+        )
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        day = con.execute("select max(activity_date) from marts.daily_kpis").fetchone()[0]
+    return (rows[0]["activity_date"] if rows else day), rows
+
+
+def alerts_markdown(rows: list[dict]) -> str:
+    lines = ["| kpi | value | expected | band | direction |", "|---|---:|---:|---|---|"]
+    for r in rows:
+        band = f"{r['band_low']:.1f} .. {r['band_high']:.1f}"
+        lines.append(f"| {r['kpi']} | {r['value']:.1f} | {r['expected']:.1f} | {band} | {r['direction']} |")
+    return "\n".join(lines)
+
+
+@dg.asset_check(
+    asset=KPI_ALERTS,
+    name="kpi_alerts_latest_day",
+    pool=DUCKDB_WRITER_POOL,
+    description="Warns when a KPI of the latest complete day lies outside its trailing band (marts.kpi_alerts) "
+    "and posts those alerts, once each, to the activation webhook.",
+)
+def kpi_alerts_latest_day(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    day, rows = latest_day_alerts(warehouse)
+    settings = ActivationSettings.from_env(warehouse.data_path)
+    posted = 0
+    if rows:
+        with connect(str(warehouse.warehouse_path)) as con:
+            report = deliver_alerts(con, settings, rows)
+        posted = sum(a.sent for a in report.audiences.values())
+        context.log.warning(
+            f"{len(rows)} KPI alert(s) on {day}: " + ", ".join(f"{r['kpi']} {r['direction']}" for r in rows)
+        )
+    return dg.AssetCheckResult(
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "day": str(day),
+            "alerts": len(rows),
+            "posted": posted,
+            "webhook": webhook_metadata(settings),
+            "table": dg.MetadataValue.md(alerts_markdown(rows) if rows else "no KPI outside its band"),
+        },
+        description=None
+        if not rows
+        else "; ".join(f"{r['kpi']} {r['value']:.0f} outside {r['band_low']:.0f}..{r['band_high']:.0f}" for r in rows),
+    )

@@ -1,0 +1,1 @@
+"""Factorial experiment analysis (ml/experiments.py) as an asset, tracked in MLflow."""

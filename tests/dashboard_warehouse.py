@@ -1,0 +1,257 @@
+"""A tiny warehouse with hand-picked numbers for the dashboard tests, published to a serving copy.
+
+Numbers worth knowing (the tests compute what pages must show from them):
+- daily_kpis, 2026-01-05 (Monday) to 2026-01-18, day i = 0..13: dau 10+i, wau 20+i, mau 30+i, new_users 2,
+  orders i % 3, revenue 10*i, conversion orders/dau. One KPI alert: revenue on 2026-01-10.
+- weekly cohorts (as_of 2026-01-20 12:00): 2026-01-05 size 10, retained 10/6/3 (unbounded 10/7/3), periods 0-1
+  complete; 2026-01-12 size 20, retained 20/8, period 0 complete; 2026-01-19 size 5, nothing complete.
+  By plan: free 6/15/5 users with 4 and 5 retained in period 1, pro 4/5/0 with 2 and 3.
+- lifecycle (week): 01-05 new 10; 01-12 new 20, returning 6, dormant 4; 01-19 new 5, returning 8, resurrecting 1,
+  dormant 18. stickiness (week 01-12, complete): exactly 1..7 days: 10, 8, 4, 2, 1, 1, 0 of 26 users.
+- six users u1..u6, churn tiers low (u1 .05, u2 .2), medium (u3 .55), high (u5 .7, u4 .9).
+- experiments: checkout_button (control 200/20, green 210/42, lift +100% [+30%, +170%], split fine) and
+  onboarding (control 40/8, short 35/8, lift +14% [-50%, +70%], SRM p 0.0001, underpowered).
+- two landing files: a.jsonl (100 in, 95 loaded, 2 duplicate, 3 rejected for two reasons), b.csv (50 in, 49 loaded,
+  1 rejected); two batches, the latest quarantined.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from ingestion.schema import connect, ensure_raw_schema
+from serving import PublishResult, publish
+
+AS_OF = datetime(2026, 1, 20, 12, 0)
+FIRST_DAY = date(2026, 1, 5)
+DAYS = 14
+
+USERS = [
+    # user_id, lifecycle_stage, is_high_frequency, rfm_segment, engagement_score, recency, frequency, monetary
+    ("u1", "active", True, "champions", 200.0, 5, 5, 5),
+    ("u2", "active", False, "champions", 60.0, 5, 4, 4),
+    ("u3", "at_risk", False, "loyal", 12.0, 3, 4, 3),
+    ("u4", "lapsed", False, "hibernating", 0.0, 1, 2, 1),
+    ("u5", "new", False, "loyal", 5.0, 5, 3, 2),
+    ("u6", "lapsed", False, "lost", 0.0, 1, 1, 1),
+]
+CHURN = [("u1", 0.05, "low"), ("u2", 0.2, "low"), ("u3", 0.55, "medium"), ("u5", 0.7, "high"), ("u4", 0.9, "high")]
+
+
+def build(warehouse: Path, *, dau_offset: int = 0, without: tuple[str, ...] = ()) -> None:
+    """Write the tiny warehouse (dau_offset shifts every DAU, to tell two publishes apart; `without` drops tables)."""
+    with connect(str(warehouse)) as con:
+        for schema in ("marts", "ml", "intermediate"):
+            con.execute(f"create schema if not exists {schema}")
+        ensure_raw_schema(con)
+        con.execute("create or replace table intermediate.int_as_of as select ?::timestamp as as_of", [AS_OF])
+        _kpis(con, dau_offset)
+        _retention(con)
+        _lifecycle(con)
+        _segments(con)
+        _ml(con)
+        _experiments(con)
+        _raw(con)
+        for table in without:
+            con.execute(f"drop table if exists {table}")
+
+
+def build_and_publish(data_dir: Path, **options: object) -> PublishResult:
+    """Build the tiny warehouse under data_dir and publish data_dir/serving.duckdb from it."""
+    warehouse = data_dir / "warehouse.duckdb"
+    build(warehouse, **options)
+    with connect(str(warehouse)) as con:
+        return publish(con, data_dir / "serving.duckdb", data_dir / "exports")
+
+
+def _kpis(con: duckdb.DuckDBPyConnection, dau_offset: int) -> None:
+    rows = []
+    for i in range(DAYS):
+        dau = 10 + i + dau_offset
+        rows.append(
+            (FIRST_DAY + timedelta(days=i), dau, 20 + i + dau_offset, 30 + i + dau_offset, dau / (30 + i + dau_offset),
+             2, i % 3, 10.0 * i, (i % 3) / dau)
+        )  # fmt: skip
+    con.execute(
+        "create or replace table marts.daily_kpis (activity_date date, dau bigint, wau bigint, mau bigint, "
+        "stickiness double, new_users bigint, orders bigint, revenue decimal(18, 4), conversion_rate double)"
+    )
+    con.executemany("insert into marts.daily_kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.execute(
+        "create or replace table marts.kpi_alerts as select date '2026-01-10' as activity_date, 'revenue' as kpi, "
+        "50.0 as value, 120.0 as expected, 80.0 as band_low, 160.0 as band_high, 'down' as direction"
+    )
+
+
+def _retention(con: duckdb.DuckDBPyConnection) -> None:
+    # cohort, period, size, retained, unbounded, complete
+    cells = [
+        ("2026-01-05", 0, 10, 10, 10, True), ("2026-01-05", 1, 10, 6, 7, True), ("2026-01-05", 2, 10, 3, 3, False),
+        ("2026-01-12", 0, 20, 20, 20, True), ("2026-01-12", 1, 20, 8, 8, False),
+        ("2026-01-19", 0, 5, 5, 5, False),
+    ]  # fmt: skip
+    con.execute(
+        "create or replace table marts.cohort_retention (grain varchar, cohort_start date, period_number integer, "
+        "cohort_size bigint, returned_in_period_0 bigint, retained_users bigint, retention_rate double, "
+        "retained_users_unbounded bigint, retention_rate_unbounded double, is_complete boolean)"
+    )
+    con.executemany(
+        "insert into marts.cohort_retention values ('week', ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+        [(c, k, n, r, r / n, u, u / n, done) for c, k, n, r, u, done in cells],
+    )
+    con.execute(
+        "create or replace table marts.retention_curve as select grain, period_number, count(*) as cohorts, "
+        "sum(cohort_size) as users_completed, sum(retained_users) as retained_users, "
+        "sum(retained_users) * 1.0 / sum(cohort_size) as retention_rate, "
+        "sum(retained_users_unbounded) as retained_users_unbounded, "
+        "sum(retained_users_unbounded) * 1.0 / sum(cohort_size) as retention_rate_unbounded "
+        "from marts.cohort_retention where is_complete group by all"
+    )
+    by_plan = [
+        ("free", "2026-01-05", 0, 6, 6, 6, True), ("free", "2026-01-05", 1, 6, 4, 5, True),
+        ("free", "2026-01-05", 2, 6, 2, 2, False), ("free", "2026-01-12", 0, 15, 15, 15, True),
+        ("free", "2026-01-12", 1, 15, 5, 5, False), ("free", "2026-01-19", 0, 5, 5, 5, False),
+        ("pro", "2026-01-05", 0, 4, 4, 4, True), ("pro", "2026-01-05", 1, 4, 2, 2, True),
+        ("pro", "2026-01-05", 2, 4, 1, 1, False), ("pro", "2026-01-12", 0, 5, 5, 5, True),
+        ("pro", "2026-01-12", 1, 5, 3, 3, False),
+    ]  # fmt: skip
+    con.execute(
+        "create or replace table marts.cohort_retention_by_dimension (dimension varchar, dimension_value varchar, "
+        "grain varchar, cohort_start date, period_number integer, cohort_size bigint, returned_in_period_0 bigint, "
+        "retained_users bigint, retention_rate double, retained_users_unbounded bigint, "
+        "retention_rate_unbounded double, is_complete boolean)"
+    )
+    con.executemany(
+        "insert into marts.cohort_retention_by_dimension values ('plan', ?, 'week', ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+        [(v, c, k, n, r, r / n, u, u / n, done) for v, c, k, n, r, u, done in by_plan],
+    )
+
+
+def _lifecycle(con: duckdb.DuckDBPyConnection) -> None:
+    rows = [
+        ("2026-01-05", "new", 10), ("2026-01-12", "new", 20), ("2026-01-12", "returning", 6),
+        ("2026-01-12", "dormant", 4), ("2026-01-19", "new", 5), ("2026-01-19", "returning", 8),
+        ("2026-01-19", "resurrecting", 1), ("2026-01-19", "dormant", 18),
+    ]  # fmt: skip
+    con.execute(
+        "create or replace table marts.lifecycle (grain varchar, period_start date, status varchar, users bigint)"
+    )
+    con.executemany("insert into marts.lifecycle values ('week', ?, ?, ?)", rows)
+    con.execute(
+        "create or replace table marts.stickiness (grain varchar, period_start date, active_days integer, "
+        "active_users bigint, users_exactly bigint, users_at_least bigint, is_complete boolean)"
+    )
+    for period, exactly, complete in (
+        ("2026-01-12", [10, 8, 4, 2, 1, 1, 0], True),
+        ("2026-01-19", [10, 4, 0, 0, 0, 0, 0], False),
+    ):
+        total = sum(exactly)
+        con.executemany(
+            "insert into marts.stickiness values ('week', ?, ?, ?, ?, ?, ?)",
+            [(period, n + 1, total, exactly[n], sum(exactly[n:]), complete) for n in range(7)],
+        )
+
+
+def _segments(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "create or replace table marts.user_segments (user_id varchar, first_active_at timestamp, "
+        "last_active_at timestamp, days_since_last_active double, lifecycle_stage varchar, is_active_recent boolean, "
+        "is_lapsed boolean, is_high_frequency boolean, sessions_recent bigint, frequency_active_days bigint, "
+        "monetary_revenue decimal(18, 4), recency_score integer, frequency_score integer, monetary_score integer, "
+        "rfm_segment varchar, engagement_score double)"
+    )
+    con.executemany(
+        "insert into marts.user_segments values (?, ?, ?, ?, ?, ?, ?, ?, 3, 10, 100, ?, ?, ?, ?, ?)",
+        [
+            (user, AS_OF - timedelta(days=40), AS_OF - timedelta(days=n), float(n), stage, stage in ("active", "new"),
+             stage == "lapsed", high, r, f, m, segment, score)
+            for n, (user, stage, high, segment, score, r, f, m) in enumerate(USERS)
+        ],
+    )  # fmt: skip
+    con.execute(
+        "create or replace table marts.cluster_profiles as select * from (values "
+        "(0, 'power users', 2, 1 / 3, 10.0, 100.0), (1, 'casual', 4, 2 / 3, 2.0, 10.0)) "
+        "t(cluster_id, cluster_name, users, share_of_users, sessions_per_week, revenue_90d)"
+    )
+
+
+def _ml(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "create or replace table ml.churn_scores (user_id varchar, churn_probability double, risk_tier varchar, "
+        "as_of timestamp, model_version varchar)"
+    )
+    con.executemany("insert into ml.churn_scores values (?, ?, ?, ?, '3')", [(*row, AS_OF) for row in CHURN])
+    con.execute(
+        "create or replace table ml.model_metrics (model_name varchar, model_version varchar, is_champion boolean, "
+        "trained_at timestamp, as_of timestamp, metric varchar, value double, run_id varchar)"
+    )
+    con.executemany(
+        "insert into ml.model_metrics values ('churn', ?, ?, ?, ?, ?, ?, ?)",
+        [
+            ("2", False, datetime(2026, 1, 10), datetime(2026, 1, 9), "roc_auc", 0.7, "run2"),
+            ("3", True, datetime(2026, 1, 20, 13), AS_OF, "roc_auc", 0.81, "run3"),
+            ("3", True, datetime(2026, 1, 20, 13), AS_OF, "pr_auc", 0.6, "run3"),
+        ],
+    )
+    con.execute(
+        "create or replace table ml.user_clusters as select user_id, case when user_id in ('u1', 'u2') then 0 else 1 "
+        "end as cluster_id, case when user_id in ('u1', 'u2') then 'power users' else 'casual' end as cluster_name, "
+        "'1' as model_version from marts.user_segments"
+    )
+
+
+def _experiments(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "create or replace table marts.experiment_results as select * from (values "
+        "('checkout_button', 'control', true, 200, 20, 0.10, 0.066, 0.149, null, null, null, null, 0.75, false, 5.0,"
+        " 4.0, 6.0), "
+        "('checkout_button', 'green', false, 210, 42, 0.20, 0.151, 0.259, 1.0, 0.3, 1.7, 0.004, 0.75, false, 7.0,"
+        " 6.0, 8.0), "
+        "('onboarding', 'control', true, 40, 8, 0.20, 0.105, 0.348, null, null, null, null, 0.0001, true, 3.0,"
+        " 1.0, 5.0), "
+        "('onboarding', 'short', false, 35, 8, 0.2286, 0.121, 0.39, 0.14, -0.5, 0.7, 0.77, 0.0001, true, 3.5,"
+        " 1.5, 5.5)) "
+        "t(experiment_id, variant, is_control, users, conversions, conversion_rate, ci_low, ci_high, lift_vs_control, "
+        "lift_ci_low, lift_ci_high, p_value, srm_p_value, is_underpowered, revenue_per_user, "
+        "revenue_per_user_ci_low, revenue_per_user_ci_high)"
+    )
+
+
+def _raw(con: duckdb.DuckDBPyConnection) -> None:
+    for table in ("raw.load_manifest", "raw.events_rejected", "raw.batches"):
+        con.execute(f"delete from {table}")
+    loaded = datetime(2026, 1, 20, 12, 30)
+    con.executemany(
+        "insert into raw.load_manifest (file_name, checksum, file_size, file_mtime, rows_in, rows_loaded, "
+        "rows_duplicate, rows_rejected, status, detail, loaded_at, load_seconds, batch_id, gate_status) "
+        "values (?, ?, 1000, 0, ?, ?, ?, ?, 'loaded', null, ?, 0.5, ?, ?)",
+        [
+            ("a.jsonl", "c1", 100, 95, 2, 3, loaded - timedelta(hours=1), "batch1", "passed"),
+            ("b.csv", "c2", 50, 49, 0, 1, loaded, "batch2", "quarantined"),
+        ],
+    )
+    con.executemany(
+        "insert into raw.events_rejected values (?, ?, ?, ?, ?)",
+        [
+            ("a.jsonl", 7, "missing message_id", '{"user_id": "u1"}', loaded),
+            ("a.jsonl", 3, "missing message_id", '{"user_id": "u2"}', loaded),
+            ("a.jsonl", 9, "unknown type: click", '{"type": "click"}', loaded),
+            ("b.csv", 2, "unparseable timestamp: yesterday", "m9,u3,track,x,yesterday", loaded),
+        ],
+    )
+    con.executemany(
+        "insert into raw.batches values (?, ?, 1, ?, ?, ?, ?, ?)",
+        [
+            ("batch1", loaded - timedelta(hours=1), 100, 95, "passed", None, loaded - timedelta(hours=1)),
+            ("batch2", loaded, 50, 49, "quarantined", "volume: 49 rows loaded is 0.01x the trailing average", loaded),
+        ],
+    )
+    con.execute("delete from raw.events")
+    con.execute(
+        "insert into raw.events values ('m1', 'u1', null, 'track', 'Order Completed', ?, ?, null, null, null, "
+        "'a.jsonl', 1, ?)",
+        [AS_OF, AS_OF, loaded],
+    )

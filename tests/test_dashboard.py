@@ -1,0 +1,356 @@
+"""The dashboard's pages in Streamlit's AppTest on a tiny published warehouse with hand-picked numbers.
+
+The numbers each test expects are worked out by hand from tests/dashboard_warehouse.py's docstring.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard import queries, wording
+from dashboard.source import ServingCopy
+from ingestion import IngestSettings, ingest_landing
+from ingestion.schema import connect
+from serving import publish
+from tests.conftest import event, run_dbt, write_lines
+from tests.dashboard_warehouse import build_and_publish
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+TITLES = {
+    "overview": "Overview", "retention": "Retention", "lifecycle": "Lifecycle & stickiness", "segments": "Segments",
+    "churn": "Churn", "experiments": "Experiments", "data_health": "Data health",
+}  # fmt: skip
+VIEWS = list(TITLES)
+
+
+def open_page(view: str, *, complete: bool = False) -> AppTest:
+    """Run the app as a browser would and switch to one page ($DATA_DIR is the test's).
+
+    complete: the serving copy has every table, so the page must show the as_of line, only non-empty charts and
+    no "no data yet" note.
+    """
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    # before the first run AppTest finds the page by its file name, which is each page's url_path
+    at.switch_page(f"views/{view}.py").run()
+    assert at.title[0].value == TITLES[view]
+    assert not at.exception, [e.value for e in at.exception]
+    if complete:
+        line = at.caption[0].value
+        assert line.startswith("Data as of **2026-01-20 12:00 UTC** · last published **"), (view, line)
+        assert not at.info, (view, texts(at.info))
+        rows = chart_rows(at)
+        assert rows and all(n > 0 for n in rows), (view, rows)
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def texts(elements: list) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def chart_rows(at: AppTest) -> list[int]:
+    """Rows of data behind each Altair chart on the page (summed over its datasets)."""
+    rows = []
+    for chart in at.get("vega_lite_chart"):
+        rows.append(sum(pa.ipc.open_stream(ds.data.data).read_all().num_rows for ds in chart.proto.datasets))
+    return rows
+
+
+def frame(at: AppTest, *columns: str) -> pd.DataFrame:
+    """The first table on the page that has all these columns."""
+    for element in at.dataframe:
+        if set(columns) <= set(element.value.columns):
+            return element.value
+    raise AssertionError(f"no table with columns {columns}")
+
+
+@pytest.fixture
+def published(data_dir: Path) -> Path:
+    build_and_publish(data_dir)
+    return data_dir
+
+
+def test_before_the_first_run_every_page_says_how_to_make_the_data(data_dir):
+    for view in VIEWS:
+        at = open_page(view)
+        assert "No serving copy" in texts(at.warning), view
+        notes = texts(at.info)
+        assert "make demo" in notes and "make run" in notes, view
+        assert not at.get("vega_lite_chart"), view
+
+
+def test_a_missing_or_empty_table_is_named_with_how_to_make_it(data_dir):
+    build_and_publish(data_dir, without=("marts.experiment_results", "marts.cluster_profiles", "ml.model_metrics"))
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.execute("delete from ml.churn_scores")
+    with connect(str(data_dir / "warehouse.duckdb")) as con:
+        publish(con, data_dir / "serving.duckdb", data_dir / "exports")
+
+    experiments = texts(open_page("experiments").info)
+    assert "`marts.experiment_results` is not in the serving copy" in experiments and "make run" in experiments
+    churn = texts(open_page("churn").info)
+    assert "`ml.churn_scores` is empty" in churn and "enough history to train" in churn
+    segments = open_page("segments")
+    assert "RFM segments" in texts(segments.subheader)  # the rest of the page still shows
+    # users are clustered but the profiles mart is missing: sizes from ml.user_clusters, and what will come
+    assert "Profiles appear once `marts.cluster_profiles` is published" in texts(segments.caption)
+    sizes = frame(segments, "cluster_name", "model_version")
+    assert dict(zip(sizes["cluster_name"], sizes["users"], strict=True)) == {"casual": 4, "power users": 2}
+
+
+def test_overview_filters_change_the_numbers(published):
+    at = open_page("overview", complete=True)
+    # default range: all 14 days; the latest is 2026-01-18 (i = 13)
+    assert metrics(at) == {
+        "DAU": "23", "MAU": "43", "Stickiness (DAU/MAU)": "53.5%", "New users": "2", "Revenue": "130",
+        "Conversion": "4.3%",
+    }  # fmt: skip
+    assert [m.delta for m in at.metric][:2] == ["1", "1"]
+    assert "revenue on 2026-01-10 was 50, below its usual range (80 to 160, expected 120)" in texts(at.warning)
+    numbers = frame(at, "period_start", "dau")
+    with duckdb.connect(str(published / "serving.duckdb"), read_only=True) as con:
+        mart = con.execute("select dau, revenue::double from marts.daily_kpis order by activity_date").fetchall()
+    assert list(zip(numbers["dau"], numbers["revenue"], strict=True)) == mart
+
+    # weekly: the week of 2026-01-12 holds i = 7..13: average DAU 20, WAU/MAU of its last day, revenue 10*(7+..+13)
+    at.button_group(key="overview_grain").set_value("week").run()
+    shown = metrics(at)
+    assert (
+        shown["Avg DAU"] == "20" and shown["MAU"] == "43" and shown["Revenue"] == "700" and shown["New users"] == "14"
+    )
+    assert at.metric[0].delta == "7"  # against the week before: average DAU 13
+
+    # a shorter range: days 2026-01-05..07, by day; the alert on the 10th is outside it
+    at.button_group(key="overview_grain").set_value("day")
+    at.date_input(key="overview_dates").set_value((date(2026, 1, 5), date(2026, 1, 7))).run()
+    assert metrics(at)["DAU"] == "12" and metrics(at)["Revenue"] == "20"
+    assert not at.warning
+    assert len(frame(at, "period_start", "dau")) == 3
+
+
+def test_retention_heatmap_curves_modes_and_breakdown(published):
+    at = open_page("retention", complete=True)
+    shown = metrics(at)
+    assert shown["Cohorts"] == "3" and shown["Users in these cohorts"] == "35"
+    # weighted over complete cells only: only cohort 2026-01-05 has completed week 1 (6 of 10)
+    assert shown["Average retention, week 1"] == "60.0%"
+    heatmap = at.dataframe[0].value
+    partial = heatmap[(heatmap["cohort_start"] == pd.Timestamp("2026-01-12")) & (heatmap["period_number"] == 1)]
+    assert partial[["retained_users", "is_complete"]].values.tolist() == [[8, False]]  # kept, not zero
+    average = at.dataframe[1].value
+    with duckdb.connect(str(published / "serving.duckdb"), read_only=True) as con:
+        curve = con.execute(
+            "select period_number, users_completed, retention_rate from marts.retention_curve where grain = 'week' "
+            "order by 1"
+        ).fetchall()
+    assert list(zip(average["period_number"], average["users_completed"], average["retention_rate"], strict=True)) == (
+        curve
+    )
+
+    at.radio(key="retention_mode").set_value("unbounded").run()
+    assert metrics(at)["Average retention, week 1"] == "70.0%"  # 7 of 10 active in week 1 or later
+
+    at.radio(key="retention_mode").set_value("classic")
+    at.selectbox(key="retention_breakdown").set_value("plan").run()
+    at.multiselect(key="retention_values_plan").set_value(["pro"]).run()
+    assert metrics(at)["Average retention, week 1"] == "50.0%"  # pro: 2 of 4
+    assert metrics(at)["Users in these cohorts"] == "9"
+    by_plan = at.dataframe[-1].value
+    assert by_plan[by_plan["period_number"] == 1]["retention_rate"].tolist() == [0.5]
+
+    at.select_slider(key="retention_cohorts_week").set_value((date(2026, 1, 12), date(2026, 1, 19))).run()
+    assert metrics(at)["Average retention, week 1"] == "n/a"  # no pro cohort in range has finished week 1
+
+
+def test_lifecycle_and_stickiness(published):
+    at = open_page("lifecycle", complete=True)
+    shown = metrics(at)
+    assert shown["New, latest week"] == "5" and shown["Dormant, latest week"] == "18"
+    assert shown["Quick ratio"] == "0.33"  # (5 + 1) / 18
+    lifecycle = at.dataframe[0].value
+    assert lifecycle.set_index("period_start").loc[pd.Timestamp("2026-01-12"), "dormant"] == 4
+    # stickiness: the latest complete week (2026-01-12): 26 users, 57 active days
+    assert shown["Active users in the week"] == "26" and shown["Average active days"] == "2.19"
+    assert shown["Active 4+ days"] == "15.4%"
+    at.selectbox(key="stickiness_period_week").set_value(date(2026, 1, 19)).run()
+    assert metrics(at)["Active users in the week"] == "14"
+    assert "has not ended at as_of" in texts(at.caption)
+
+
+def test_segments_filters(published):
+    at = open_page("segments", complete=True)
+    segments = at.dataframe[0].value.set_index("segment")
+    assert segments["users"].to_dict() == {"champions": 2, "loyal": 2, "hibernating": 1, "lost": 1}
+    bands = at.dataframe[-1].value
+    assert bands["users"].tolist() == [2, 1, 1, 1, 1]  # scores 0, 0 | 5 | 12 | 60 | 200
+    clusters = frame(at, "cluster_name")
+    assert clusters["cluster_name"].tolist() == ["casual", "power users"]
+
+    at.multiselect(key="segments_stages").set_value(["lapsed"]).run()
+    assert at.dataframe[0].value.set_index("segment")["users"].to_dict() == {"hibernating": 1, "lost": 1}
+    assert at.dataframe[-1].value["users"].tolist() == [2, 0, 0, 0, 0]
+
+    at.multiselect(key="segments_stages").set_value(["active", "new"])
+    at.toggle(key="segments_high_frequency").set_value(True).run()
+    assert at.dataframe[0].value["users"].tolist() == [1]  # u1
+
+
+def test_churn_tiers_model_and_at_risk_list(published):
+    at = open_page("churn", complete=True)
+    shown = metrics(at)
+    assert shown["Scored users"] == "5"
+    assert (shown["low risk"], shown["medium risk"], shown["high risk"]) == ("2", "1", "2")
+    assert shown["holdout roc_auc"] == "0.810" and shown["holdout pr_auc"] == "0.600"
+    assert "Champion **churn** version **3**" in texts(at.markdown)
+    users = frame(at, "user_id", "churn_probability")
+    assert users["user_id"].tolist() == ["u4", "u5"]  # the highest tier, riskiest first
+    assert at.get("download_button")
+
+    at.slider(key="churn_min_probability").set_value(0.8).run()
+    assert frame(at, "user_id", "churn_probability")["user_id"].tolist() == ["u4"]
+
+    at.slider(key="churn_min_probability").set_value(0.0)
+    at.multiselect(key="churn_segments").set_value(["loyal"]).run()  # u3 (medium) and u5 (high)
+    shown = metrics(at)
+    assert shown["Scored users"] == "2" and shown["medium risk"] == "1" and shown["high risk"] == "1"
+    assert frame(at, "user_id", "churn_probability")["user_id"].tolist() == ["u5"]
+
+
+def test_experiments_in_words(published):
+    at = open_page("experiments", complete=True)
+    assert [s.value for s in at.main.subheader][1:] == ["Experiment checkout_button", "Experiment onboarding"]
+    assert "Traffic split as planned (control 200, green 210" in texts(at.success)
+    assert "Traffic split is off from the plan" in texts(at.error)
+    assert "Not enough users yet: the smallest variant (short) has 35 users" in texts(at.warning)
+    lines = texts(at.markdown)
+    green = "**green** converts at 20.0% against 10.0% for control: +100.0% (95% interval +30.0% to +170.0%)."
+    assert f"{green} Better than control." in lines
+    assert "The interval includes zero: no clear difference." in lines
+    assert len(at.dataframe[0].value) == 2  # the forest plot's numbers: one row per non-control variant
+
+    at.multiselect(key="experiments_chosen").set_value(["onboarding"]).run()
+    assert [s.value for s in at.main.subheader][1:] == ["Experiment onboarding"]
+    assert at.dataframe[0].value["variant"].tolist() == ["short"]
+
+
+def test_data_health_files_rejects_and_gate(published):
+    at = open_page("data_health", complete=True)
+    assert "is **quarantined**: volume: 49 rows loaded is 0.01x the trailing average" in texts(at.error)
+    shown = metrics(at)
+    assert (shown["Files"], shown["Rows in"], shown["Loaded"], shown["Rejected"]) == ("2", "150", "144", "4")
+    rejects = frame(at, "sample_line")
+    assert rejects[["source_file", "reason", "rejected_rows", "first_line_number"]].values.tolist() == [
+        ["a.jsonl", "missing message_id", 2, 3],
+        ["a.jsonl", "unknown type: click", 1, 9],
+        ["b.csv", "unparseable timestamp: yesterday", 1, 2],
+    ]
+    assert rejects["sample_line"].iloc[0] == '{"user_id": "u2"}'  # the first rejected line of that reason
+
+    at.multiselect(key="health_files").set_value(["b.csv"]).run()
+    assert frame(at, "sample_line")["rejected_rows"].tolist() == [1]
+
+
+def test_a_republish_shows_on_the_next_page_load(published):
+    assert metrics(open_page("overview"))["DAU"] == "23"
+    # the page holds no connection: opening the file for writing in this process would fail if it did
+    with duckdb.connect(str(published / "serving.duckdb")) as writer:
+        writer.execute("select 1")
+    build_and_publish(published, dau_offset=100)  # a run publishes a new copy
+    assert metrics(open_page("overview"))["DAU"] == "123"
+
+
+def test_queries_read_only_and_close_the_file(published):
+    db = ServingCopy(published / "serving.duckdb")
+    weekly = queries.kpi_trend(db, date(2026, 1, 5), date(2026, 1, 18), "week")
+    assert weekly["dau"].tolist() == [13.0, 20.0] and weekly["revenue"].tolist() == [210.0, 700.0]
+    # no connection is left open: a writer can open the file right after
+    with duckdb.connect(str(published / "serving.duckdb")) as writer:
+        writer.execute("select 1")
+    with pytest.raises(ValueError, match="grain must be one of day, week, month, not 'year'"):
+        queries.kpi_trend(db, date(2026, 1, 5), date(2026, 1, 18), "year")
+    with pytest.raises(duckdb.Error, match="read-only"):
+        db.query("create table marts.x as select 1")
+
+
+def day(n: int, time: str = "10:00:00") -> str:
+    return f"2026-01-{n:02d}T{time}Z"
+
+
+# Four users over three weeks (Monday 01-05 starts W0): u1 orders in W0 and comes back in W1; u2 is active in W0
+# only; u3 starts in W1 and returns in W2; u4 starts on the last day (as_of = 2026-01-21 10:00).
+PIPELINE_EVENTS = [
+    event("p01", "u1", timestamp=day(5), event="Order Completed", properties={"revenue": 30}),
+    event("p02", "u2", timestamp=day(6)),
+    event("p03", "u2", timestamp=day(7)),
+    event("p04", "u1", timestamp=day(13)),
+    event("p05", "u3", timestamp=day(14), context={"campaign": {"source": "g", "medium": "cpc", "name": "x"}}),
+    event("p06", "u3", timestamp=day(20), event="Order Completed", properties={"revenue": 12.5}),
+    event("p07", "u4", timestamp=day(21)),
+]
+
+
+@pytest.mark.slow
+def test_pages_show_what_the_real_pipelines_marts_hold(data_dir):
+    """Events -> ingestion -> dbt (seeds and models) -> publish -> pages: the numbers shown equal the marts'."""
+    write_lines(data_dir / "landing" / "events.jsonl", [{**e, "received_at": e["timestamp"]} for e in PIPELINE_EVENTS])
+    ingest_landing(IngestSettings(data_dir=data_dir))
+    run_dbt(data_dir, "build", "--exclude-resource-type", "test")
+    with connect(str(data_dir / "warehouse.duckdb")) as con:
+        publish(con, data_dir / "serving.duckdb", data_dir / "exports")
+    serving = duckdb.connect(str(data_dir / "serving.duckdb"), read_only=True)
+    try:
+        latest = serving.execute(
+            "select dau, mau, new_users, revenue from marts.daily_kpis order by activity_date desc limit 1"
+        ).fetchone()
+        curve = serving.execute(
+            "select retention_rate from marts.retention_curve where grain = 'week' and period_number = 1"
+        ).fetchone()
+        lifecycle = dict(
+            serving.execute(
+                "select status, users from marts.lifecycle where grain = 'week' and period_start = "
+                "(select max(period_start) from marts.lifecycle where grain = 'week')"
+            ).fetchall()
+        )
+        segments = dict(serving.execute("select rfm_segment, count(*) from marts.user_segments group by 1").fetchall())
+        files = serving.execute("select count(*), sum(rows_loaded) from ops.load_manifest").fetchone()
+    finally:
+        serving.close()
+
+    overview = metrics(open_page("overview"))
+    assert latest[:3] == (1, 4, 1)  # 01-21: u4 alone, new; all four within 30 days
+    assert (overview["DAU"], overview["MAU"], overview["New users"]) == tuple(str(v) for v in latest[:3])
+    assert overview["Revenue"] == f"{float(latest[3]):,.0f}"
+    retention = open_page("retention")
+    assert curve == (0.5,)  # only the W0 cohort (u1, u2) has finished its week 1, and u1 came back in it
+    assert metrics(retention)["Average retention, week 1"] == f"{curve[0]:.1%}"
+    shown = metrics(open_page("lifecycle"))
+    assert {s: int(shown[f"{s.capitalize()}, latest week"]) for s in queries.LIFECYCLE_STATUSES} == {
+        s: lifecycle.get(s, 0) for s in queries.LIFECYCLE_STATUSES
+    }
+    rfm = open_page("segments").dataframe[0].value.set_index("segment")["users"].to_dict()
+    assert rfm == segments and sum(rfm.values()) == 4
+    health = metrics(open_page("data_health"))
+    assert (health["Files"], health["Loaded"]) == ("1", "7") == (str(files[0]), str(files[1]))
+
+
+def test_the_marts_own_srm_verdict_and_planned_split_are_used_when_present():
+    rows = pd.DataFrame(
+        {
+            "variant": ["control", "b"], "users": [300, 100], "srm_p_value": [0.0004, 0.0004],
+            "has_sample_ratio_mismatch": [False, False], "planned_share": [0.75, 0.25],
+        }
+    )  # fmt: skip
+    ok, sentence = wording.srm_sentence(rows)  # planned 75/25: the mart says the split is fine, whatever p says
+    assert ok and sentence == "Traffic split as planned (control 300, b 100; planned 75%/25%; check p = 0.0004)."
+    ok, sentence = wording.srm_sentence(rows.assign(has_sample_ratio_mismatch=True, srm_p_value=0.2))
+    assert not ok and sentence.startswith("Traffic split is off from the plan (control 300, b 100; planned 75%/25%;")
