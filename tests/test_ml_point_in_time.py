@@ -108,8 +108,9 @@ def test_snapshot_features_by_hand_and_no_leakage_across_the_cutoff(warehouse_di
         f"select user_id, is_churned from marts.ml_churn_snapshots where cutoff_at = timestamp '{CUTOFF}' order by 1",
     )
     assert labels == [("a", False), ("b", False)]
-    # int_sessions merges b's two events into one session across the cutoff; the features never saw b2
-    sessions = query(warehouse_dir, "select events from intermediate.int_sessions where user_id = 'b'")
+    # int_sessions (named int_sessions_as_of while var as_of is pinned) merges b's two events into one session
+    # across the cutoff; the features never saw b2
+    sessions = query(warehouse_dir, "select events from intermediate.int_sessions_as_of where user_id = 'b'")
     assert sessions == [(2,)]
 
 

@@ -43,7 +43,8 @@ per_user as (
         sum(is_page_view) as page_views,
         sum(is_product_view) as product_views,
         sum(is_cart_add) as cart_adds,
-        sum(is_search) as searches
+        sum(is_search) as searches,
+        sum(is_user_action) as user_actions
     from events_before_cutoff
     group by user_id, cutoff_at
 
@@ -78,11 +79,11 @@ select
     revenue_total,
     case when orders_total > 0 then revenue_total / orders_total else 0 end as avg_order_value,
     case when orders_total > 0 then cast(coupon_orders as double) / orders_total else 0 end as coupon_order_share,
-    cast(feature_uses as double) / events_total as feature_use_share,
-    cast(page_views as double) / events_total as page_view_share,
-    cast(product_views as double) / events_total as product_view_share,
-    cast(cart_adds as double) / events_total as cart_add_share,
-    cast(searches as double) / events_total as search_share,
+    cast(feature_uses as double) / greatest(user_actions, 1) as feature_use_share,
+    cast(page_views as double) / greatest(user_actions, 1) as page_view_share,
+    cast(product_views as double) / greatest(user_actions, 1) as product_view_share,
+    cast(cart_adds as double) / greatest(user_actions, 1) as cart_add_share,
+    cast(searches as double) / greatest(user_actions, 1) as search_share,
     -- recent pace against the longer window's pace; 1 = steady, below 1 = slowing down (+1 smooths small counts)
     (active_days_7 + 1.0) / (active_days_28 * 7.0 / 28 + 1.0) as trend_7_28,
     (active_days_28 + 1.0) / (active_days_90 * 28.0 / 90 + 1.0) as trend_28_90

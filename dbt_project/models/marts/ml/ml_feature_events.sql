@@ -46,6 +46,13 @@ select
         when previous_event_at is null or seconds_since_previous > {{ var('session_timeout_minutes') * 60 }} then 0
         else seconds_since_previous
     end as in_session_seconds,
+    -- what counts in the mix of actions (the *_share features): not what the product shows the user (var)
+    case
+        when event_name in (
+            {%- for name in var('ml_not_user_actions') %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
+        ) then 0
+        else 1
+    end as is_user_action,
     case when event_name = 'order_completed' then 1 else 0 end as is_order,
     case when event_name = 'order_completed' then cast(coalesce(revenue, 0) as double) else 0 end as order_revenue,
     case
