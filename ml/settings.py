@@ -22,3 +22,8 @@ def tracking_uri() -> str:
 def artifact_root() -> Path:
     """Where run artifacts and model files go for the default local store: `$DATA_DIR/mlartifacts`."""
     return data_dir() / "mlartifacts"
+
+
+# Names of the two models in the MLflow registry (and of their experiments).
+CLUSTER_MODEL = "user_clusters"
+CHURN_MODEL = "churn"

@@ -56,11 +56,18 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/session_kpis",
         "marts/stickiness",
         "marts/user_segments",
+        "marts/ml_feature_events",
+        "marts/ml_user_features",
+        "marts/ml_churn_snapshots",
+        "marts/cluster_profiles",
+        "ml/cluster_model",
+        "ml/churn_model",
+        "ml/user_clusters",
+        "ml/churn_scores",
+        "ml/model_metrics",
         "serving/serving_copy",
         "activation/audience_deliveries",
         "ml/experiment_factorial_effects",
-        # dbt source read by marts.audience_churn_risk; the churn model's asset materialises it
-        "ml/churn_scores",
     }
     # dbt's source raw.events is the ingestion asset, not a separate external asset
     assert graph.get(dg.AssetKey(["raw", "events"])).is_materializable
@@ -76,8 +83,11 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "serving",
         "activation",
         "experiments",
-        "default",  # ml/churn_scores while no asset in this code location writes it
+        "ml",
     }
+    # dbt's source ml.user_clusters is the Python asset that writes it: clusters -> profile mart -> serving copy
+    assert graph.get(dg.AssetKey(["marts", "cluster_profiles"])).parent_keys >= {dg.AssetKey(["ml", "user_clusters"])}
+    assert dg.AssetKey(["ml", "churn_scores"]) in graph.get(dg.AssetKey(["serving", "serving_copy"])).parent_keys
 
 
 def test_dbt_tests_are_asset_checks(defs):
@@ -91,10 +101,17 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    assert len(job.asset_layer.executable_asset_keys) == 40
+    assert len(job.asset_layer.executable_asset_keys) == 49
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    weekly = defs.resolve_schedule_def("ml_weekly_training")
+    assert (weekly.cron_schedule, weekly.job_name) == ("0 4 * * 1", "ml_training")
+    training = defs.resolve_job_def("ml_training")
+    assert {"ml/cluster_model", "ml/churn_model", "ml/user_clusters", "marts/cluster_profiles"} <= {
+        key.to_user_string() for key in training.asset_layer.executable_asset_keys
+    }
+    assert defs.resolve_sensor_def("ml_drift_sensor").job_name == "ml_training"
 
 
 def test_every_step_that_opens_duckdb_is_in_the_writer_pool(defs):

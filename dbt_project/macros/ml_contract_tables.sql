@@ -9,5 +9,9 @@
     create table if not exists ml.churn_scores (
         user_id varchar, churn_probability double, risk_tier varchar, as_of timestamp, model_version varchar
     );
+    create table if not exists ml.model_metrics (
+        model_name varchar, model_version varchar, is_champion boolean, trained_at timestamp, as_of timestamp,
+        metric varchar, value double, run_id varchar
+    );
   {% endif %}
 {% endmacro %}

@@ -12,11 +12,13 @@ from serving import publish
 
 MART_KEYS = sorted((key for key in dbt_models.keys if key.path[0] == "marts"), key=lambda k: k.path)
 SERVING_COPY = dg.AssetKey(["serving", "serving_copy"])
+# ml.* tables written by the ML assets (orchestration/defs/ml) are published too, so the copy waits for them
+ML_TABLE_KEYS = [dg.AssetKey(["ml", name]) for name in ("user_clusters", "churn_scores", "model_metrics")]
 
 
 @dg.asset(
     key=SERVING_COPY,
-    deps=MART_KEYS,
+    deps=[*MART_KEYS, *ML_TABLE_KEYS],
     group_name="serving",
     kinds={"duckdb", "parquet"},
     pool=DUCKDB_WRITER_POOL,

@@ -1,0 +1,227 @@
+"""Train, track and register both models, score with the champions, and measure drift: what the orchestration
+calls. Every function raises NotEnoughData (with the reason) when the data cannot support it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from ml import plots
+from ml.churn import ChurnParams, ChurnResult, risk_tier, train_churn
+from ml.clustering import ClusteringResult, ClusterParams, StableClusterer, holdout_silhouette, train_clustering
+from ml.drift import drift_report
+from ml.features import CHURN_FEATURES, CLUSTER_FEATURES, DRIFT_FEATURES, NotEnoughData, data_version
+from ml.tracking import (
+    CHURN_MODEL,
+    CLUSTER_MODEL,
+    PublishOutcome,
+    champion_reference,
+    champion_version,
+    client,
+    load_model,
+    publish,
+)
+
+CLUSTER_INPUTS = [*CLUSTER_FEATURES, "active_days_total"]
+
+
+@dataclass
+class ClusterTraining:
+    result: ClusteringResult
+    outcome: PublishOutcome
+
+
+@dataclass
+class ChurnTraining:
+    result: ChurnResult
+    outcome: PublishOutcome
+
+
+def as_of_of(features: pd.DataFrame) -> str:
+    """The as_of the feature mart was cut at (its cutoff_at)."""
+    if features.empty:
+        raise NotEnoughData("the feature mart is empty: no user has any activity")
+    return str(pd.Timestamp(features["cutoff_at"].max()))
+
+
+def _champion_or_none(name: str) -> object | None:
+    return load_model(name) if champion_version(client(), name) else None
+
+
+def train_cluster_model(features: pd.DataFrame, params: ClusterParams | None = None) -> ClusterTraining:
+    """Fit the clustering (ids matched to the champion's clusters), log and register it, gate the champion on the
+    holdout users' silhouette."""
+    params = params or ClusterParams()
+    as_of = as_of_of(features)
+    previous = _champion_or_none(CLUSTER_MODEL)
+    result = train_clustering(features, params, previous if isinstance(previous, StableClusterer) else None)
+    holdout = features[features["user_id"].isin(result.holdout_users)]
+    scores = result.scores
+    metrics = {
+        "holdout_silhouette": result.holdout_silhouette,
+        "n_clusters": result.k,
+        "established_users": int((features["active_days_total"] >= params.min_active_days).sum()),
+        "light_users": int((features["active_days_total"] < params.min_active_days).sum()),
+        **{f"silhouette_{r.algorithm}_k{r.k}": r.silhouette for r in scores.itertuples()},
+        **{f"davies_bouldin_{r.algorithm}_k{r.k}": r.davies_bouldin for r in scores.itertuples()},
+        **result.dbscan,
+    }
+    chosen = scores[(scores["algorithm"] == result.algorithm) & (scores["k"] == result.k)].iloc[0]
+    metrics |= {"silhouette": chosen["silhouette"], "davies_bouldin": chosen["davies_bouldin"]}
+    outcome = publish(
+        name=CLUSTER_MODEL,
+        model=result.model,
+        input_example=features[CLUSTER_INPUTS].head(5),
+        params={
+            "algorithm": result.algorithm,
+            "k": result.k,
+            "features": ",".join(CLUSTER_FEATURES),
+            "min_active_days": params.min_active_days,
+            "k_range": f"{params.k_min}-{params.k_max}",
+            "pca_variance": params.pca_variance,
+            "holdout_share": params.holdout_share,
+            "cluster_names": "; ".join(f"{i}={n}" for i, n in sorted(result.model.names.items())),
+        },
+        metrics=metrics,
+        data_version=data_version(result.training_frame, as_of),
+        metric="silhouette",
+        candidate_score=result.holdout_silhouette,
+        score_champion=lambda champion: holdout_silhouette(champion, holdout),
+        reference=result.training_frame,
+        figures={
+            "silhouette_by_k": plots.silhouette_by_k(scores),
+            "cluster_profiles": plots.cluster_profiles(result.profiles, [*CLUSTER_FEATURES, "active_days_per_week"]),
+        },
+        tables={"k_selection": scores, "cluster_profiles": result.profiles},
+    )
+    return ClusterTraining(result, outcome)
+
+
+def train_churn_model(snapshots: pd.DataFrame, params: ChurnParams | None = None) -> ChurnTraining:
+    """Compare, calibrate and test the churn models, log and register the winner, gate the champion on the
+    holdout ROC AUC."""
+    params = params or ChurnParams()
+    if snapshots.empty:
+        raise NotEnoughData("no churn snapshots: no user was active before any past cutoff")
+    result = train_churn(snapshots, params)
+    holdout = result.split.holdout
+    x_holdout, y_holdout = holdout[list(CHURN_FEATURES)], holdout["is_churned"].astype(int).to_numpy()
+    cv = result.cv_scores.groupby("family")[["roc_auc", "pr_auc"]].mean()
+    metrics = {
+        **{f"holdout_{k}": v for k, v in result.holdout_metrics.items()},
+        "threshold": result.threshold,
+        "training_rows": len(result.training_frame),
+        "holdout_users": len(holdout),
+        **{f"cv_roc_auc_{family}": row.roc_auc for family, row in cv.iterrows()},
+        **{f"cv_pr_auc_{family}": row.pr_auc for family, row in cv.iterrows()},
+    }
+    as_of = str(pd.Timestamp(snapshots["as_of"].max()))
+    outcome = publish(
+        name=CHURN_MODEL,
+        model=result.model,
+        input_example=x_holdout.head(5),
+        params={
+            "model_family": result.model_family,
+            "calibration": result.calibration_method,
+            "churn_window_days": params.churn_window_days,
+            "cv_folds": len(result.cv_scores["fold"].unique()),
+            "holdout_cutoff": str(result.split.holdout_cutoff),
+            "training_cutoffs": ",".join(sorted({str(c.date()) for c in result.training_frame["cutoff_at"]})),
+            "risk_tiers": "low<0.3<=medium<0.6<=high",
+        },
+        metrics=metrics,
+        data_version=data_version(result.training_frame, as_of),
+        metric="roc_auc",
+        candidate_score=result.holdout_metrics["roc_auc"],
+        score_champion=lambda champion: roc_auc_score(y_holdout, champion.predict_proba(x_holdout)[:, 1]),
+        reference=result.training_frame[list(CHURN_FEATURES)],
+        figures={
+            "roc": plots.roc(result.holdout_labels, result.holdout_probabilities, result.holdout_metrics["roc_auc"]),
+            "calibration": plots.calibration(result.calibration),
+            "feature_importance": plots.importance(result.importance),
+        },
+        tables={"cv_scores": result.cv_scores, "calibration": result.calibration, "importance": result.importance},
+        predict_fn="predict_proba",
+    )
+    return ChurnTraining(result, outcome)
+
+
+def assign_clusters(features: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """ml.user_clusters rows from the champion clustering model, and its version."""
+    version = champion_version(client(), CLUSTER_MODEL)
+    if version is None:
+        raise NotEnoughData(f"no {CLUSTER_MODEL} champion in the registry yet")
+    model = load_model(CLUSTER_MODEL)
+    ids = model.predict(features) if len(features) else np.array([], dtype=np.int64)
+    frame = pd.DataFrame(
+        {
+            "user_id": features["user_id"].to_numpy(),
+            "cluster_id": ids.astype(np.int32),
+            "cluster_name": model.name_of(ids),
+            "model_version": version,
+        }
+    )
+    return frame, version
+
+
+def score_churn(features: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """ml.churn_scores rows: every user active in the churn window before as_of, scored by the champion."""
+    version = champion_version(client(), CHURN_MODEL)
+    if version is None:
+        raise NotEnoughData(f"no {CHURN_MODEL} champion in the registry yet")
+    population = features[features["is_churn_scoring_population"].astype(bool)].reset_index(drop=True)
+    probability = (
+        load_model(CHURN_MODEL).predict_proba(population[list(CHURN_FEATURES)])[:, 1] if len(population) else []
+    )
+    probability = np.asarray(probability, dtype=float)
+    frame = pd.DataFrame(
+        {
+            "user_id": population["user_id"],
+            "churn_probability": probability,
+            "risk_tier": risk_tier(probability),
+            "as_of": pd.to_datetime(population["cutoff_at"]),
+            "model_version": version,
+        }
+    )
+    return frame, version
+
+
+@dataclass
+class DriftResult:
+    model_name: str
+    champion_version: str
+    report: pd.DataFrame
+    threshold: float
+
+    @property
+    def max_psi(self) -> float:
+        return float(self.report["psi"].max()) if len(self.report) else 0.0
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return self.report.loc[self.report["drifted"], "feature"].tolist()
+
+
+DRIFT_MIN_ROWS = 200  # PSI over ten bins is noise on fewer rows than this
+
+
+def measure_drift(name: str, features: pd.DataFrame, threshold: float) -> DriftResult:
+    """PSI and KS of today's model inputs against the champion's training sample."""
+    reference = champion_reference(name)
+    if reference is None:
+        raise NotEnoughData(f"no {name} champion to compare against")
+    version, training = reference
+    if name == CHURN_MODEL:
+        current = features[features["is_churn_scoring_population"].astype(bool)]
+        columns: tuple[str, ...] = DRIFT_FEATURES
+    else:
+        current = features[features["active_days_total"] >= training["active_days_total"].min()]
+        columns = CLUSTER_FEATURES
+    if min(len(current), len(training)) < DRIFT_MIN_ROWS:
+        raise NotEnoughData(
+            f"{len(current)} current and {len(training)} training rows; drift needs {DRIFT_MIN_ROWS} on each side"
+        )
+    return DriftResult(name, version, drift_report(training, current, columns, threshold), threshold)

@@ -1,0 +1,289 @@
+"""Training (when due), scoring with the champions, and the registry as a table.
+
+Training assets run in every full refresh but only train when it is due: no champion yet, a run started by the
+weekly schedule or the drift sensor (run tag ml/train), a drift mark on the registered model, or a champion
+trained on data more than max_champion_age_days older than today's as_of. Otherwise they record why not.
+Scoring always loads models:/<name>@champion.
+"""
+
+from collections.abc import Callable
+
+import dagster as dg
+import pandas as pd
+
+from ingestion.schema import connect
+from ml.features import NotEnoughData, load_churn_snapshots, load_user_features
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL
+from ml.warehouse import empty_frame, replace_table
+from orchestration.defs.ml.resources import MLflowResource
+from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+
+FEATURES = dg.AssetKey(["marts", "ml_user_features"])
+SNAPSHOTS = dg.AssetKey(["marts", "ml_churn_snapshots"])
+CLUSTER_MODEL_KEY = dg.AssetKey(["ml", "cluster_model"])
+CHURN_MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
+USER_CLUSTERS = dg.AssetKey(["ml", "user_clusters"])
+CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
+MODEL_METRICS = dg.AssetKey(["ml", "model_metrics"])
+TRAIN_TAG = "ml/train"
+
+
+def read_frame(warehouse: WarehouseResource, load: Callable) -> pd.DataFrame:
+    """A feature table read on a read-only connection that is closed before any training starts."""
+    with connect(str(warehouse.warehouse_path), read_only=True) as con:
+        return load(con)
+
+
+def training_reasons(
+    *,
+    requested_by: str | None,
+    champion: str | None,
+    drift_mark: str | None,
+    champion_as_of: pd.Timestamp | None,
+    as_of: pd.Timestamp,
+    max_age_days: float,
+) -> list[str]:
+    """Why a model should be trained in this run (empty: keep the champion)."""
+    reasons = []
+    if requested_by:
+        reasons.append(f"requested by {requested_by}")
+    if champion is None:
+        reasons.append("no champion yet")
+    if drift_mark:
+        reasons.append(f"marked for retraining: {drift_mark}")
+    if champion is not None and champion_as_of is not None:
+        age = (as_of - champion_as_of) / pd.Timedelta(days=1)
+        if age > max_age_days:
+            reasons.append(f"champion v{champion} was trained on data {age:.1f} days older than as_of")
+    return reasons
+
+
+def _requested_by(context: dg.AssetExecutionContext) -> str | None:
+    tags = context.run.tags
+    if tags.get(TRAIN_TAG) != "true":
+        return None
+    return tags.get("dagster/schedule_name") or tags.get("dagster/sensor_name") or f"run tag {TRAIN_TAG}"
+
+
+# MLflow and scikit-learn take seconds to import: ml.tracking and ml.training are imported when an asset runs,
+# not when the code location loads.
+
+
+def _due(context: dg.AssetExecutionContext, name: str, as_of: pd.Timestamp, settings: MLflowResource) -> list[str]:
+    from ml.tracking import champion_as_of, champion_version, client, retraining_requested
+
+    return training_reasons(
+        requested_by=_requested_by(context),
+        champion=champion_version(client(), name),
+        drift_mark=retraining_requested(name),
+        champion_as_of=champion_as_of(name),
+        as_of=as_of,
+        max_age_days=settings.max_champion_age_days,
+    )
+
+
+def _kept(name: str, context: dg.AssetExecutionContext, reason: str) -> dg.MaterializeResult:
+    from ml.tracking import champion_version, client, ui_url
+
+    context.log.info(reason)
+    version = champion_version(client(), name)
+    return dg.MaterializeResult(
+        metadata={
+            "trained": False,
+            "reason": reason,
+            "champion_version": version or "none",
+            "champion_uri": f"models:/{name}@champion",
+            "mlflow_ui": dg.MetadataValue.url(ui_url()),
+        }
+    )
+
+
+def _published(outcome, headline: dict[str, object], reasons: list[str]) -> dict[str, object]:
+    return {
+        "trained": True,
+        "why": "; ".join(reasons),
+        **headline,
+        "model_version": outcome.model_version,
+        "promoted": outcome.promoted,
+        "decision": outcome.decision,
+        "champion_version": outcome.champion_after,
+        f"candidate_{outcome.metric}": outcome.candidate_score,
+        f"champion_{outcome.metric}_before": outcome.champion_score if outcome.champion_score is not None else "none",
+        "mlflow_run": dg.MetadataValue.url(outcome.run_url),
+        "mlflow_run_uri": f"runs:/{outcome.run_id}/model",
+    }
+
+
+def _markdown(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.round(digits).to_markdown(index=False))
+
+
+@dg.asset(
+    key=CLUSTER_MODEL_KEY,
+    deps=[FEATURES],
+    group_name="ml",
+    kinds={"python", "mlflow", "scikitlearn"},
+    pool=DUCKDB_WRITER_POOL,
+    description="Behavioural clustering (K-Means / Gaussian mixture, k by silhouette) registered in MLflow as "
+    f"'{CLUSTER_MODEL}'; trains only when due, moves the champion alias only on a better holdout silhouette.",
+)
+def cluster_model(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
+    from ml.clustering import ClusterParams
+    from ml.training import train_cluster_model
+
+    mlflow.activate(str(warehouse.data_path))
+    features = read_frame(warehouse, load_user_features)
+    if features.empty:
+        return _kept(CLUSTER_MODEL, context, "skipped: the feature mart is empty")
+    reasons = _due(context, CLUSTER_MODEL, pd.Timestamp(features["cutoff_at"].max()), mlflow)
+    if not reasons:
+        return _kept(CLUSTER_MODEL, context, "champion is current; training is due weekly or on drift")
+    try:
+        training = train_cluster_model(features, ClusterParams(min_active_days=mlflow.cluster_min_active_days))
+    except NotEnoughData as reason:
+        return _kept(CLUSTER_MODEL, context, f"skipped: {reason}")
+    result = training.result
+    context.log.info(training.outcome.decision)
+    headline = {
+        "algorithm": result.algorithm,
+        "k": result.k,
+        "holdout_silhouette": result.holdout_silhouette,
+        "k_selection": _markdown(result.scores),
+        "clusters": _markdown(result.profiles[["cluster_id", "cluster_name", "users", "share_of_users"]]),
+    }
+    return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
+
+
+@dg.asset(
+    key=CHURN_MODEL_KEY,
+    deps=[SNAPSHOTS],
+    group_name="ml",
+    kinds={"python", "mlflow", "scikitlearn"},
+    pool=DUCKDB_WRITER_POOL,
+    description="Churn classifier (logistic regression, random forest or gradient boosting by time-aware CV, "
+    f"calibrated) registered in MLflow as '{CHURN_MODEL}'; trains only when due, moves the champion alias only "
+    "on a better time-holdout ROC AUC.",
+)
+def churn_model(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
+    from ml.training import train_churn_model
+
+    mlflow.activate(str(warehouse.data_path))
+    snapshots = read_frame(warehouse, load_churn_snapshots)
+    if snapshots.empty:
+        return _kept(CHURN_MODEL, context, "skipped: no churn snapshots (no activity before any past cutoff)")
+    reasons = _due(context, CHURN_MODEL, pd.Timestamp(snapshots["as_of"].max()), mlflow)
+    if not reasons:
+        return _kept(CHURN_MODEL, context, "champion is current; training is due weekly or on drift")
+    try:
+        training = train_churn_model(snapshots)
+    except NotEnoughData as reason:
+        return _kept(CHURN_MODEL, context, f"skipped: {reason}")
+    result = training.result
+    context.log.info(training.outcome.decision)
+    cv = result.cv_scores.groupby("family", as_index=False)[["roc_auc", "pr_auc"]].mean()
+    headline = {
+        "model_family": result.model_family,
+        **{f"holdout_{k}": v for k, v in result.holdout_metrics.items()},
+        "threshold": result.threshold,
+        "cv_by_family": _markdown(cv),
+        "top_features": _markdown(result.importance.head(8)),
+    }
+    return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
+
+
+def _write(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int:
+    with connect(str(warehouse.warehouse_path)) as con:
+        return replace_table(con, table, frame)
+
+
+@dg.asset(
+    key=USER_CLUSTERS,
+    deps=[FEATURES, CLUSTER_MODEL_KEY],
+    group_name="ml",
+    kinds={"python", "duckdb"},
+    pool=DUCKDB_WRITER_POOL,
+    description=f"ml.user_clusters: every user's cluster from models:/{CLUSTER_MODEL}@champion (0 = light users).",
+)
+def user_clusters(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
+    from ml.training import assign_clusters
+
+    mlflow.activate(str(warehouse.data_path))
+    features = read_frame(warehouse, load_user_features)
+    try:
+        frame, version = assign_clusters(features)
+    except NotEnoughData as reason:
+        context.log.warning(f"ml.user_clusters left empty: {reason}")
+        rows = _write(warehouse, "user_clusters", empty_frame("user_clusters"))
+        return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
+    rows = _write(warehouse, "user_clusters", frame)
+    sizes = frame.groupby(["cluster_id", "cluster_name"], as_index=False).size().rename(columns={"size": "users"})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "model_version": version,
+            "clusters": _markdown(sizes),
+            "model_uri": f"models:/{CLUSTER_MODEL}@champion",
+        }
+    )
+
+
+@dg.asset(
+    key=CHURN_SCORES,
+    deps=[FEATURES, CHURN_MODEL_KEY],
+    group_name="ml",
+    kinds={"python", "duckdb"},
+    pool=DUCKDB_WRITER_POOL,
+    description=f"ml.churn_scores: churn probability and risk tier of every user active in the 30 days before "
+    f"as_of, from models:/{CHURN_MODEL}@champion.",
+)
+def churn_scores(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
+    from ml.training import score_churn
+
+    mlflow.activate(str(warehouse.data_path))
+    features = read_frame(warehouse, load_user_features)
+    try:
+        frame, version = score_churn(features)
+    except NotEnoughData as reason:
+        context.log.warning(f"ml.churn_scores left empty: {reason}")
+        rows = _write(warehouse, "churn_scores", empty_frame("churn_scores"))
+        return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
+    rows = _write(warehouse, "churn_scores", frame)
+    tiers = frame.groupby("risk_tier", as_index=False).agg(
+        users=("user_id", "size"), mean_probability=("churn_probability", "mean")
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "model_version": version,
+            "risk_tiers": _markdown(tiers),
+            "mean_churn_probability": float(frame["churn_probability"].mean()) if rows else 0.0,
+            "model_uri": f"models:/{CHURN_MODEL}@champion",
+        }
+    )
+
+
+@dg.asset(
+    key=MODEL_METRICS,
+    deps=[CLUSTER_MODEL_KEY, CHURN_MODEL_KEY],
+    group_name="ml",
+    kinds={"python", "duckdb"},
+    pool=DUCKDB_WRITER_POOL,
+    description="ml.model_metrics: one row per registered model version and holdout metric, with the champion "
+    "flag (read from the MLflow registry).",
+)
+def model_metrics_table(warehouse: WarehouseResource, mlflow: MLflowResource) -> dg.MaterializeResult:
+    from ml.tracking import model_metrics
+
+    mlflow.activate(str(warehouse.data_path))
+    frame = model_metrics()
+    rows = _write(warehouse, "model_metrics", frame)
+    champions = frame[frame["is_champion"].astype(bool)].drop_duplicates("model_name")[["model_name", "model_version"]]
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "champions": _markdown(champions)})
