@@ -38,7 +38,8 @@ help:
 	@echo "make dashboard  the dashboard on http://127.0.0.1:$(DASHBOARD_PORT) (reads the serving copy)"
 	@echo "make lint   ruff"
 
-$(INSTALLED): pyproject.toml requirements.lock
+# the editable install maps the top-level packages that exist when it runs: a new package means installing again
+$(INSTALLED): pyproject.toml requirements.lock $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.9,<1"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock

@@ -1,7 +1,10 @@
 """Every dbt model as a Dagster asset and every dbt test as an asset check.
 
-Two dbt invocations: staging first, then everything downstream of it. Between them the Great Expectations
-suite on staging.stg_events runs as a blocking check, so bad staging data stops the marts in the same run.
+Three dbt invocations: staging first; then everything downstream of it except what reads the ML assets' tables;
+then the models that do (cluster profiles, the churn-risk audience), after the ML assets have written ml.*.
+Between the first two the Great Expectations suite on staging.stg_events runs as a blocking check, so bad staging
+data stops the marts in the same run. (Left to itself, Dagster would split one selection around the ML assets
+into more invocations, each paying dbt's start-up.)
 """
 
 from collections.abc import Iterator
@@ -15,6 +18,7 @@ from orchestration.defs.dbt.translator import WarehouseTranslator
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 STAGING = "path:models/staging"
+READS_ML = "source:ml+"
 
 
 def _asset_key(context: dg.AssetExecutionContext, event: object) -> dg.AssetKey | None:
@@ -57,10 +61,22 @@ def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehous
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    exclude=STAGING,
+    exclude=f"{STAGING} {READS_ML}",
     dagster_dbt_translator=WarehouseTranslator(),
     pool=DUCKDB_WRITER_POOL,
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Seeds, intermediate models and marts with their tests."""
+    yield from dbt_build(context, dbt, warehouse)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=READS_ML,
+    dagster_dbt_translator=WarehouseTranslator(),
+    pool=DUCKDB_WRITER_POOL,
+)
+def dbt_models_reading_ml(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """Marts built on the ML assets' tables (ml.*), with their tests."""
     yield from dbt_build(context, dbt, warehouse)
