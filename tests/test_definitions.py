@@ -112,6 +112,13 @@ def test_job_and_schedule(defs):
         key.to_user_string() for key in training.asset_layer.executable_asset_keys
     }
     assert defs.resolve_sensor_def("ml_drift_sensor").job_name == "ml_training"
+    # the landing sensor's job refreshes everything but training and the factorial analysis
+    refresh = defs.resolve_job_def("landing_refresh")
+    assert defs.resolve_sensor_def("landing_folder_sensor").job_name == "landing_refresh"
+    left_out = job.asset_layer.executable_asset_keys - refresh.asset_layer.executable_asset_keys
+    assert {key.to_user_string() for key in left_out} == {
+        "ml/cluster_model", "ml/churn_model", "ml/experiment_factorial_effects",
+    }  # fmt: skip
 
 
 def test_every_step_that_opens_duckdb_is_in_the_writer_pool(defs):

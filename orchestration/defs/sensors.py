@@ -7,7 +7,7 @@ import dagster as dg
 
 from ingestion.discover import count_waiting, settled_files
 from ingestion.settings import IngestSettings
-from orchestration.defs.jobs import everything_job
+from orchestration.defs.jobs import landing_refresh_job
 
 
 def new_landing_files(cursor: str | None, settings: IngestSettings) -> tuple[list[str], str]:
@@ -23,7 +23,7 @@ def new_landing_files(cursor: str | None, settings: IngestSettings) -> tuple[lis
 
 
 @dg.sensor(
-    job=everything_job,
+    job=landing_refresh_job,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts one run for all complete files that appeared in the landing folder since the last tick.",

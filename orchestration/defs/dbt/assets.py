@@ -7,7 +7,10 @@ data stops the marts in the same run. (Left to itself, Dagster would split one s
 into more invocations, each paying dbt's start-up.)
 """
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
@@ -32,7 +35,8 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
     exited (the charts read the warehouse, which dbt holds), then sent in their order with the charts added."""
     warehouse.export_for_dbt()
     held = []
-    for event in dbt.cli(["build"], context=context).stream():
+    invocation = dbt.cli(["build"], context=context)
+    for event in invocation.stream():
         # once one event waits, the rest wait behind it: a model's output never precedes its parent's
         if held or _asset_key(context, event) in CHARTS:
             held.append(event)
@@ -44,6 +48,24 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
             pictures = chart_metadata(key, warehouse.warehouse_path, context.log)
             event = event.with_metadata({**event.metadata, **pictures})
         yield event
+    keep_parse_state(invocation.target_path)
+
+
+def keep_parse_state(invocation_target: Path) -> None:
+    """Make this invocation's parse state the one the next invocation starts from.
+
+    dagster-dbt gives every invocation its own target folder and seeds it with target/partial_parse.msgpack. That
+    file is written by `make manifest`, for the DATA_DIR of that moment; dbt reparses the whole project (about 10 s
+    here) whenever the profile it renders differs, e.g. under another DATA_DIR. Copying the latest state back keeps
+    partial parsing on from one run to the next.
+    """
+    state = invocation_target / "partial_parse.msgpack"
+    if not state.exists():
+        return
+    project_target = Path(dbt_project.project_dir) / dbt_project.target_path
+    staged = project_target / f".partial_parse.{os.getpid()}.tmp"
+    shutil.copyfile(state, staged)
+    os.replace(staged, project_target / "partial_parse.msgpack")
 
 
 @dbt_assets(
