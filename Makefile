@@ -19,6 +19,10 @@ export DASHBOARD_PORT
 DASHBOARD_CMD := $(BIN)/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address 127.0.0.1 \
 	--server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer
 
+MLFLOW_PORT ?= 5000
+MLFLOW_UI_URL ?= http://127.0.0.1:$(MLFLOW_PORT)
+export MLFLOW_UI_URL
+
 DEMO_USERS ?= 3000
 DEMO_SEED ?= 42
 
@@ -32,7 +36,7 @@ help:
 	@echo "make demo   fresh machine to finished warehouse: install, generate demo events, run everything"
 	@echo "make run    load what is in \$$DATA_DIR/landing and materialise every asset"
 	@echo "make test   the whole test suite (what CI runs)"
-	@echo "make dev    Dagster UI with schedules and sensors running"
+	@echo "make dev    Dagster UI (:3000) with schedules and sensors, collector (:8090), dashboard (:8501), MLflow UI (:5000)"
 	@echo "make sql    read-only SQL shell on the published copy (serving.duckdb)"
 	@echo "make collect  the event collector alone (Segment's HTTP Tracking API on 127.0.0.1:8090)"
 	@echo "make dashboard  the dashboard on http://127.0.0.1:$(DASHBOARD_PORT) (reads the serving copy)"
@@ -75,12 +79,15 @@ run: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 test: $(MANIFEST)
 	$(BIN)/python -m pytest
 
-# The collector and the dashboard run beside Dagster; Ctrl-C (or Dagster exiting) stops them, and the collector
-# rotates its spool on the way out.
+# The collector, the dashboard and the MLflow UI run beside Dagster; Ctrl-C (or Dagster exiting) stops them, and
+# the collector rotates its spool on the way out. (The MLflow UI runs a uvicorn child: its children go first.)
 dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
+	mkdir -p $(DATA_DIR)
 	$(BIN)/python -m collector & collector=$$!; \
 	$(DASHBOARD_CMD) >/dev/null & dashboard=$$!; \
-	trap 'kill -TERM $$collector $$dashboard 2>/dev/null; wait $$collector $$dashboard' EXIT; \
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow.db --default-artifact-root $(DATA_DIR)/mlartifacts \
+		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 >/dev/null 2>&1 & mlflow=$$!; \
+	trap 'pkill -P $$mlflow; kill -TERM $$collector $$dashboard $$mlflow 2>/dev/null; wait $$collector $$dashboard' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 dashboard: $(INSTALLED)
