@@ -16,6 +16,8 @@ def iso(moment: datetime) -> str:
 
 
 class Log:
+    """Builds an event list with unique message ids."""
+
     def __init__(self) -> None:
         self.rows: list[dict] = []
 

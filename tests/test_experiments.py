@@ -9,28 +9,16 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from ingestion import IngestSettings, ingest_landing
-from tests.conftest import event, query, run_dbt, write_lines
+from tests.activation_log import Log as EventLog
+from tests.conftest import query, run_dbt, write_lines
 
 pytestmark = pytest.mark.slow
 
 T0 = datetime(2026, 1, 5, 10, 0)
 
 
-def iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Log:
-    """Builds an event list with unique message ids."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def add(self, user: str, name: str, moment: datetime, **properties: object) -> None:
-        self.rows.append(
-            event(f"m{len(self.rows):04d}", user, event=name, timestamp=iso(moment), received_at=iso(moment),
-                  properties=properties or None)
-        )  # fmt: skip
+class Log(EventLog):
+    """Builds an event list with unique message ids, and experiment exposures."""
 
     def view(self, user: str, experiment: str, variant: str, moment: datetime) -> None:
         self.add(user, "Experiment Viewed", moment, experiment_id=experiment, variant=variant)
