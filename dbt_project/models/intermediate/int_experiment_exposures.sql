@@ -90,7 +90,7 @@ select
     exposures.window_end_at <= as_of_point.as_of as is_window_complete,
     coalesce(window_events.goal_events, 0) > 0 as converted,
     coalesce(window_events.goal_events, 0) as goal_events,
-    cast(coalesce(window_events.revenue, 0) as double) as revenue
+    cast(coalesce(window_events.revenue, 0) as decimal(18, 4)) as revenue
 from exposures
 cross join as_of_point
 left join window_events

@@ -14,27 +14,42 @@ counts as (
         count(*) as users,
         sum(case when converted then 1 else 0 end) as conversions,
         sum(revenue) as revenue,
-        avg(revenue) as revenue_per_user,
-        stddev_samp(revenue) as revenue_sd,
+        -- exact decimal sums, so the mean and deviation are the same on every run (a parallel stddev_samp over
+        -- doubles adds in a different order each time and moves the last bits)
+        sum(cast(revenue as decimal(38, 8)) * cast(revenue as decimal(38, 8))) as revenue_squares,
         sum(case when is_window_complete then 1 else 0 end) as users_window_complete
     from exposures
     group by experiment_id, variant
 
+),
+
+moments as (
+
+    select
+        *,
+        cast(revenue as double) / users as revenue_per_user,
+        case
+            when users > 1 then sqrt(greatest(
+                cast(revenue_squares - cast(revenue as decimal(38, 8)) * revenue / users as double) / (users - 1), 0
+            ))
+        end as revenue_sd
+    from counts
+
 )
 
 select
-    counts.experiment_id,
-    counts.variant,
-    counts.users,
-    counts.conversions,
-    counts.revenue,
-    counts.revenue_per_user,
-    counts.revenue_sd,
-    counts.users_window_complete,
+    moments.experiment_id,
+    moments.variant,
+    moments.users,
+    moments.conversions,
+    moments.revenue,
+    moments.revenue_per_user,
+    moments.revenue_sd,
+    moments.users_window_complete,
     coalesce(experiments.goal_event, 'order_completed') as goal_event,
     coalesce(experiments.window_days, 7) as window_days,
     coalesce(experiments.control_variant, 'control') as control_variant,
     experiments.planned_split,
     experiments.factors
-from counts
-left join {{ ref('experiments') }} as experiments on counts.experiment_id = experiments.experiment_id
+from moments
+left join {{ ref('experiments') }} as experiments on moments.experiment_id = experiments.experiment_id
