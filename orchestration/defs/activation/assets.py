@@ -6,17 +6,10 @@ import dagster as dg
 
 from activation import ActivationReport, ActivationSettings, deliver_alerts, deliver_audiences
 from ingestion.schema import connect
-from orchestration.defs.dbt.assets import dbt_models, dbt_models_reading_ml
+from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
-AUDIENCE_KEYS = sorted(
-    (
-        key
-        for key in [*dbt_models.keys, *dbt_models_reading_ml.keys]
-        if key.path[0] == "marts" and key.path[-1].startswith("audience_")
-    ),
-    key=lambda k: k.path,
-)
+AUDIENCE_KEYS = [key for key in DBT_MODEL_KEYS if key.path[0] == "marts" and key.path[-1].startswith("audience_")]
 DELIVERIES = dg.AssetKey(["activation", "audience_deliveries"])
 KPI_ALERTS = dg.AssetKey(["marts", "kpi_alerts"])
 

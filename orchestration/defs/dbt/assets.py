@@ -102,3 +102,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
 def dbt_models_reading_ml(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Marts built on the ML assets' tables (ml.*), with their tests."""
     yield from dbt_build(context, dbt, warehouse)
+
+
+# every dbt model's asset key, whichever invocation builds it
+DBT_MODEL_KEYS = sorted([*dbt_models.keys, *dbt_models_reading_ml.keys], key=lambda key: key.path)

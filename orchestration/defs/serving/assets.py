@@ -6,13 +6,11 @@ from datetime import timedelta
 import dagster as dg
 
 from ingestion.schema import connect
-from orchestration.defs.dbt.assets import dbt_models, dbt_models_reading_ml
+from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 from serving import publish
 
-MART_KEYS = sorted(
-    (key for key in [*dbt_models.keys, *dbt_models_reading_ml.keys] if key.path[0] == "marts"), key=lambda k: k.path
-)
+MART_KEYS = [key for key in DBT_MODEL_KEYS if key.path[0] == "marts"]
 SERVING_COPY = dg.AssetKey(["serving", "serving_copy"])
 # ml.* tables written by the ML assets (orchestration/defs/ml) are published too, so the copy waits for them
 ML_TABLE_KEYS = [dg.AssetKey(["ml", name]) for name in ("user_clusters", "churn_scores", "model_metrics")]
