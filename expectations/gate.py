@@ -30,13 +30,19 @@ class GateSettings:
     volume_max_ratio: float = 20.0
     volume_history: int = 7
     volume_min_history: int = 5
+    # Batches smaller than this are not judged on volume and are left out of the trailing average: a collector
+    # rotating its spool every few seconds, or a sensor run started by one small file, lands batches of a handful of
+    # rows whose size says nothing about whether an upstream export was cut short.
+    volume_min_rows: int = 1000
     null_share_jump: float = 0.25
     min_rows_for_shares: int = 100
 
     @classmethod
     def from_env(cls) -> GateSettings:
-        """GATE_VOLUME_MIN_RATIO, GATE_VOLUME_MAX_RATIO, GATE_NULL_SHARE_JUMP override the defaults."""
+        """GATE_VOLUME_MIN_RATIO, GATE_VOLUME_MAX_RATIO, GATE_VOLUME_MIN_ROWS, GATE_NULL_SHARE_JUMP override the
+        defaults."""
         return cls(
+            volume_min_rows=int(os.environ.get("GATE_VOLUME_MIN_ROWS", cls.volume_min_rows)),
             volume_min_ratio=float(os.environ.get("GATE_VOLUME_MIN_RATIO", cls.volume_min_ratio)),
             volume_max_ratio=float(os.environ.get("GATE_VOLUME_MAX_RATIO", cls.volume_max_ratio)),
             null_share_jump=float(os.environ.get("GATE_NULL_SHARE_JUMP", cls.null_share_jump)),
@@ -116,12 +122,14 @@ def run_gate(
 
 
 def _volume_problems(con: duckdb.DuckDBPyConnection, rows_loaded: int, settings: GateSettings) -> list[str]:
+    if rows_loaded < settings.volume_min_rows:
+        return []
     history = [
         row[0]
         for row in con.execute(
-            "select rows_loaded from raw.batches where gate_status = 'passed' and rows_loaded > 0 "
+            "select rows_loaded from raw.batches where gate_status = 'passed' and rows_loaded >= ? "
             "order by started_at desc limit ?",
-            [settings.volume_history],
+            [settings.volume_min_rows, settings.volume_history],
         ).fetchall()
     ]
     if len(history) < settings.volume_min_history:

@@ -163,7 +163,12 @@ def _process(
         "select file_name from raw.load_manifest where checksum = ? order by loaded_at limit 1", [checksum]
     ).fetchone()
     if earlier and earlier[0] == landing_file.name:
-        # Same name and content, only the modification time moved (touched or copied back): nothing new.
+        # Same name and content, only the modification time moved (touched or copied back): nothing new. Record
+        # the new size and time so that later runs know the file without reading it all again.
+        con.execute(
+            "update raw.load_manifest set file_size = ?, file_mtime = ? where file_name = ? and checksum = ?",
+            [landing_file.size, landing_file.mtime, landing_file.name, checksum],
+        )
         return None
     if earlier:
         return _record_only(

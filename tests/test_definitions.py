@@ -112,12 +112,23 @@ def test_job_and_schedule(defs):
         key.to_user_string() for key in training.asset_layer.executable_asset_keys
     }
     assert defs.resolve_sensor_def("ml_drift_sensor").job_name == "ml_training"
-    # the landing sensor's job refreshes everything but training and the factorial analysis
+    assert "marts/ml_churn_snapshots" in {key.to_user_string() for key in training.asset_layer.executable_asset_keys}
+    # the landing sensor's job refreshes and publishes the marts; scoring follows it in a run of its own
     refresh = defs.resolve_job_def("landing_refresh")
+    scoring = defs.resolve_job_def("ml_scoring")
     assert defs.resolve_sensor_def("landing_folder_sensor").job_name == "landing_refresh"
-    left_out = job.asset_layer.executable_asset_keys - refresh.asset_layer.executable_asset_keys
-    assert {key.to_user_string() for key in left_out} == {
-        "ml/cluster_model", "ml/churn_model", "ml/experiment_factorial_effects",
+    assert defs.resolve_sensor_def("scoring_after_refresh").job_name == "ml_scoring"
+    refreshed = {key.to_user_string() for key in refresh.asset_layer.executable_asset_keys}
+    scored = {key.to_user_string() for key in scoring.asset_layer.executable_asset_keys}
+    assert refreshed & scored == {"serving/serving_copy"}  # each publishes what it built
+    left_out = {key.to_user_string() for key in job.asset_layer.executable_asset_keys} - refreshed - scored
+    assert left_out == {
+        "ml/cluster_model", "ml/churn_model", "ml/experiment_factorial_effects", "marts/ml_churn_snapshots",
+    }  # fmt: skip
+    assert scored == {
+        "marts/ml_feature_events", "marts/ml_user_features", "ml/user_clusters", "ml/churn_scores",
+        "ml/model_metrics", "marts/cluster_profiles", "marts/audience_churn_risk", "activation/audience_deliveries",
+        "serving/serving_copy",
     }  # fmt: skip
 
 

@@ -70,7 +70,7 @@ def test_a_jump_in_the_share_of_nulls_fails_the_batch(settings, data_dir, runner
 
 
 def test_volume_far_from_the_trailing_average_fails_the_batch(settings, data_dir, runner):
-    few_batches = GateSettings(volume_min_history=2, volume_max_ratio=5)
+    few_batches = GateSettings(volume_min_history=2, volume_max_ratio=5, volume_min_rows=10)
     for n in range(2):
         write_lines(data_dir / "landing" / f"day{n}.jsonl", rows(f"d{n}", 20))
         assert load_and_gate(settings, runner, few_batches).passed
@@ -80,6 +80,25 @@ def test_volume_far_from_the_trailing_average_fails_the_batch(settings, data_dir
 
     assert gate.batch_problems == [
         "volume: 200 rows loaded is 10.00x the trailing average of 20 over the last 2 passed batches "
+        "(allowed 0.05x to 5x)"
+    ]
+
+
+def test_micro_batches_are_not_judged_on_volume_nor_count_in_its_average(settings, data_dir, runner):
+    gate_settings = GateSettings(volume_min_history=2, volume_max_ratio=5, volume_min_rows=50)
+    for n in range(2):
+        write_lines(data_dir / "landing" / f"export{n}.jsonl", rows(f"e{n}", 100))
+        assert load_and_gate(settings, runner, gate_settings).passed
+    for n in range(3):  # a collector's rotations: 1 row each, 0.01x the exports
+        write_lines(data_dir / "landing" / f"spool{n}.jsonl", rows(f"s{n}", 1))
+        assert load_and_gate(settings, runner, gate_settings).batch_problems == []
+    write_lines(data_dir / "landing" / "export2.jsonl", rows("e2", 450))  # 4.5x the exports, 450x the spools
+
+    assert load_and_gate(settings, runner, gate_settings).batch_problems == []
+
+    write_lines(data_dir / "landing" / "export3.jsonl", rows("e3", 20 * 100))
+    assert load_and_gate(settings, runner, gate_settings).batch_problems == [
+        "volume: 2000 rows loaded is 9.23x the trailing average of 217 over the last 3 passed batches "
         "(allowed 0.05x to 5x)"
     ]
 

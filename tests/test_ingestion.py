@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingestion import IngestSettings, ingest_landing
+from ingestion import IngestSettings, ingest_landing, loader
 from tests.conftest import event, query, settle, write_lines
 
 
@@ -191,6 +191,21 @@ def test_the_same_file_under_another_name_is_recorded_as_a_repeat_and_not_loaded
         ("day1_again.jsonl", "repeat"),
     ]
     assert ingest_landing(settings).files == []  # the repeat is recorded once
+
+
+def test_a_touched_file_is_read_once_more_then_known_by_its_new_time(settings, data_dir, monkeypatch):
+    loaded = write_lines(data_dir / "landing" / "day1.jsonl", [event("a"), event("b")])
+    ingest_landing(settings)
+    os.utime(loaded, (loaded.stat().st_atime, loaded.stat().st_mtime - 3600))  # e.g. copied back from a backup
+    hashed = []
+    real_sha256_of = loader.sha256_of
+    monkeypatch.setattr(loader, "sha256_of", lambda path: hashed.append(path.name) or real_sha256_of(path))
+
+    assert ingest_landing(settings).files == []
+    assert ingest_landing(settings).files == []
+
+    assert hashed == ["day1.jsonl"]  # the second run knew it without reading it
+    assert query(data_dir, "select count(*) from raw.events") == [(2,)]
 
 
 def test_truncated_gzip_loads_complete_lines_and_rejects_the_damaged_tail(settings, data_dir):

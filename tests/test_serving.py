@@ -9,7 +9,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ingestion.schema import connect, ensure_raw_schema
-from orchestration.defs.sensors import landing_folder_sensor, new_landing_files
+from orchestration.defs.sensors import landing_folder_sensor, new_landing_files, run_not_begun, scoring_after_refresh
 from serving import publish
 from serving.shell import run
 from tests.conftest import event, write_lines
@@ -96,6 +96,52 @@ def test_the_sensor_batches_new_complete_files_and_remembers_them(settings, data
             "landing/new_files": "1", "landing/first": "small_3.jsonl",
         }  # fmt: skip
         assert later.run_key != first.run_key
+
+
+def test_new_files_wait_for_a_refresh_that_has_not_begun(settings, data_dir):
+    write_lines(data_dir / "landing" / "a.jsonl", [event("a")])
+    with dg.instance_for_test() as instance:
+        queued = dg.DagsterRun(job_name="landing_refresh", status=dg.DagsterRunStatus.NOT_STARTED)
+        instance.add_run(queued)
+
+        waiting = landing_folder_sensor(dg.build_sensor_context(instance=instance))
+        assert isinstance(waiting, dg.SkipReason) and f"wait for run {queued.run_id[:8]}" in waiting.skip_message
+
+        instance.report_run_canceled(queued)
+        assert isinstance(landing_folder_sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
+
+
+def test_a_run_that_has_begun_a_step_holds_nothing_back():
+    seen = []
+
+    @dg.asset
+    def probe(context) -> None:
+        seen.append(run_not_begun(context.instance, context.job_name))
+
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([probe], instance=instance).success
+    assert seen == [None]
+
+
+def test_each_successful_refresh_is_followed_by_one_scoring_run():
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([_noop], instance=instance)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="scoring_after_refresh",
+            dagster_event=result.get_run_success_event(),
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+        )
+        request = scoring_after_refresh(context)
+        assert isinstance(request, dg.RunRequest) and request.run_key == result.run_id
+
+        instance.add_run(dg.DagsterRun(job_name="ml_scoring", status=dg.DagsterRunStatus.NOT_STARTED))
+        assert isinstance(scoring_after_refresh(context), dg.SkipReason)  # the queued one will read this refresh
+
+
+@dg.asset
+def _noop() -> None:
+    return None
 
 
 def test_publish_adds_the_data_health_tables_and_as_of(data_dir):

@@ -12,6 +12,7 @@
         'unique_key': 'user_id',
         'incremental_strategy': 'delete+insert',
         'on_schema_change': 'fail',
+        'pre_hook': ["{{ stage_users_to_recompute() }}"],
         'post_hook': ["{{ delete_users_restitched_away() }}"],
     }) }}
 {% endmacro %}
@@ -20,6 +21,21 @@
 {% macro staged_through() %}
     (select max(staged_at) from {{ ref('stg_events') }})
 {% endmacro %}
+
+{#- The users to recompute, as a temporary table the model's queries filter by (incremental runs only).
+
+    A table, not a CTE: DuckDB then knows how few users there are, builds its joins on them and pushes them into
+    the scans of stg_events. Given the same set as a subquery it estimated millions and scanned every event's
+    columns (at 10M events: 1.8 s for one new user in int_users, 0.01 s this way). -#}
+{% macro stage_users_to_recompute() %}
+    {% if is_incremental() %}
+    create or replace temporary table {{ users_in_scope() }} as {{ users_to_recompute() }}
+    {% endif %}
+{% endmacro %}
+
+{% macro users_in_scope() -%}
+    {{ this.identifier }}__users_in_scope
+{%- endmacro %}
 
 {#- Users to recompute in this run (only meaningful inside is_incremental()). -#}
 {% macro users_to_recompute() %}

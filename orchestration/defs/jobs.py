@@ -1,4 +1,5 @@
-"""The job that materialises everything, its daily schedule, and the lighter job the landing sensor starts."""
+"""The job that materialises everything, its daily schedule, and the two lighter jobs that follow new files:
+`landing_refresh` (load, models, publish) and `ml_scoring` (features, scores, what reads them, publish again)."""
 
 import dagster as dg
 
@@ -9,18 +10,34 @@ everything_job = dg.define_asset_job(
 )
 
 # Model training and the factorial analysis take seconds to minutes and change slowly: the daily refresh, the
-# weekly training schedule and the drift sensor run them. Scoring stays in: it loads the champion as it is.
+# weekly training schedule and the drift sensor run them, with the churn snapshots only training reads.
 SLOW_TO_CHANGE = dg.AssetSelection.assets(
     dg.AssetKey(["ml", "cluster_model"]),
     dg.AssetKey(["ml", "churn_model"]),
     dg.AssetKey(["ml", "experiment_factorial_effects"]),
+    dg.AssetKey(["marts", "ml_churn_snapshots"]),
 )
+SERVING_COPY = dg.AssetSelection.assets(dg.AssetKey(["serving", "serving_copy"]))
+
+# Scoring with the champion models and everything downstream of the features: it runs right after each landing
+# refresh, in a run of its own, so the refreshed marts are published without waiting for it.
+SCORING = (
+    dg.AssetSelection.assets(dg.AssetKey(["marts", "ml_feature_events"])).downstream()
+    | dg.AssetSelection.assets(dg.AssetKey(["ml", "model_metrics"]))
+) - SLOW_TO_CHANGE
 
 landing_refresh_job = dg.define_asset_job(
     "landing_refresh",
-    selection=dg.AssetSelection.all() - SLOW_TO_CHANGE,
-    description="What the landing sensor starts: load the new files, rebuild and check the models, score users with "
-    "the champion models, deliver audiences, publish the serving copy. Training is left to its own schedule.",
+    selection=dg.AssetSelection.all() - SLOW_TO_CHANGE - (SCORING - SERVING_COPY),
+    description="What the landing sensor starts: load the new files, rebuild and check the models, publish the "
+    "serving copy. Scoring follows in its own run (ml_scoring); training is left to its own schedule.",
+)
+
+ml_scoring_job = dg.define_asset_job(
+    "ml_scoring",
+    selection=SCORING,
+    description="What follows each landing refresh: the ML features, scores from the champion models, the marts "
+    "and audience deliveries that read them, and the serving copy published again.",
 )
 
 daily_schedule = dg.ScheduleDefinition(

@@ -1,4 +1,5 @@
-"""Event-driven runs: new complete files in the landing folder start one run that loads and refreshes them."""
+"""Event-driven runs: new complete files in the landing folder start one run that loads and refreshes them, and
+each refresh that succeeds is followed by a scoring run."""
 
 import hashlib
 import json
@@ -7,7 +8,14 @@ import dagster as dg
 
 from ingestion.discover import count_waiting, settled_files
 from ingestion.settings import IngestSettings
-from orchestration.defs.jobs import landing_refresh_job
+from orchestration.defs.jobs import landing_refresh_job, ml_scoring_job
+
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def new_landing_files(cursor: str | None, settings: IngestSettings) -> tuple[list[str], str]:
@@ -22,11 +30,26 @@ def new_landing_files(cursor: str | None, settings: IngestSettings) -> tuple[lis
     return new, json.dumps(current, sort_keys=True)
 
 
+def run_not_begun(instance: dg.DagsterInstance, job_name: str) -> str | None:
+    """The id of a run of `job_name` that is queued or started but has not begun any step, if there is one.
+
+    Such a run will read whatever is there when its first step begins, so a second one would only repeat it. With
+    a collector rotating its spool every few seconds and a refresh taking longer than that, starting a run per new
+    file would queue runs without end.
+    """
+    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS), limit=10)
+    for run in runs:
+        if not instance.get_run_step_stats(run.run_id):
+            return run.run_id
+    return None
+
+
 @dg.sensor(
     job=landing_refresh_job,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts one run for all complete files that appeared in the landing folder since the last tick.",
+    description="Starts one run for all complete files that appeared in the landing folder since the last tick "
+    "(none while a run it started has not begun loading: that run will take them).",
 )
 def landing_folder_sensor(context: dg.SensorEvaluationContext):
     settings = IngestSettings.from_env()
@@ -34,6 +57,26 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
     if not new:
         waiting = count_waiting(settings.landing_dir, settings.settle_seconds)
         return dg.SkipReason(f"No new complete files; {waiting} still being written.")
+    pending = run_not_begun(context.instance, landing_refresh_job.name)
+    if pending:
+        # the cursor stays: if that run fails before loading, these files still count as new
+        return dg.SkipReason(f"{len(new)} new file(s) wait for run {pending[:8]}, which has not begun loading.")
     context.update_cursor(cursor)
     run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:16] + f"-{len(new)}"
     return dg.RunRequest(run_key=run_key, tags={"landing/new_files": str(len(new)), "landing/first": new[0]})
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[landing_refresh_job],
+    request_job=ml_scoring_job,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each successful landing refresh, scores users with the champion models and republishes.",
+)
+def scoring_after_refresh(context: dg.RunStatusSensorContext):
+    pending = run_not_begun(context.instance, ml_scoring_job.name)
+    if pending:
+        return dg.SkipReason(f"Scoring run {pending[:8]} has not begun yet; it will read this refresh.")
+    refresh_id = context.dagster_run.run_id
+    return dg.RunRequest(run_key=refresh_id, tags={"landing/refresh_run": refresh_id})

@@ -13,7 +13,7 @@ with ordered_events as (
         lag(event_at) over (partition by user_id order by event_at, message_id) as previous_event_at
     from {{ ref('int_activity_events') }}
     {% if is_incremental() %}
-    where user_id in ({{ users_to_recompute() }})
+    where user_id in (select user_id from {{ users_in_scope() }})
     {% endif %}
 
 ),

@@ -7,7 +7,7 @@ with activity_events as (
 
     select * from {{ ref('int_activity_events') }}
     {% if is_incremental() %}
-    where user_id in ({{ users_to_recompute() }})
+    where user_id in (select user_id from {{ users_in_scope() }})
     {% endif %}
 
 )

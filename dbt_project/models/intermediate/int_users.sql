@@ -6,19 +6,22 @@
 with users_in_scope as (
 
     {% if is_incremental() %}
-    {{ users_to_recompute() }}
+    select user_id from {{ users_in_scope() }}
     {% else %}
     select distinct user_id from {{ ref('int_activity_events') }}
     {% endif %}
 
 ),
 
+-- first and last activity and the milestones in one pass over the activity events
 activity_bounds as (
 
     select
         user_id,
         min(event_at) as first_active_at,
-        max(event_at) as last_active_at
+        max(event_at) as last_active_at,
+        min(case when event_name = 'signed_up' then event_at end) as signed_up_at,
+        min(case when event_name = 'order_completed' then event_at end) as first_order_at
     from {{ ref('int_activity_events') }}
     where user_id in (select user_id from users_in_scope)
     group by user_id
@@ -67,18 +70,6 @@ latest_traits as (
     ) as ranked_identifies
     where identify_rank = 1
 
-),
-
-milestones as (
-
-    select
-        user_id,
-        min(case when event_name = 'signed_up' then event_at end) as signed_up_at,
-        min(case when event_name = 'order_completed' then event_at end) as first_order_at
-    from {{ ref('int_activity_events') }}
-    where user_id in (select user_id from users_in_scope)
-    group by user_id
-
 )
 
 select
@@ -86,8 +77,8 @@ select
     activity_bounds.first_active_at,
     activity_bounds.last_active_at,
     cast({{ to_reporting_time('activity_bounds.first_active_at') }} as date) as first_active_date,
-    milestones.signed_up_at,
-    milestones.first_order_at,
+    activity_bounds.signed_up_at,
+    activity_bounds.first_order_at,
     first_touch.first_touch_source,
     first_touch.first_touch_medium,
     first_touch.first_touch_campaign,
@@ -103,4 +94,3 @@ left join first_touch on activity_bounds.user_id = first_touch.user_id
 left join {{ ref('channel_mapping') }} as channel_mapping
     on first_touch.first_touch_medium = channel_mapping.utm_medium
 left join latest_traits on activity_bounds.user_id = latest_traits.user_id
-left join milestones on activity_bounds.user_id = milestones.user_id

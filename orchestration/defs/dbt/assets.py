@@ -1,10 +1,11 @@
 """Every dbt model as a Dagster asset and every dbt test as an asset check.
 
-Three dbt invocations: staging first; then everything downstream of it except what reads the ML assets' tables;
-then the models that do (cluster profiles, the churn-risk audience), after the ML assets have written ml.*.
-Between the first two the Great Expectations suite on staging.stg_events runs as a blocking check, so bad staging
-data stops the marts in the same run. (Left to itself, Dagster would split one selection around the ML assets
-into more invocations, each paying dbt's start-up.)
+Four dbt invocations, so that each job runs only the ones it needs: staging first; then the intermediate models
+and the marts; the ML feature marts (read by training and scoring, not by analysts' marts); and the marts that
+read the ML assets' tables (cluster profiles, the churn-risk audience), after the ML assets have written ml.*.
+Between staging and the rest the Great Expectations suite on staging.stg_events runs as a blocking check, so bad
+staging data stops the marts in the same run. (Left to itself, Dagster would split one selection around the ML
+assets into more invocations, each paying dbt's start-up.)
 """
 
 import os
@@ -21,6 +22,7 @@ from orchestration.defs.dbt.translator import WarehouseTranslator
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 STAGING = "path:models/staging"
+ML_FEATURES = "path:models/marts/ml"
 READS_ML = "source:ml+"
 
 
@@ -83,12 +85,25 @@ def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehous
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    exclude=f"{STAGING} {READS_ML}",
+    exclude=f"{STAGING} {ML_FEATURES} {READS_ML}",
     dagster_dbt_translator=WarehouseTranslator(),
     pool=DUCKDB_WRITER_POOL,
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """Seeds, intermediate models and marts with their tests."""
+    yield from dbt_build(context, dbt, warehouse)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=ML_FEATURES,
+    exclude=READS_ML,
+    dagster_dbt_translator=WarehouseTranslator(),
+    pool=DUCKDB_WRITER_POOL,
+)
+def dbt_ml_features(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """The ML feature marts (features at as_of, churn snapshots at past cutoffs) with their tests."""
     yield from dbt_build(context, dbt, warehouse)
 
 
@@ -105,4 +120,6 @@ def dbt_models_reading_ml(context: dg.AssetExecutionContext, dbt: DbtCliResource
 
 
 # every dbt model's asset key, whichever invocation builds it
-DBT_MODEL_KEYS = sorted([*dbt_models.keys, *dbt_models_reading_ml.keys], key=lambda key: key.path)
+DBT_MODEL_KEYS = sorted(
+    [*dbt_models.keys, *dbt_ml_features.keys, *dbt_models_reading_ml.keys], key=lambda key: key.path
+)

@@ -12,6 +12,7 @@ from orchestration.defs.ml.assets import (
     CHURN_MODEL_KEY,
     CHURN_SCORES,
     CLUSTER_MODEL_KEY,
+    SNAPSHOTS,
     TRAIN_TAG,
     USER_CLUSTERS,
     read_frame,
@@ -24,9 +25,12 @@ if TYPE_CHECKING:
 
 ml_training_job = dg.define_asset_job(
     "ml_training",
-    selection=dg.AssetSelection.assets(CLUSTER_MODEL_KEY, CHURN_MODEL_KEY).downstream(),
+    # the churn snapshots are refreshed here, not after every landing refresh: only training reads them
+    selection=dg.AssetSelection.assets(CLUSTER_MODEL_KEY, CHURN_MODEL_KEY).downstream()
+    | dg.AssetSelection.assets(SNAPSHOTS),
     tags={TRAIN_TAG: "true"},
-    description="Train both models (champion gate in MLflow), then rescore and republish what reads them.",
+    description="Refresh the churn snapshots, train both models (champion gate in MLflow), then rescore and "
+    "republish what reads them.",
 )
 
 weekly_training = dg.ScheduleDefinition(
