@@ -58,12 +58,23 @@ def published_at(serving: Path) -> float:
     return serving.stat().st_mtime if serving.exists() else 0.0
 
 
+def runs_in_progress(dagster_home: str) -> int:
+    """Runs queued or running in the Dagster instance at `dagster_home`."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    statuses = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED]  # fmt: skip
+    with DagsterInstance.from_config(dagster_home) as instance:
+        return len(instance.get_runs(RunsFilter(statuses=statuses)))
+
+
 def sensor_latency(data_dir: Path, env: dict[str, str], trials: int = 3, timeout: float = 600) -> dict[str, object]:
     """Seconds from a one-event file landing to its user in serving.duckdb, with `dagster dev` and the sensor up.
 
     The file is written under a hidden name and renamed into the landing folder, as a producer should; it then
     waits out the settle time like any other file. The first sensor tick after start-up sees every file already
-    there and starts one run (ingestion loads nothing new); trials begin once that run has published.
+    there and starts one run (ingestion loads nothing new); trials begin once that run has published, each once
+    no run is queued or running.
     """
     serving = data_dir / "serving.duckdb"
     env = {**env, "SETTLE_SECONDS": os.environ.get("BENCH_SETTLE_SECONDS", "5")}
@@ -74,9 +85,11 @@ def sensor_latency(data_dir: Path, env: dict[str, str], trials: int = 3, timeout
     )  # fmt: skip
     try:
         warm_up = wait_for(lambda: published_at(serving) > before, timeout)
-        time.sleep(15)  # let that run's last steps (freshness checks) finish
         results = []
         for trial in range(trials):
+            # each trial drops its file on an idle system: the previous trial's refresh, and the scoring run that
+            # follows it, have finished
+            wait_for(lambda: not runs_in_progress(env["DAGSTER_HOME"]), timeout, every=2)
             user_id = f"bench-latency-{trial}-{int(time.time())}"
             line = {
                 "message_id": f"{user_id}-m", "user_id": user_id, "type": "track", "event": "Feature Used",
@@ -88,7 +101,6 @@ def sensor_latency(data_dir: Path, env: dict[str, str], trials: int = 3, timeout
             seconds = wait_for(lambda user_id=user_id: serving_has_user(serving, user_id), timeout)
             results.append(None if seconds is None else round(seconds, 1))
             print(f"  file landed -> user in serving copy: {results[-1]} s", flush=True)
-            time.sleep(10)
     finally:
         os.killpg(dev.pid, signal.SIGTERM)
         try:

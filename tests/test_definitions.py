@@ -92,7 +92,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
 
 def test_dbt_tests_are_asset_checks(defs):
     checks = {(key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys}
-    assert ("staging/stg_events", "unique_stg_events_message_id") in checks
+    assert ("staging/stg_events", "unique_in_new_rows_stg_events_message_id__staged_at") in checks
     assert (
         "marts/cohort_retention",
         "unique_combination_of_columns_cohort_retention_grain__cohort_start__period_number",
@@ -197,3 +197,12 @@ def test_great_expectations_gates_are_blocking_checks(defs):
         ("marts/cohort_retention", "cohort_retention_expectations"),
         ("marts/daily_kpis", "daily_kpis_expectations"),
     }
+
+
+def test_only_charted_marts_and_their_descendants_wait_for_dbt_to_exit():
+    from orchestration.defs.dbt.assets import charted_and_downstream, dbt_models
+
+    waits = {key.to_user_string() for key in charted_and_downstream(dbt_models)}
+
+    assert {"marts/daily_kpis", "marts/kpi_alerts", "marts/cohort_retention", "marts/retention_curve"} <= waits
+    assert not waits & {"staging/stg_events", "intermediate/int_users", "marts/user_segments", "marts/stickiness"}

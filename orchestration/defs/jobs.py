@@ -29,6 +29,8 @@ SCORING = (
 landing_refresh_job = dg.define_asset_job(
     "landing_refresh",
     selection=dg.AssetSelection.all() - SLOW_TO_CHANGE - (SCORING - SERVING_COPY),
+    # ahead of other runs' steps waiting for the DuckDB writer pool (a pool slot goes to the highest priority)
+    tags={"dagster/priority": "10"},
     description="What the landing sensor starts: load the new files, rebuild and check the models, publish the "
     "serving copy. Scoring follows in its own run (ml_scoring); training is left to its own schedule.",
 )

@@ -46,7 +46,7 @@ def run_not_begun(instance: dg.DagsterInstance, job_name: str) -> str | None:
 
 @dg.sensor(
     job=landing_refresh_job,
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=3,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts one run for all complete files that appeared in the landing folder since the last tick "
     "(none while a run it started has not begun loading: that run will take them).",

@@ -1,11 +1,11 @@
 """Every dbt model as a Dagster asset and every dbt test as an asset check.
 
-Four dbt invocations, so that each job runs only the ones it needs: staging first; then the intermediate models
-and the marts; the ML feature marts (read by training and scoring, not by analysts' marts); and the marts that
-read the ML assets' tables (cluster profiles, the churn-risk audience), after the ML assets have written ml.*.
-Between staging and the rest the Great Expectations suite on staging.stg_events runs as a blocking check, so bad
-staging data stops the marts in the same run. (Left to itself, Dagster would split one selection around the ML
-assets into more invocations, each paying dbt's start-up.)
+Three dbt invocations, so that each job runs only the ones it needs: staging, intermediate models and marts in one
+(a refresh pays dbt's start-up once); the ML feature marts (read by training and scoring, not by analysts' marts);
+and the marts that read the ML assets' tables (cluster profiles, the churn-risk audience), after the ML assets
+have written ml.*. The Great Expectations suites on staging.stg_events and the charted marts run after the first
+as blocking checks: a failing suite stops the run before anything is published to the serving copy. (Left to
+itself, Dagster would split one selection around the ML assets into more invocations, each paying dbt's start-up.)
 """
 
 import os
@@ -21,7 +21,6 @@ from orchestration.defs.dbt.project import dbt_project
 from orchestration.defs.dbt.translator import WarehouseTranslator
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
-STAGING = "path:models/staging"
 ML_FEATURES = "path:models/marts/ml"
 READS_ML = "source:ml+"
 
@@ -32,15 +31,31 @@ def _asset_key(context: dg.AssetExecutionContext, event: object) -> dg.AssetKey 
     return getattr(event, "asset_key", None)
 
 
+def charted_and_downstream(assets_def: dg.AssetsDefinition) -> set[dg.AssetKey]:
+    """The charted marts of this dbt op and every asset of the op that depends on one of them."""
+    upstream = assets_def.asset_deps
+    held = set(CHARTS) & set(upstream)
+    grew = True
+    while grew:
+        grew = False
+        for key, parents in upstream.items():
+            if key not in held and parents & held:
+                held.add(key)
+                grew = True
+    return held
+
+
 def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> Iterator:
-    """`dbt build` of the op's selection; from the first charted mart on, events are held back until dbt has
-    exited (the charts read the warehouse, which dbt holds), then sent in their order with the charts added."""
+    """`dbt build` of the op's selection; the events of charted marts and of what depends on them are held back
+    until dbt has exited (the charts read the warehouse, which dbt holds), then sent in their order with the
+    charts added. Everything else streams as dbt goes."""
     warehouse.export_for_dbt()
+    waits = charted_and_downstream(context.assets_def)
     held = []
     invocation = dbt.cli(["build"], context=context)
     for event in invocation.stream():
-        # once one event waits, the rest wait behind it: a model's output never precedes its parent's
-        if held or _asset_key(context, event) in CHARTS:
+        # a held model's children are held too, so no output ever precedes its parent's
+        if _asset_key(context, event) in waits:
             held.append(event)
         else:
             yield event
@@ -73,24 +88,12 @@ def keep_parse_state(invocation_target: Path) -> None:
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select=STAGING,
-    dagster_dbt_translator=WarehouseTranslator(),
-    pool=DUCKDB_WRITER_POOL,
-)
-def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Staging models and their tests."""
-    yield from dbt_build(context, dbt, warehouse)
-
-
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    exclude=f"{STAGING} {ML_FEATURES} {READS_ML}",
+    exclude=f"{ML_FEATURES} {READS_ML}",
     dagster_dbt_translator=WarehouseTranslator(),
     pool=DUCKDB_WRITER_POOL,
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """Seeds, intermediate models and marts with their tests."""
+    """Seeds, staging, intermediate models and marts with their tests."""
     yield from dbt_build(context, dbt, warehouse)
 
 
