@@ -113,23 +113,26 @@ def test_job_and_schedule(defs):
     }
     assert defs.resolve_sensor_def("ml_drift_sensor").job_name == "ml_training"
     assert "marts/ml_churn_snapshots" in {key.to_user_string() for key in training.asset_layer.executable_asset_keys}
-    # the landing sensor's job refreshes and publishes the marts; scoring follows it in a run of its own
+    # the landing sensor's job refreshes and publishes the live marts; scores and the follow-up marts come next
     refresh = defs.resolve_job_def("landing_refresh")
-    scoring = defs.resolve_job_def("ml_scoring")
+    follow_up = defs.resolve_job_def("refresh_follow_up")
     assert defs.resolve_sensor_def("landing_folder_sensor").job_name == "landing_refresh"
-    assert defs.resolve_sensor_def("scoring_after_refresh").job_name == "ml_scoring"
+    assert defs.resolve_sensor_def("follow_up_after_refresh").job_name == "refresh_follow_up"
     refreshed = {key.to_user_string() for key in refresh.asset_layer.executable_asset_keys}
-    scored = {key.to_user_string() for key in scoring.asset_layer.executable_asset_keys}
-    assert refreshed & scored == {"serving/serving_copy"}  # each publishes what it built
-    left_out = {key.to_user_string() for key in job.asset_layer.executable_asset_keys} - refreshed - scored
+    followed = {key.to_user_string() for key in follow_up.asset_layer.executable_asset_keys}
+    assert refreshed & followed == {"serving/serving_copy"}  # each publishes what it built
+    left_out = {key.to_user_string() for key in job.asset_layer.executable_asset_keys} - refreshed - followed
     assert left_out == {
         "ml/cluster_model", "ml/churn_model", "ml/experiment_factorial_effects", "marts/ml_churn_snapshots",
     }  # fmt: skip
-    assert scored == {
+    assert followed == {
         "marts/ml_feature_events", "marts/ml_user_features", "ml/user_clusters", "ml/churn_scores",
         "ml/model_metrics", "marts/cluster_profiles", "marts/audience_churn_risk", "activation/audience_deliveries",
-        "serving/serving_copy",
+        "marts/cohort_retention_rolling", "marts/cohort_retention_by_dimension", "marts/cohort_retention_by_start",
+        "marts/cohort_retention_brackets", "intermediate/int_experiment_exposures",
+        "intermediate/int_experiment_variants", "marts/experiment_results", "serving/serving_copy",
     }  # fmt: skip
+    assert {"marts/daily_kpis", "marts/user_segments", "marts/cohort_retention", "staging/stg_events"} <= refreshed
 
 
 def test_every_step_that_opens_duckdb_is_in_the_writer_pool(defs):

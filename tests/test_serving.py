@@ -9,7 +9,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ingestion.schema import connect, ensure_raw_schema
-from orchestration.defs.sensors import landing_folder_sensor, new_landing_files, run_not_begun, scoring_after_refresh
+from orchestration.defs.sensors import follow_up_after_refresh, landing_folder_sensor, new_landing_files, run_not_begun
 from serving import publish
 from serving.shell import run
 from tests.conftest import event, write_lines
@@ -123,20 +123,26 @@ def test_a_run_that_has_begun_a_step_holds_nothing_back():
     assert seen == [None]
 
 
-def test_each_successful_refresh_is_followed_by_one_scoring_run():
+def test_each_successful_refresh_is_followed_by_one_follow_up_run():
     with dg.instance_for_test() as instance:
         result = dg.materialize([_noop], instance=instance)
         context = dg.build_run_status_sensor_context(
-            sensor_name="scoring_after_refresh",
+            sensor_name="follow_up_after_refresh",
             dagster_event=result.get_run_success_event(),
             dagster_instance=instance,
             dagster_run=result.dagster_run,
         )
-        request = scoring_after_refresh(context)
+        request = follow_up_after_refresh(context)
         assert isinstance(request, dg.RunRequest) and request.run_key == result.run_id
 
-        instance.add_run(dg.DagsterRun(job_name="ml_scoring", status=dg.DagsterRunStatus.NOT_STARTED))
-        assert isinstance(scoring_after_refresh(context), dg.SkipReason)  # the queued one will read this refresh
+        refreshing = dg.DagsterRun(job_name="landing_refresh", status=dg.DagsterRunStatus.STARTED)
+        instance.add_run(refreshing)
+        skipped = follow_up_after_refresh(context)
+        assert isinstance(skipped, dg.SkipReason) and refreshing.run_id[:8] in skipped.skip_message
+        instance.report_run_canceled(refreshing)
+
+        instance.add_run(dg.DagsterRun(job_name="refresh_follow_up", status=dg.DagsterRunStatus.NOT_STARTED))
+        assert isinstance(follow_up_after_refresh(context), dg.SkipReason)  # the queued one will read this refresh
 
 
 @dg.asset

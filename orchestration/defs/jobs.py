@@ -1,7 +1,10 @@
 """The job that materialises everything, its daily schedule, and the two lighter jobs that follow new files:
-`landing_refresh` (load, models, publish) and `ml_scoring` (features, scores, what reads them, publish again)."""
+`landing_refresh` (load, the live models, publish) and `refresh_follow_up` (ML features and scores, the follow-up
+marts, what reads them, publish again)."""
 
 import dagster as dg
+
+from orchestration.defs.dbt.assets import FOLLOW_UP_MARTS
 
 everything_job = dg.define_asset_job(
     "materialize_everything",
@@ -19,27 +22,31 @@ SLOW_TO_CHANGE = dg.AssetSelection.assets(
 )
 SERVING_COPY = dg.AssetSelection.assets(dg.AssetKey(["serving", "serving_copy"]))
 
-# Scoring with the champion models and everything downstream of the features: it runs right after each landing
-# refresh, in a run of its own, so the refreshed marts are published without waiting for it.
-SCORING = (
+# Scoring with the champion models and everything downstream of the features, and the follow-up marts (dbt tag
+# follow_up: retention variants, experiment analysis): they run right after each landing refresh, in a run of their
+# own, so the live marts are published without waiting for them.
+FOLLOW_UP = (
     dg.AssetSelection.assets(dg.AssetKey(["marts", "ml_feature_events"])).downstream()
     | dg.AssetSelection.assets(dg.AssetKey(["ml", "model_metrics"]))
+    | FOLLOW_UP_MARTS
 ) - SLOW_TO_CHANGE
 
 landing_refresh_job = dg.define_asset_job(
     "landing_refresh",
-    selection=dg.AssetSelection.all() - SLOW_TO_CHANGE - (SCORING - SERVING_COPY),
+    selection=dg.AssetSelection.all() - SLOW_TO_CHANGE - (FOLLOW_UP - SERVING_COPY),
     # ahead of other runs' steps waiting for the DuckDB writer pool (a pool slot goes to the highest priority)
     tags={"dagster/priority": "10"},
-    description="What the landing sensor starts: load the new files, rebuild and check the models, publish the "
-    "serving copy. Scoring follows in its own run (ml_scoring); training is left to its own schedule.",
+    description="What the landing sensor starts: load the new files, rebuild and check the live models, publish "
+    "the serving copy. Scores and the follow-up marts come next in their own run (refresh_follow_up); training is "
+    "left to its own schedule.",
 )
 
-ml_scoring_job = dg.define_asset_job(
-    "ml_scoring",
-    selection=SCORING,
-    description="What follows each landing refresh: the ML features, scores from the champion models, the marts "
-    "and audience deliveries that read them, and the serving copy published again.",
+follow_up_job = dg.define_asset_job(
+    "refresh_follow_up",
+    selection=FOLLOW_UP,
+    description="What follows each landing refresh: the ML features and scores from the champion models, the "
+    "follow-up marts (retention variants, experiment results), the marts and audience deliveries that read the "
+    "scores, and the serving copy published again.",
 )
 
 daily_schedule = dg.ScheduleDefinition(

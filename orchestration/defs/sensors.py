@@ -1,5 +1,5 @@
 """Event-driven runs: new complete files in the landing folder start one run that loads and refreshes them, and
-each refresh that succeeds is followed by a scoring run."""
+each refresh that succeeds is followed by a run that scores users and builds the follow-up marts."""
 
 import hashlib
 import json
@@ -8,7 +8,7 @@ import dagster as dg
 
 from ingestion.discover import count_waiting, settled_files
 from ingestion.settings import IngestSettings
-from orchestration.defs.jobs import landing_refresh_job, ml_scoring_job
+from orchestration.defs.jobs import follow_up_job, landing_refresh_job
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -69,14 +69,21 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.SUCCESS,
     monitored_jobs=[landing_refresh_job],
-    request_job=ml_scoring_job,
+    request_job=follow_up_job,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After each successful landing refresh, scores users with the champion models and republishes.",
+    description="After each successful landing refresh, scores users with the champion models, builds the "
+    "follow-up marts and republishes (not while another refresh is in progress: the follow-up comes after that one).",
 )
-def scoring_after_refresh(context: dg.RunStatusSensorContext):
-    pending = run_not_begun(context.instance, ml_scoring_job.name)
+def follow_up_after_refresh(context: dg.RunStatusSensorContext):
+    pending = run_not_begun(context.instance, follow_up_job.name)
     if pending:
-        return dg.SkipReason(f"Scoring run {pending[:8]} has not begun yet; it will read this refresh.")
+        return dg.SkipReason(f"Follow-up run {pending[:8]} has not begun yet; it will read this refresh.")
+    refreshing = context.instance.get_runs(
+        dg.RunsFilter(job_name=landing_refresh_job.name, statuses=IN_PROGRESS), limit=1
+    )
+    if refreshing:
+        # fresher data is on its way and gets the writer first; the follow-up comes after that refresh instead
+        return dg.SkipReason(f"Refresh {refreshing[0].run_id[:8]} is in progress; the follow-up comes after it.")
     refresh_id = context.dagster_run.run_id
     return dg.RunRequest(run_key=refresh_id, tags={"landing/refresh_run": refresh_id})

@@ -1,11 +1,16 @@
 """Every dbt model as a Dagster asset and every dbt test as an asset check.
 
-Three dbt invocations, so that each job runs only the ones it needs: staging, intermediate models and marts in one
-(a refresh pays dbt's start-up once); the ML feature marts (read by training and scoring, not by analysts' marts);
-and the marts that read the ML assets' tables (cluster profiles, the churn-risk audience), after the ML assets
-have written ml.*. The Great Expectations suites on staging.stg_events and the charted marts run after the first
-as blocking checks: a failing suite stops the run before anything is published to the serving copy. (Left to
-itself, Dagster would split one selection around the ML assets into more invocations, each paying dbt's start-up.)
+Three dbt invocations, so that each job runs only what it needs:
+- `dbt_models`: staging, intermediate models and the marts read live (KPIs, segments, lifecycle, audiences, the
+  main retention matrix); what the landing refresh runs, paying dbt's start-up once;
+- `dbt_follow_up`: the ML feature marts and the marts tagged `follow_up` in dbt (the retention variants and the
+  experiment analysis: whole-history statistics that do not move by the minute), which the run after each
+  refresh builds beside the ML scores;
+- `dbt_models_reading_ml`: the marts that read the ML assets' tables (cluster profiles, the churn-risk audience),
+  after the ML assets have written ml.*.
+The Great Expectations suites on staging.stg_events and the charted marts run after `dbt_models` as blocking
+checks: a failing suite stops the run before anything is published to the serving copy. (Left to itself, Dagster
+would split one selection around the ML assets into more invocations, each paying dbt's start-up.)
 """
 
 import os
@@ -14,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
 
 from orchestration.defs.dbt.mart_charts import CHARTS, chart_metadata
 from orchestration.defs.dbt.project import dbt_project
@@ -22,6 +27,7 @@ from orchestration.defs.dbt.translator import WarehouseTranslator
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 ML_FEATURES = "path:models/marts/ml"
+FOLLOW_UP = "tag:follow_up"
 READS_ML = "source:ml+"
 
 
@@ -88,7 +94,7 @@ def keep_parse_state(invocation_target: Path) -> None:
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    exclude=f"{ML_FEATURES} {READS_ML}",
+    exclude=f"{ML_FEATURES} {FOLLOW_UP} {READS_ML}",
     dagster_dbt_translator=WarehouseTranslator(),
     pool=DUCKDB_WRITER_POOL,
 )
@@ -100,14 +106,19 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select=ML_FEATURES,
+    select=f"{ML_FEATURES} {FOLLOW_UP}",
     exclude=READS_ML,
     dagster_dbt_translator=WarehouseTranslator(),
     pool=DUCKDB_WRITER_POOL,
 )
-def dbt_ml_features(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    """The ML feature marts (features at as_of, churn snapshots at past cutoffs) with their tests."""
+def dbt_follow_up(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    """The ML feature marts (features at as_of, churn snapshots at past cutoffs) and the follow-up marts, with
+    their tests."""
     yield from dbt_build(context, dbt, warehouse)
+
+
+# the follow-up marts (not the ML ones), for the job that runs after each refresh
+FOLLOW_UP_MARTS = build_dbt_asset_selection([dbt_follow_up], dbt_select=FOLLOW_UP)
 
 
 @dbt_assets(
@@ -123,6 +134,4 @@ def dbt_models_reading_ml(context: dg.AssetExecutionContext, dbt: DbtCliResource
 
 
 # every dbt model's asset key, whichever invocation builds it
-DBT_MODEL_KEYS = sorted(
-    [*dbt_models.keys, *dbt_ml_features.keys, *dbt_models_reading_ml.keys], key=lambda key: key.path
-)
+DBT_MODEL_KEYS = sorted([*dbt_models.keys, *dbt_follow_up.keys, *dbt_models_reading_ml.keys], key=lambda key: key.path)
