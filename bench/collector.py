@@ -9,7 +9,8 @@ a table on stdout.
 
 `--e2e` instead measures, against a running `make dev` (Dagster with the landing sensor, plus the collector), the
 seconds from a Segment SDK call to the event's user appearing in $DATA_DIR/serving.duckdb (marts.user_segments),
-with the moment its spool file reached the landing folder on the way.
+with the moment its spool file reached the landing folder on the way; each trial starts once no run has been queued
+or running for 12 s.
 """
 
 from __future__ import annotations
@@ -256,8 +257,13 @@ def end_to_end(url: str, write_key: str, data_dir: Path, trials: int, timeout: f
     from segment.analytics.client import Client
 
     landing, serving = data_dir / "landing" / "collector", data_dir / "serving.duckdb"
+    dagster_home = os.environ.get("DAGSTER_HOME", str(data_dir / "dagster_home"))
     results = []
     for trial in range(trials):
+        # on an idle system: the previous trial's refresh and the follow-up run after it have finished
+        from bench.run import wait_until_idle
+
+        wait_until_idle(dagster_home, timeout)
         user_id, message_id = f"e2e-{uuid.uuid4().hex[:12]}", str(uuid.uuid4())
         client = Client(write_key, host=url, sync_mode=True)
         started = time.perf_counter()

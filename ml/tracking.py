@@ -27,6 +27,7 @@ from ml.settings import CHURN_MODEL, CLUSTER_MODEL, artifact_root, tracking_uri
 __all__ = ["CHURN_MODEL", "CLUSTER_MODEL"]
 CHAMPION = "champion"
 RETRAIN_TAG = "retrain_requested"
+TRAINED_TAG = "last_trained_at"
 REFERENCE_ARTIFACT = "data/training_features.parquet"
 REFERENCE_MAX_ROWS = 50_000  # drift needs a sample of the training data, not all of it
 PIP_REQUIREMENTS = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"]
@@ -189,6 +190,8 @@ def publish(
             mlflow_client.set_model_version_tag(name, version, key, value)
         if promoted:
             mlflow_client.set_registered_model_alias(name, CHAMPION, version)
+        trained_at = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
+        mlflow_client.set_registered_model_tag(name, TRAINED_TAG, trained_at)
         clear_retraining(mlflow_client, name)
     return PublishOutcome(
         run.info.run_id, experiment, version, promoted, metric, candidate_score, previous, champion_score, decision
@@ -207,10 +210,26 @@ def champion_reference(name: str) -> tuple[str, pd.DataFrame] | None:
         return version, pd.read_parquet(path)
 
 
-def request_retraining(name: str, reason: str) -> None:
-    """Mark a registered model for retraining (the next training run, or the drift sensor, picks it up)."""
-    marked_at = pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")
-    client().set_registered_model_tag(name, RETRAIN_TAG, f"{reason} (marked {marked_at})")
+def retrain_cooldown() -> pd.Timedelta:
+    """`ML_RETRAIN_COOLDOWN_HOURS` (default 24): after a training, drift marks the model again only this much later."""
+    return pd.Timedelta(hours=float(os.environ.get("ML_RETRAIN_COOLDOWN_HOURS", "24")))
+
+
+def request_retraining(name: str, reason: str) -> str | None:
+    """Mark a registered model for retraining (the next training run, or the drift sensor, picks it up).
+
+    Not within the cooldown after its last training: when a challenger trained on drifted data lost to the
+    champion, training again on nearly the same data would lose again, and at every drift check. Returns None
+    when marked, else why not.
+    """
+    mlflow_client = client()
+    now = pd.Timestamp.now(tz="UTC")
+    trained = mlflow_client.get_registered_model(name).tags.get(TRAINED_TAG)
+    if trained and now < pd.Timestamp(trained) + retrain_cooldown():
+        again = (pd.Timestamp(trained) + retrain_cooldown()).isoformat(timespec="seconds")
+        return f"last trained {trained}; drift can mark it again from {again}"
+    mlflow_client.set_registered_model_tag(name, RETRAIN_TAG, f"{reason} (marked {now.isoformat(timespec='seconds')})")
+    return None
 
 
 def retraining_requested(name: str) -> str | None:

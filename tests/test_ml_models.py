@@ -24,6 +24,7 @@ from ml.tracking import (
     CHURN_MODEL,
     CLUSTER_MODEL,
     champion_version,
+    clear_retraining,
     client,
     model_metrics,
     publish,
@@ -198,9 +199,10 @@ json.dump({{"churn": churn.predict_proba(frame[list(CHURN_FEATURES)])[:, 1].toli
     assert str(version.version) == churn.outcome.model_version
 
 
-def test_drift_marks_the_champion_for_retraining_and_the_sensor_starts_training(population, churn):
+def test_drift_marks_the_champion_for_retraining_and_the_sensor_starts_training(population, churn, monkeypatch):
     from orchestration.defs.ml.automation import drift_check_result, ml_drift_sensor
 
+    monkeypatch.setenv("ML_RETRAIN_COOLDOWN_HOURS", "0")  # the fixture has just trained it
     _, features, _, _ = population
     assert not measure_drift(CHURN_MODEL, features, 0.25).drifted_features  # today's data: no drift
     assert isinstance(ml_drift_sensor(dg.build_sensor_context()), dg.SkipReason)
@@ -225,3 +227,10 @@ def test_drift_marks_the_champion_for_retraining_and_the_sensor_starts_training(
         max_age_days=7,
     )
     assert reasons == [f"marked for retraining: {mark}"]
+    # within a day of a training, drift does not mark it again: a challenger on the same data would lose again
+    clear_retraining(MlflowClient(tracking_uri()), CHURN_MODEL)
+    monkeypatch.setenv("ML_RETRAIN_COOLDOWN_HOURS", "24")
+    held = drift_check_result(measure_drift(CHURN_MODEL, shifted, 0.25))
+    assert not held.passed and "retraining held: last trained " in held.description
+    assert retraining_requested(CHURN_MODEL) is None
+    assert isinstance(ml_drift_sensor(dg.build_sensor_context()), dg.SkipReason)

@@ -44,22 +44,29 @@ weekly_training = dg.ScheduleDefinition(
 
 
 def drift_check_result(result: "DriftResult") -> dg.AssetCheckResult:
-    """Passed when no feature's PSI is over the threshold; otherwise the model is marked for retraining."""
+    """Passed when no feature's PSI is over the threshold; otherwise the model is marked for retraining (unless it
+    was trained within the cooldown, which the check then says)."""
     from ml.tracking import request_retraining
 
     drifted = result.drifted_features
+    held = None
     if drifted:
         reason = f"PSI over {result.threshold} on {', '.join(drifted)} (max {result.max_psi:.3f})"
-        request_retraining(result.model_name, reason)
+        held = request_retraining(result.model_name, reason)
+    description = None
+    if drifted:
+        champion = f"{result.model_name} v{result.champion_version}"
+        description = f"{champion} drifted; retraining held: {held}" if held else f"{champion} marked for retraining"
     return dg.AssetCheckResult(
         passed=not drifted,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{result.model_name} v{result.champion_version} marked for retraining" if drifted else None,
+        description=description,
         metadata={
             "champion_version": result.champion_version,
             "max_psi": result.max_psi,
             "psi_threshold": result.threshold,
             "drifted_features": ", ".join(drifted) or "none",
+            "retraining": ("held: " + held if held else "requested") if drifted else "not needed",
             "features": dg.MetadataValue.md(result.report.round(4).to_markdown(index=False)),
         },
     )
