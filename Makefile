@@ -42,12 +42,12 @@ help:
 	@echo "make dashboard  the dashboard on http://127.0.0.1:$(DASHBOARD_PORT) (reads the serving copy)"
 	@echo "make lint   ruff"
 
-# the editable install maps the top-level packages that exist when it runs: a new package means installing again
+# the editable install maps the top-level packages that exist when it runs: a new package means installing again.
+# Bytecode is compiled here: uv leaves it to first import, and with PYTHONDONTWRITEBYTECODE set (as on our CI
+# machines) every process would compile its imports again, about 9 s for each Dagster run and dbt invocation.
 $(INSTALLED): pyproject.toml requirements.lock $(wildcard */__init__.py)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.9,<1"
-	# uv leaves bytecode to first import, and with PYTHONDONTWRITEBYTECODE set (as on our CI machines) every process
-	# would compile its imports again: about 9 s for each Dagster run and dbt invocation. Compile once here.
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
