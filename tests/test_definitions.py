@@ -209,3 +209,16 @@ def test_only_charted_marts_and_their_descendants_wait_for_dbt_to_exit():
 
     assert {"marts/daily_kpis", "marts/kpi_alerts", "marts/cohort_retention", "marts/retention_curve"} <= waits
     assert not waits & {"staging/stg_events", "intermediate/int_users", "marts/user_segments", "marts/stickiness"}
+
+
+def test_every_blocking_suite_stands_between_the_models_and_the_publish(defs):
+    from dagster._core.execution.api import create_execution_plan
+
+    plan = create_execution_plan(defs.resolve_job_def("landing_refresh"))
+    publish_waits_for = set(plan.get_step_by_key("serving__serving_copy").get_execution_dependency_keys())
+
+    assert {
+        "staging__stg_events_stg_events_expectations",
+        "marts__cohort_retention_cohort_retention_expectations",
+        "marts__daily_kpis_daily_kpis_expectations",
+    } <= publish_waits_for

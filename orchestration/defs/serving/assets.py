@@ -14,11 +14,14 @@ MART_KEYS = [key for key in DBT_MODEL_KEYS if key.path[0] == "marts"]
 SERVING_COPY = dg.AssetKey(["serving", "serving_copy"])
 # ml.* tables written by the ML assets (orchestration/defs/ml) are published too, so the copy waits for them
 ML_TABLE_KEYS = [dg.AssetKey(["ml", name]) for name in ("user_clusters", "churn_scores", "model_metrics")]
+# a direct dependency, so that the blocking stg_events suite (run after the dbt invocation that builds staging and the
+# marts together) stops the publish when it fails
+STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
 
 
 @dg.asset(
     key=SERVING_COPY,
-    deps=[*MART_KEYS, *ML_TABLE_KEYS],
+    deps=[*MART_KEYS, *ML_TABLE_KEYS, STG_EVENTS],
     group_name="serving",
     kinds={"duckdb", "parquet"},
     pool=DUCKDB_WRITER_POOL,
