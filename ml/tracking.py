@@ -225,9 +225,9 @@ def request_retraining(name: str, reason: str) -> str | None:
     mlflow_client = client()
     now = pd.Timestamp.now(tz="UTC")
     trained = mlflow_client.get_registered_model(name).tags.get(TRAINED_TAG)
-    if trained and now < pd.Timestamp(trained) + retrain_cooldown():
-        again = (pd.Timestamp(trained) + retrain_cooldown()).isoformat(timespec="seconds")
-        return f"last trained {trained}; drift can mark it again from {again}"
+    again = pd.Timestamp(trained) + retrain_cooldown() if trained else None
+    if again is not None and now < again:
+        return f"last trained {trained}; drift can mark it again from {again.isoformat(timespec='seconds')}"
     mlflow_client.set_registered_model_tag(name, RETRAIN_TAG, f"{reason} (marked {now.isoformat(timespec='seconds')})")
     return None
 

@@ -49,14 +49,13 @@ def drift_check_result(result: "DriftResult") -> dg.AssetCheckResult:
     from ml.tracking import request_retraining
 
     drifted = result.drifted_features
-    held = None
+    description, retraining = None, "not needed"
     if drifted:
         reason = f"PSI over {result.threshold} on {', '.join(drifted)} (max {result.max_psi:.3f})"
         held = request_retraining(result.model_name, reason)
-    description = None
-    if drifted:
         champion = f"{result.model_name} v{result.champion_version}"
         description = f"{champion} drifted; retraining held: {held}" if held else f"{champion} marked for retraining"
+        retraining = f"held: {held}" if held else "requested"
     return dg.AssetCheckResult(
         passed=not drifted,
         severity=dg.AssetCheckSeverity.WARN,
@@ -66,7 +65,7 @@ def drift_check_result(result: "DriftResult") -> dg.AssetCheckResult:
             "max_psi": result.max_psi,
             "psi_threshold": result.threshold,
             "drifted_features": ", ".join(drifted) or "none",
-            "retraining": ("held: " + held if held else "requested") if drifted else "not needed",
+            "retraining": retraining,
             "features": dg.MetadataValue.md(result.report.round(4).to_markdown(index=False)),
         },
     )
