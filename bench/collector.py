@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -252,18 +254,72 @@ def landed_file_with(landing: Path, message_id: str, seen: set[Path]) -> bool:
     return False
 
 
-def end_to_end(url: str, write_key: str, data_dir: Path, trials: int, timeout: float) -> dict[str, object]:
-    """Seconds from an SDK call to the user in the serving copy, per trial, with `make dev` running."""
-    from segment.analytics.client import Client
+class SteadyTraffic:
+    """An app sending `rate` track calls a second through the Segment SDK, in a thread, until stopped."""
 
+    def __init__(self, url: str, write_key: str, rate: float) -> None:
+        from segment.analytics.client import Client
+
+        self.client = Client(write_key, host=url, sync_mode=True)
+        self.rate = rate
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, daemon=True)
+
+    def _send(self) -> None:
+        period = 1.0 / self.rate
+        next_at = time.perf_counter()
+        while not self._stop.is_set():
+            n = self.sent
+            self.client.track(user_id=f"steady-{n % 500}", event="Page Scrolled", properties={"depth": n % 100})
+            self.sent += 1
+            next_at += period
+            self._stop.wait(max(0.0, next_at - time.perf_counter()))
+
+    def __enter__(self) -> SteadyTraffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def end_to_end(
+    url: str, write_key: str, data_dir: Path, trials: int, timeout: float, steady_rate: float = 0.0
+) -> dict[str, object]:
+    """Seconds from an SDK call to the user in the serving copy, per trial, with `make dev` running: each trial
+    on an idle system, or (steady_rate > 0) while an app keeps sending that many events a second, every trial
+    15 s after the previous one was served."""
     landing, serving = data_dir / "landing" / "collector", data_dir / "serving.duckdb"
     dagster_home = os.environ.get("DAGSTER_HOME", str(data_dir / "dagster_home"))
+    traffic = SteadyTraffic(url, write_key, steady_rate) if steady_rate > 0 else contextlib.nullcontext()
+    with traffic:
+        results = _trials(url, write_key, landing, serving, dagster_home, trials, timeout, steady_rate > 0)
+    served = [r["in_serving_copy_s"] for r in results if r["in_serving_copy_s"] is not None]
+    return {
+        "url": url,
+        "steady_events_per_s": steady_rate,
+        "steady_events_sent": traffic.sent if steady_rate > 0 else 0,
+        "trials": results,
+        "median_s": statistics.median(served) if served else None,
+        "max_s": max(served) if served else None,
+        "missed": len(results) - len(served),
+    }
+
+
+def _trials(url, write_key, landing, serving, dagster_home, trials, timeout, steady) -> list[dict[str, object]]:
+    from segment.analytics.client import Client
+
+    from bench.run import wait_until_idle
+
     results = []
     for trial in range(trials):
-        # on an idle system: the previous trial's refresh and the follow-up run after it have finished
-        from bench.run import wait_until_idle
-
-        wait_until_idle(dagster_home, timeout)
+        if steady:
+            time.sleep(15 if trial else 30)  # a trial lands wherever the runs the traffic starts happen to be
+        else:
+            # on an idle system: the previous trial's refresh and the follow-up run after it have finished
+            wait_until_idle(dagster_home, timeout)
         user_id, message_id = f"e2e-{uuid.uuid4().hex[:12]}", str(uuid.uuid4())
         client = Client(write_key, host=url, sync_mode=True)
         started = time.perf_counter()
@@ -283,14 +339,7 @@ def end_to_end(url: str, write_key: str, data_dir: Path, trials: int, timeout: f
              "in_landing_s": landed_at and round(landed_at, 1), "in_serving_copy_s": served_at and round(served_at, 1)}
         )  # fmt: skip
         print(json.dumps(results[-1]))
-    served = [r["in_serving_copy_s"] for r in results if r["in_serving_copy_s"] is not None]
-    return {
-        "url": url,
-        "trials": results,
-        "median_s": statistics.median(served) if served else None,
-        "max_s": max(served) if served else None,
-        "missed": len(results) - len(served),
-    }
+    return results
 
 
 # -- entry point --------------------------------------------------------------------------------------------------
@@ -320,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="collector URL for --e2e (default from COLLECTOR_HOST/COLLECTOR_PORT)")
     parser.add_argument("--write-key", help="write key for --e2e (default: first of COLLECTOR_WRITE_KEYS, or dev)")
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--steady", type=float, default=0.0, metavar="EVENTS_PER_S",
+                        help="for --e2e: trials while an app keeps sending this many events a second")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each --e2e event")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -342,8 +393,8 @@ def main(argv: list[str] | None = None) -> int:
         url = args.url or f"http://{host}:{os.environ.get('COLLECTOR_PORT', '8090')}"
         key = args.write_key or next(iter(parse_write_keys(os.environ.get("COLLECTOR_WRITE_KEYS"))))
         data_dir = Path(os.environ.get("DATA_DIR", "data")).resolve()
-        report = end_to_end(url, key, data_dir, args.trials, args.timeout)
-        previous["end_to_end"] = {"measured_at": measured_at, "machine": machine, **report}
+        report = end_to_end(url, key, data_dir, args.trials, args.timeout, args.steady)
+        previous["end_to_end_steady" if args.steady else "end_to_end"] = {"measured_at": measured_at, "machine": machine, **report}
         print(f"SDK call -> serving copy: median {report['median_s']} s, max {report['max_s']} s, "
               f"missed {report['missed']} of {args.trials}")  # fmt: skip
     else:

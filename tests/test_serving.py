@@ -98,16 +98,19 @@ def test_the_sensor_batches_new_complete_files_and_remembers_them(settings, data
         assert later.run_key != first.run_key
 
 
-def test_new_files_wait_for_a_refresh_that_has_not_begun(settings, data_dir):
+def test_new_files_wait_until_no_refresh_is_in_progress(settings, data_dir):
     write_lines(data_dir / "landing" / "a.jsonl", [event("a")])
     with dg.instance_for_test() as instance:
-        queued = dg.DagsterRun(job_name="landing_refresh", status=dg.DagsterRunStatus.NOT_STARTED)
-        instance.add_run(queued)
+        for status in (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTED):
+            refresh = dg.DagsterRun(job_name="landing_refresh", status=status)
+            instance.add_run(refresh)
+            waiting = landing_folder_sensor(dg.build_sensor_context(instance=instance))
+            assert isinstance(waiting, dg.SkipReason)
+            assert f"1 new file(s) wait for refresh {refresh.run_id[:8]}" in waiting.skip_message
+            instance.report_run_canceled(refresh)
 
-        waiting = landing_folder_sensor(dg.build_sensor_context(instance=instance))
-        assert isinstance(waiting, dg.SkipReason) and f"wait for run {queued.run_id[:8]}" in waiting.skip_message
-
-        instance.report_run_canceled(queued)
+        # a follow-up run does not hold a refresh back (the refresh outranks it for the writer)
+        instance.add_run(dg.DagsterRun(job_name="refresh_follow_up", status=dg.DagsterRunStatus.STARTED))
         assert isinstance(landing_folder_sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
 
 

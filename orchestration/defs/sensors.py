@@ -1,5 +1,6 @@
-"""Event-driven runs: new complete files in the landing folder start one run that loads and refreshes them, and
-each refresh that succeeds is followed by a run that scores users and builds the follow-up marts."""
+"""Event-driven runs: new complete files in the landing folder start one run that loads and refreshes them (one
+such run at a time), and each refresh that succeeds is followed by a run that scores users and builds the
+follow-up marts."""
 
 import hashlib
 import json
@@ -44,12 +45,18 @@ def run_not_begun(instance: dg.DagsterInstance, job_name: str) -> str | None:
     return None
 
 
+def run_in_progress(instance: dg.DagsterInstance, job_name: str) -> str | None:
+    """The id of a run of `job_name` that is queued, starting or running, if there is one."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS), limit=1)
+    return runs[0].run_id if runs else None
+
+
 @dg.sensor(
     job=landing_refresh_job,
     minimum_interval_seconds=3,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts one run for all complete files that appeared in the landing folder since the last tick "
-    "(none while a run it started has not begun loading: that run will take them).",
+    description="Starts one run for all complete files that appeared in the landing folder since the last tick, "
+    "once no other refresh is in progress (the next one takes everything that landed meanwhile).",
 )
 def landing_folder_sensor(context: dg.SensorEvaluationContext):
     settings = IngestSettings.from_env()
@@ -57,10 +64,13 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
     if not new:
         waiting = count_waiting(settings.landing_dir, settings.settle_seconds)
         return dg.SkipReason(f"No new complete files; {waiting} still being written.")
-    pending = run_not_begun(context.instance, landing_refresh_job.name)
-    if pending:
-        # the cursor stays: if that run fails before loading, these files still count as new
-        return dg.SkipReason(f"{len(new)} new file(s) wait for run {pending[:8]}, which has not begun loading.")
+    # One refresh at a time. A second one started early would claim the DuckDB writer between the first one's
+    # steps (pool slots pass from run to run at each step), so the first one's publish would wait for the second
+    # one's dbt build: under steady traffic both took twice as long. The cursor stays, so these files still count
+    # as new when that run ends, whether it succeeded or not.
+    running = run_in_progress(context.instance, landing_refresh_job.name)
+    if running:
+        return dg.SkipReason(f"{len(new)} new file(s) wait for refresh {running[:8]}, still in progress.")
     context.update_cursor(cursor)
     run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:16] + f"-{len(new)}"
     return dg.RunRequest(run_key=run_key, tags={"landing/new_files": str(len(new)), "landing/first": new[0]})
