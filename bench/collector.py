@@ -369,8 +369,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="collector URL for --e2e (default from COLLECTOR_HOST/COLLECTOR_PORT)")
     parser.add_argument("--write-key", help="write key for --e2e (default: first of COLLECTOR_WRITE_KEYS, or dev)")
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--steady", type=float, default=0.0, metavar="EVENTS_PER_S",
-                        help="for --e2e: trials while an app keeps sending this many events a second")
+    parser.add_argument(
+        "--steady",
+        type=float,
+        default=0.0,
+        metavar="EVENTS_PER_S",
+        help="for --e2e: trials while an app keeps sending this many events a second",
+    )
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for each --e2e event")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -394,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         key = args.write_key or next(iter(parse_write_keys(os.environ.get("COLLECTOR_WRITE_KEYS"))))
         data_dir = Path(os.environ.get("DATA_DIR", "data")).resolve()
         report = end_to_end(url, key, data_dir, args.trials, args.timeout, args.steady)
-        previous["end_to_end_steady" if args.steady else "end_to_end"] = {"measured_at": measured_at, "machine": machine, **report}
+        entry = "end_to_end_steady" if args.steady else "end_to_end"
+        previous[entry] = {"measured_at": measured_at, "machine": machine, **report}
         print(f"SDK call -> serving copy: median {report['median_s']} s, max {report['max_s']} s, "
               f"missed {report['missed']} of {args.trials}")  # fmt: skip
     else:

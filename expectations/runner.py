@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,12 +68,17 @@ class ValidationOutcome:
 class SuiteRunner:
     """Validates suites against a DuckDB connection.
 
-    With `project_root` (DATA_DIR) it keeps a GX file project in `project_root/gx`, stores every result there and
-    rebuilds Data Docs (`gx/uncommitted/data_docs/local_site/index.html`) after each validation.
+    With `project_root` (DATA_DIR) it keeps a GX file project in `project_root/gx`, stores each result there and
+    rebuilds Data Docs (`gx/uncommitted/data_docs/local_site/index.html`) after each validation, keeping the
+    latest `keep_results` of each suite (env GX_KEEP_RESULTS, default 50): GX reads every stored result to rebuild
+    the index, so an unbounded store made each validation slower with every run.
     """
 
-    def __init__(self, project_root: Path | None = None, chunk_rows: int = 500_000) -> None:
+    def __init__(
+        self, project_root: Path | None = None, chunk_rows: int = 500_000, keep_results: int | None = None
+    ) -> None:
         self.chunk_rows = chunk_rows
+        self.keep_results = max(1, keep_results or int(os.environ.get("GX_KEEP_RESULTS", "50")))
         if project_root is None:
             self.context = gx.get_context(mode="ephemeral")
         else:
@@ -99,6 +106,9 @@ class SuiteRunner:
         rows = con.execute(f"select count(*) from ({selection})", params or {}).fetchone()[0]
         chunks = max(1, math.ceil(rows / self.chunk_rows))
         merged: dict[str, ExpectationOutcome] = {}
+        if self.project_root is not None:
+            # this validation stores one result per chunk: make room for them
+            prune_results(self.project_root / "gx" / "uncommitted", spec.name, max(0, self.keep_results - chunks))
         for chunk in range(chunks):
             frame = con.execute(
                 f"select * from ({selection}) where hash({spec.partition_key}) % {chunks} = {chunk}", params or {}
@@ -134,6 +144,21 @@ class SuiteRunner:
 
 
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}
+
+
+def prune_results(uncommitted: Path, suite: str, keep: int) -> int:
+    """Remove all but the latest `keep` stored results of `suite` and their Data Docs pages; returns how many
+    results went. Both live in folders named by the run's UTC time (`<suite>/<run name>/<YYYYmmddTHHMMSS.fZ>/`),
+    so names sort by age."""
+    stale = _oldest_runs(uncommitted / "validations", suite, keep)
+    for folder in stale + _oldest_runs(uncommitted / "data_docs" / "local_site" / "validations", suite, keep):
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(stale)
+
+
+def _oldest_runs(base: Path, suite: str, keep: int) -> list[Path]:
+    runs = sorted((p for p in base.glob(f"{suite}/*/*") if p.is_dir()), key=lambda p: p.name)
+    return runs[: max(0, len(runs) - keep)]
 
 
 def _describe(config: object) -> str:

@@ -1,0 +1,55 @@
+"""The GX file project under DATA_DIR keeps a bounded history: the latest results of each suite and their pages."""
+
+from __future__ import annotations
+
+import duckdb
+
+from expectations import SUITES, SuiteRunner
+from expectations.runner import prune_results
+
+
+def kpis(con: duckdb.DuckDBPyConnection, wau_on_day_3: int) -> None:
+    con.execute("create schema if not exists marts")
+    con.execute(
+        "create or replace table marts.daily_kpis as select date '2026-01-01' + range::int as activity_date, "
+        "1 as dau, case when range = 2 then $wau else 2 end as wau, 3 as mau, 0.5 as stickiness, "
+        "0.1 as conversion_rate, 1 as orders from range(4)",
+        {"wau": wau_on_day_3},
+    )
+
+
+def stored_runs(uncommitted, base: str) -> list[str]:
+    return sorted(p.name for p in (uncommitted / base).glob("daily_kpis/*/*") if p.is_dir())
+
+
+def test_each_validation_keeps_only_the_latest_results_and_pages(tmp_path):
+    runner = SuiteRunner(tmp_path, keep_results=3)
+    uncommitted = tmp_path / "gx" / "uncommitted"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        outcomes = []
+        for run in range(5):
+            kpis(con, wau_on_day_3=0 if run == 4 else 2)  # the last run breaks dau <= wau on one day
+            outcomes.append(runner.validate(con, SUITES["daily_kpis"]))
+            results = stored_runs(uncommitted, "validations")
+            assert len(results) == min(run + 1, 3)
+            assert stored_runs(uncommitted, "data_docs/local_site/validations") == results
+
+    assert [o.success for o in outcomes] == [True, True, True, True, False]
+    assert [f.unexpected_count for f in outcomes[-1].failures] == [1]
+    index = (uncommitted / "data_docs" / "local_site" / "index.html").read_text()
+    # the index links the kept results and none of the pruned ones
+    assert sum(name in index for name in results) == 3
+    assert index.count("validations/daily_kpis/") == 3
+
+
+def test_prune_keeps_the_newest_by_run_time_and_leaves_other_suites_alone(tmp_path):
+    store = tmp_path / "validations"
+    stamps = ["20261201T100000.000001Z", "20261201T090000.000001Z", "20261202T000000.000001Z"]
+    for stamp in stamps:
+        (store / "daily_kpis" / "__none__" / stamp).mkdir(parents=True)
+    (store / "stg_events" / "__none__" / stamps[1]).mkdir(parents=True)
+
+    assert prune_results(tmp_path, "daily_kpis", keep=2) == 1
+    assert sorted(p.name for p in (store / "daily_kpis" / "__none__").iterdir()) == [stamps[0], stamps[2]]
+    assert (store / "stg_events" / "__none__" / stamps[1]).is_dir()
+    assert prune_results(tmp_path, "daily_kpis", keep=2) == 0
