@@ -1,6 +1,7 @@
 """Charts attached to the materialisations of the marts that have a natural picture.
 
-They are drawn after dbt has exited: DuckDB lets no other process open the file while dbt writes it.
+They are drawn after dbt has exited: DuckDB lets no other process open the file while dbt writes it. matplotlib
+is imported on the first chart, not with the code location, which every run process and the code server load.
 """
 
 from __future__ import annotations
@@ -13,18 +14,20 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from orchestration import charts
-
 Frames = Callable[[str], pd.DataFrame]
 
 
 def _cohort_retention(read: Frames) -> dict[str, dg.MetadataValue]:
+    from orchestration import charts
+
     weekly = read("select cohort_start, period_number, retention_rate, is_complete from marts.cohort_retention "
                   "where grain = 'week'")  # fmt: skip
     return {"weekly_retention_heatmap": _image(charts.retention_heatmap(weekly, "Weekly retention, first_ever"))}
 
 
 def _retention_curve(read: Frames) -> dict[str, dg.MetadataValue]:
+    from orchestration import charts
+
     weekly = read("select cohort_start, period_number, retention_rate, is_complete from marts.cohort_retention "
                   "where grain = 'week'")  # fmt: skip
     average = read("select period_number, retention_rate from marts.retention_curve where grain = 'week'")
@@ -33,11 +36,15 @@ def _retention_curve(read: Frames) -> dict[str, dg.MetadataValue]:
 
 
 def _lifecycle(read: Frames) -> dict[str, dg.MetadataValue]:
+    from orchestration import charts
+
     weekly = read("select period_start, status, users from marts.lifecycle where grain = 'week'")
     return {"weekly_lifecycle": _image(charts.lifecycle_bars(weekly, "Weekly lifecycle (dormant below zero)"))}
 
 
 def _daily_kpis(read: Frames) -> dict[str, dg.MetadataValue]:
+    from orchestration import charts
+
     kpis = read("select activity_date, dau, wau, mau, stickiness from marts.daily_kpis")
     return {"active_users_trend": _image(charts.kpi_trend(kpis, "Daily, weekly and monthly active users"))}
 
@@ -51,6 +58,8 @@ CHARTS: dict[dg.AssetKey, Callable[[Frames], dict[str, dg.MetadataValue]]] = {
 
 
 def _image(png: bytes) -> dg.MetadataValue:
+    from orchestration import charts
+
     return dg.MetadataValue.md(charts.to_markdown_image(png, "chart"))
 
 
