@@ -103,7 +103,7 @@ def run_gate(
     outcome.batch_problems += [f"{f.file_name}: {f.detail}" for f in outcome.files if f.status == "missing_columns"]
     loaded_files = [f.file_name for f in outcome.files if f.rows_loaded > 0]
     if loaded_files:
-        outcome.batch_problems += _volume_problems(con, outcome.rows_loaded, settings)
+        outcome.batch_problems += _volume_problems(con, outcome.files, settings)
         outcome.batch_problems += _null_share_problems(con, loaded_files, settings)
         outcome.suite = runner.validate(
             con, SUITES["raw_events"], where="source_file in (select unnest($files))", params={"files": loaded_files}
@@ -121,27 +121,52 @@ def run_gate(
     return outcome
 
 
-def _volume_problems(con: duckdb.DuckDBPyConnection, rows_loaded: int, settings: GateSettings) -> list[str]:
-    if rows_loaded < settings.volume_min_rows:
-        return []
-    history = [
-        row[0]
-        for row in con.execute(
-            "select rows_loaded from raw.batches where gate_status = 'passed' and rows_loaded >= ? "
-            "order by started_at desc limit ?",
-            [settings.volume_min_rows, settings.volume_history],
-        ).fetchall()
-    ]
-    if len(history) < settings.volume_min_history:
-        return []
-    average = sum(history) / len(history)
-    ratio = rows_loaded / average
-    if ratio < settings.volume_min_ratio or ratio > settings.volume_max_ratio:
-        return [
-            f"volume: {rows_loaded} rows loaded is {ratio:.2f}x the trailing average of {average:.0f} over the last "
-            f"{len(history)} passed batches (allowed {settings.volume_min_ratio}x to {settings.volume_max_ratio}x)"
-        ]
-    return []
+def producer_of(file_name: str) -> str:
+    """The landing subfolder a file came from ('' for the top level): one producer, one volume history."""
+    return file_name.split("/", 1)[0] if "/" in file_name else ""
+
+
+# rows each passed batch loaded from one producer, newest first (the producer expression mirrors producer_of)
+_PRODUCER_HISTORY = """
+    select sum(m.rows_loaded) as rows_loaded
+    from raw.load_manifest as m join raw.batches as b on b.batch_id = m.batch_id
+    where b.gate_status = 'passed'
+      and (case when contains(m.file_name, '/') then split_part(m.file_name, '/', 1) else '' end) = $producer
+    group by m.batch_id, b.started_at
+    having sum(m.rows_loaded) >= $min_rows
+    order by b.started_at desc
+    limit $history
+"""
+
+
+def _volume_problems(con: duckdb.DuckDBPyConnection, files: list[FileResult], settings: GateSettings) -> list[str]:
+    """Each producer's rows in this batch against its own trailing average.
+
+    A collector streaming a few hundred rows a batch after a backfill of 50,000-row files is not a volume drop:
+    judged against one average of all batches, every stream batch was quarantined, and as quarantined batches
+    never enter the average, that went on for ever.
+    """
+    loaded: dict[str, int] = {}
+    for f in files:
+        loaded[producer_of(f.file_name)] = loaded.get(producer_of(f.file_name), 0) + f.rows_loaded
+    problems = []
+    for producer, rows_loaded in sorted(loaded.items()):
+        if rows_loaded < settings.volume_min_rows:
+            continue
+        params = {"producer": producer, "min_rows": settings.volume_min_rows, "history": settings.volume_history}
+        history = [row[0] for row in con.execute(_PRODUCER_HISTORY, params).fetchall()]
+        if len(history) < settings.volume_min_history:
+            continue
+        average = sum(history) / len(history)
+        ratio = rows_loaded / average
+        if ratio < settings.volume_min_ratio or ratio > settings.volume_max_ratio:
+            source = f" from {producer}/" if producer else ""
+            problems.append(
+                f"volume: {rows_loaded} rows loaded{source} is {ratio:.2f}x the trailing average of {average:.0f} "
+                f"over the last {len(history)} passed batches{source} "
+                f"(allowed {settings.volume_min_ratio}x to {settings.volume_max_ratio}x)"
+            )
+    return problems
 
 
 def _null_shares(con: duckdb.DuckDBPyConnection, files_sql: str, params: dict) -> tuple[int, dict[str, float]]:

@@ -103,6 +103,25 @@ def test_micro_batches_are_not_judged_on_volume_nor_count_in_its_average(setting
     ]
 
 
+def test_each_producer_is_judged_against_its_own_trailing_average(settings, data_dir, runner):
+    gate_settings = GateSettings(volume_min_history=2, volume_max_ratio=5, volume_min_rows=50)
+    for n in range(2):  # a backfill: big exports at the top of the landing folder
+        write_lines(data_dir / "landing" / f"export{n}.jsonl", rows(f"e{n}", 2000))
+        assert load_and_gate(settings, runner, gate_settings).passed
+    collector = data_dir / "landing" / "collector"
+    collector.mkdir()
+    for n, size in enumerate((60, 100, 80)):  # then a stream: 0.03-0.05x the exports, judged on its own
+        write_lines(collector / f"events-{n}.jsonl", rows(f"c{n}", size))
+        assert load_and_gate(settings, runner, gate_settings).batch_problems == []
+
+    write_lines(collector / "events-3.jsonl", rows("c3", 1000))  # 12.5x the stream's average of 80
+    write_lines(data_dir / "landing" / "export2.jsonl", rows("e2", 2100))  # 1.05x the exports: fine
+    assert load_and_gate(settings, runner, gate_settings).batch_problems == [
+        "volume: 1000 rows loaded from collector/ is 12.50x the trailing average of 80 over the last 3 passed "
+        "batches from collector/ (allowed 0.05x to 5x)"
+    ]
+
+
 def test_a_row_that_slipped_past_ingestion_fails_the_suite_with_examples(settings, data_dir, runner):
     write_lines(data_dir / "landing" / "ok.jsonl", rows("ok", 10))
     summary = ingest_landing(settings)
