@@ -148,7 +148,8 @@ def _volume_problems(con: duckdb.DuckDBPyConnection, files: list[FileResult], se
     """
     loaded: dict[str, int] = {}
     for f in files:
-        loaded[producer_of(f.file_name)] = loaded.get(producer_of(f.file_name), 0) + f.rows_loaded
+        producer = producer_of(f.file_name)
+        loaded[producer] = loaded.get(producer, 0) + f.rows_loaded
     problems = []
     for producer, rows_loaded in sorted(loaded.items()):
         if rows_loaded < settings.volume_min_rows:

@@ -89,11 +89,9 @@ def follow_up_after_refresh(context: dg.RunStatusSensorContext):
     pending = run_not_begun(context.instance, follow_up_job.name)
     if pending:
         return dg.SkipReason(f"Follow-up run {pending[:8]} has not begun yet; it will read this refresh.")
-    refreshing = context.instance.get_runs(
-        dg.RunsFilter(job_name=landing_refresh_job.name, statuses=IN_PROGRESS), limit=1
-    )
+    refreshing = run_in_progress(context.instance, landing_refresh_job.name)
     if refreshing:
         # fresher data is on its way and gets the writer first; the follow-up comes after that refresh instead
-        return dg.SkipReason(f"Refresh {refreshing[0].run_id[:8]} is in progress; the follow-up comes after it.")
+        return dg.SkipReason(f"Refresh {refreshing[:8]} is in progress; the follow-up comes after it.")
     refresh_id = context.dagster_run.run_id
     return dg.RunRequest(run_key=refresh_id, tags={"landing/refresh_run": refresh_id})
