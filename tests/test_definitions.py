@@ -216,6 +216,10 @@ def test_every_blocking_suite_stands_between_the_models_and_the_publish(defs):
 
     plan = create_execution_plan(defs.resolve_job_def("landing_refresh"))
     publish_waits_for = set(plan.get_step_by_key("serving__serving_copy").get_execution_dependency_keys())
+    # nothing runs after the publish: the next refresh waits for this one to end (freshness has its own sensor)
+    assert not [step.key for step in plan.steps if "freshness" in step.key]
+    assert "freshness" in " ".join(step.key for step in create_execution_plan(defs.resolve_job_def(
+        "materialize_everything")).steps)  # fmt: skip
 
     assert {
         "staging__stg_events_stg_events_expectations",
