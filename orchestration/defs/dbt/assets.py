@@ -13,8 +13,10 @@ checks: a failing suite stops the run before anything is published to the servin
 would split one selection around the ML assets into more invocations, each paying dbt's start-up.)
 """
 
+import importlib
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +60,11 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
     warehouse.export_for_dbt()
     waits = charted_and_downstream(context.assets_def)
     held = []
+    # matplotlib takes a second or more to import: import it while dbt runs rather than after, when the marts'
+    # events (and so the publish) wait for the charts
+    importing_charts = threading.Thread(target=importlib.import_module, args=("orchestration.charts",), daemon=True)
+    if waits:
+        importing_charts.start()
     invocation = dbt.cli(["build"], context=context)
     for event in invocation.stream():
         # a held model's children are held too, so no output ever precedes its parent's
@@ -65,6 +72,8 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
             held.append(event)
         else:
             yield event
+    if waits:
+        importing_charts.join()
     for event in held:
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name)

@@ -1,7 +1,8 @@
 """Charts attached to the materialisations of the marts that have a natural picture.
 
 They are drawn after dbt has exited: DuckDB lets no other process open the file while dbt writes it. matplotlib
-is imported on the first chart, not with the code location, which every run process and the code server load.
+is imported only by the dbt steps that draw (while dbt runs), not with the code location, which every run process
+and the code server load.
 """
 
 from __future__ import annotations
