@@ -68,6 +68,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "serving/serving_copy",
         "activation/audience_deliveries",
         "ml/experiment_factorial_effects",
+        "quality/data_docs",
     }
     # dbt's source raw.events is the ingestion asset, not a separate external asset
     assert graph.get(dg.AssetKey(["raw", "events"])).is_materializable
@@ -84,6 +85,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "activation",
         "experiments",
         "ml",
+        "quality",
     }
     # dbt's source ml.user_clusters is the Python asset that writes it: clusters -> profile mart -> serving copy
     assert graph.get(dg.AssetKey(["marts", "cluster_profiles"])).parent_keys >= {dg.AssetKey(["ml", "user_clusters"])}
@@ -101,7 +103,7 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    assert len(job.asset_layer.executable_asset_keys) == 49
+    assert len(job.asset_layer.executable_asset_keys) == 50
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -131,6 +133,7 @@ def test_job_and_schedule(defs):
         "marts/cohort_retention_rolling", "marts/cohort_retention_by_dimension", "marts/cohort_retention_by_start",
         "marts/cohort_retention_brackets", "intermediate/int_experiment_exposures",
         "intermediate/int_experiment_variants", "marts/experiment_results", "serving/serving_copy",
+        "quality/data_docs",
     }  # fmt: skip
     assert {"marts/daily_kpis", "marts/user_segments", "marts/cohort_retention", "staging/stg_events"} <= refreshed
 
@@ -140,8 +143,9 @@ def test_every_step_that_opens_duckdb_is_in_the_writer_pool(defs):
         name: node.definition.pool
         for name, node in defs.resolve_job_def("materialize_everything").graph.node_dict.items()
     }
-    # freshness checks read only Dagster's own records, never the warehouse
-    duckdb_steps = {name: pool for name, pool in pools.items() if "freshness" not in name}
+    # freshness checks read only Dagster's own records and Data Docs only GX's store, never the warehouse
+    duckdb_steps = {name: pool for name, pool in pools.items() if "freshness" not in name and "data_docs" not in name}
+    assert pools["quality__data_docs"] is None
     assert set(duckdb_steps.values()) == {"duckdb_writer"} and len(duckdb_steps) >= 7
 
 
@@ -217,7 +221,7 @@ def test_every_blocking_suite_stands_between_the_models_and_the_publish(defs):
     plan = create_execution_plan(defs.resolve_job_def("landing_refresh"))
     publish_waits_for = set(plan.get_step_by_key("serving__serving_copy").get_execution_dependency_keys())
     # nothing runs after the publish: the next refresh waits for this one to end (freshness has its own sensor)
-    assert not [step.key for step in plan.steps if "freshness" in step.key]
+    assert not [step.key for step in plan.steps if "freshness" in step.key or "data_docs" in step.key]
     assert "freshness" in " ".join(step.key for step in create_execution_plan(defs.resolve_job_def(
         "materialize_everything")).steps)  # fmt: skip
 

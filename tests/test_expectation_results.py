@@ -33,10 +33,15 @@ def test_each_validation_keeps_only_the_latest_results_and_pages(tmp_path):
             results = stored_runs(uncommitted, "validations")
             assert len(results) == min(run + 1, 3)
             assert stored_runs(uncommitted, "data_docs/local_site/validations") == results
+            # each validation renders its own page at once, named by its run time
+            assert [page.parent.name for page in outcomes[-1].docs_pages] == [results[-1]]
+            assert all(page.exists() for page in outcomes[-1].docs_pages)
 
     assert [o.success for o in outcomes] == [True, True, True, True, False]
     assert [f.unexpected_count for f in outcomes[-1].failures] == [1]
-    index = (uncommitted / "data_docs" / "local_site" / "index.html").read_text()
+    # the index is not rebuilt by each validation (it reads every stored result), only on demand
+    assert not (uncommitted / "data_docs" / "local_site" / "index.html").exists()
+    index = runner.build_docs_index().read_text()
     # the index links the kept results and none of the pruned ones
     assert sum(name in index for name in results) == 3
     assert index.count("validations/daily_kpis/") == 3

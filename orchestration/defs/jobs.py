@@ -5,6 +5,7 @@ marts, what reads them, publish again)."""
 import dagster as dg
 
 from orchestration.defs.dbt.assets import FOLLOW_UP_MARTS
+from orchestration.defs.quality.data_docs import DATA_DOCS
 from orchestration.defs.serving.assets import freshness_checks
 
 everything_job = dg.define_asset_job(
@@ -24,11 +25,11 @@ SLOW_TO_CHANGE = dg.AssetSelection.assets(
 SERVING_COPY = dg.AssetSelection.assets(dg.AssetKey(["serving", "serving_copy"]))
 
 # Scoring with the champion models and everything downstream of the features, and the follow-up marts (dbt tag
-# follow_up: retention variants, experiment analysis): they run right after each landing refresh, in a run of their
-# own, so the live marts are published without waiting for them.
+# follow_up: retention variants, experiment analysis), and the Data Docs index: they run after the landing refreshes,
+# in a run of their own, so the live marts are published without waiting for them.
 FOLLOW_UP = (
     dg.AssetSelection.assets(dg.AssetKey(["marts", "ml_feature_events"])).downstream()
-    | dg.AssetSelection.assets(dg.AssetKey(["ml", "model_metrics"]))
+    | dg.AssetSelection.assets(dg.AssetKey(["ml", "model_metrics"]), DATA_DOCS)
     | FOLLOW_UP_MARTS
 ) - SLOW_TO_CHANGE
 

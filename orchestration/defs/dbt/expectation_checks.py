@@ -3,6 +3,7 @@
 import dagster as dg
 
 from ingestion.schema import connect
+from orchestration.defs.quality.data_docs import docs_links
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 
@@ -33,8 +34,7 @@ def suite_check_result(suite_name: str, warehouse: WarehouseResource) -> dg.Asse
         "failed_expectations": len(outcome.failures),
         "expectations": dg.MetadataValue.md(outcome.markdown()),
     }
-    if outcome.docs_index is not None:
-        metadata["data_docs"] = dg.MetadataValue.path(str(outcome.docs_index))
+    metadata.update(docs_links(outcome))
     return dg.AssetCheckResult(
         passed=outcome.success,
         metadata=metadata,

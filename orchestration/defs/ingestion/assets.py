@@ -7,6 +7,7 @@ import dagster as dg
 
 from ingestion import FileResult, IngestSummary, ingest_landing
 from ingestion.schema import connect
+from orchestration.defs.quality.data_docs import docs_links
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
@@ -200,8 +201,7 @@ def _gate_checks(gate) -> list[dg.AssetCheckResult]:
     if suite is not None:
         suite_metadata["expectations"] = dg.MetadataValue.md(suite.markdown())
         suite_metadata["failed_expectations"] = len(suite.failures)
-        if suite.docs_index is not None:
-            suite_metadata["data_docs"] = dg.MetadataValue.path(str(suite.docs_index))
+        suite_metadata.update(docs_links(suite))
     return [
         _batch_gate_result(gate),
         dg.AssetCheckResult(

@@ -1,0 +1,47 @@
+"""Great Expectations' Data Docs site as an asset: every check links its own validation's page at once, and the
+index of all kept validations is rebuilt here, off the path of the landing refresh (GX reads every stored result
+to rebuild it: 0.9 s of each 1.5 s validation when every validation rebuilt it)."""
+
+import dagster as dg
+
+from orchestration.defs.resources import WarehouseResource
+
+DATA_DOCS = dg.AssetKey(["quality", "data_docs"])
+# the assets whose Great Expectations suites write results into the site
+VALIDATED = [
+    dg.AssetKey(["raw", "events"]),
+    dg.AssetKey(["staging", "stg_events"]),
+    dg.AssetKey(["marts", "cohort_retention"]),
+    dg.AssetKey(["marts", "daily_kpis"]),
+]
+
+
+def docs_links(outcome: object) -> dict[str, dg.MetadataValue]:
+    """Check metadata linking a validation's own Data Docs page and the site's index (if it keeps Data Docs)."""
+    links: dict[str, dg.MetadataValue] = {}
+    pages = getattr(outcome, "docs_pages", None) or []
+    if pages:
+        links["data_docs"] = dg.MetadataValue.path(str(pages[0]))
+    index = getattr(outcome, "docs_index", None)
+    if index is not None:
+        links["data_docs_index"] = dg.MetadataValue.path(str(index))
+    return links
+
+
+@dg.asset(
+    key=DATA_DOCS,
+    deps=VALIDATED,
+    group_name="quality",
+    kinds={"python"},
+    description="Great Expectations Data Docs under $DATA_DIR/gx: the index of the kept validation results "
+    "(GX_KEEP_RESULTS a suite) and the suites' pages. Each check's own page is written when it runs; the index is "
+    "rebuilt by the follow-up and the daily runs.",
+)
+def data_docs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from expectations.runner import SuiteRunner  # GX takes seconds to import
+
+    runner = SuiteRunner(warehouse.data_path)
+    index = runner.build_docs_index()
+    pages = sorted((index.parent / "validations").rglob("*.html"))
+    context.log.info(f"Data Docs index rebuilt with {len(pages)} validation pages: {index}")
+    return dg.MaterializeResult(metadata={"index": dg.MetadataValue.path(str(index)), "validation_pages": len(pages)})
