@@ -51,6 +51,17 @@ def count_waiting(landing_dir: Path, settle_seconds: float, now: float | None = 
     return sum(1 for p in landing_dir.rglob("*") if p.is_file() and is_in_progress(p, landing_dir, settle_seconds, now))
 
 
+def latest_arrival(landing_dir: Path) -> float | None:
+    """When the newest file in the landing folder arrived, settled or not (None when empty).
+
+    A file renamed into place keeps the modification time of its last write; the rename sets its change time.
+    """
+    if not landing_dir.exists():
+        return None
+    stats = [p.stat() for p in landing_dir.rglob("*") if p.is_file()]
+    return max((max(s.st_mtime, s.st_ctime) for s in stats), default=None)
+
+
 def sha256_of(path: Path, chunk_bytes: int = 4 << 20) -> str:
     """Hex SHA-256 of the file's bytes as stored (compressed files hash compressed)."""
     digest = hashlib.sha256()

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ingestion.schema import connect, ensure_raw_schema
-from orchestration.defs.sensors import follow_up_after_refresh, landing_folder_sensor, new_landing_files, run_not_begun
+from orchestration.defs.sensors import follow_up_decision, landing_folder_sensor, new_landing_files
 from serving import publish
 from serving.shell import run
 from tests.conftest import event, write_lines
@@ -114,43 +114,44 @@ def test_new_files_wait_until_no_refresh_is_in_progress(settings, data_dir):
         assert isinstance(landing_folder_sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
 
 
-def test_a_run_that_has_begun_a_step_holds_nothing_back():
-    seen = []
-
-    @dg.asset
-    def probe(context) -> None:
-        seen.append(run_not_begun(context.instance, context.job_name))
-
+def test_refreshes_are_followed_up_when_events_pause_or_every_interval(data_dir):
+    landing = data_dir / "landing"
     with dg.instance_for_test() as instance:
-        assert dg.materialize([probe], instance=instance).success
-    assert seen == [None]
+        assert "No successful landing refresh" in follow_up_decision(instance, landing, 600).skip_message
+
+        first = _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
+        # nothing landed since it began: follow it up at once, named after it
+        request = follow_up_decision(instance, landing, 600)
+        assert isinstance(request, dg.RunRequest) and request.run_key == first.run_id
+        follow_up = _run(instance, "refresh_follow_up", dg.DagsterRunStatus.STARTED, request.tags)
+        assert "is followed up by" in follow_up_decision(instance, landing, 600).skip_message
+
+        # the next refresh waits for the follow-up in progress
+        second = _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
+        busy = follow_up_decision(instance, landing, 600)
+        expected = f"Follow-up {follow_up.run_id[:8]} is in progress; refresh {second.run_id[:8]} is next"
+        assert expected in busy.skip_message
+        instance.report_run_canceled(follow_up)
+
+        # events keep arriving after that refresh began: wait for the interval, counted from the last follow-up
+        write_lines(landing / "collector" / "later.jsonl", [event("later")])
+        started = instance.get_run_record_by_id(follow_up.run_id).create_timestamp.timestamp()
+        waiting = follow_up_decision(instance, landing, 600, now=started + 420)
+        assert "due in 180 s" in waiting.skip_message
+        due = follow_up_decision(instance, landing, 600, now=started + 600)
+        assert isinstance(due, dg.RunRequest) and due.run_key == second.run_id
+
+        # a refresh in progress goes first, until the follow-up is half an interval overdue
+        refreshing = _run(instance, "landing_refresh", dg.DagsterRunStatus.STARTED)
+        held = follow_up_decision(instance, landing, 600, now=started + 600)
+        assert f"Refresh {refreshing.run_id[:8]} is in progress" in held.skip_message
+        assert isinstance(follow_up_decision(instance, landing, 600, now=started + 900), dg.RunRequest)
 
 
-def test_each_successful_refresh_is_followed_by_one_follow_up_run():
-    with dg.instance_for_test() as instance:
-        result = dg.materialize([_noop], instance=instance)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="follow_up_after_refresh",
-            dagster_event=result.get_run_success_event(),
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-        )
-        request = follow_up_after_refresh(context)
-        assert isinstance(request, dg.RunRequest) and request.run_key == result.run_id
-
-        refreshing = dg.DagsterRun(job_name="landing_refresh", status=dg.DagsterRunStatus.STARTED)
-        instance.add_run(refreshing)
-        skipped = follow_up_after_refresh(context)
-        assert isinstance(skipped, dg.SkipReason) and refreshing.run_id[:8] in skipped.skip_message
-        instance.report_run_canceled(refreshing)
-
-        instance.add_run(dg.DagsterRun(job_name="refresh_follow_up", status=dg.DagsterRunStatus.NOT_STARTED))
-        assert isinstance(follow_up_after_refresh(context), dg.SkipReason)  # the queued one will read this refresh
-
-
-@dg.asset
-def _noop() -> None:
-    return None
+def _run(instance, job_name: str, status: dg.DagsterRunStatus, tags: dict | None = None) -> dg.DagsterRun:
+    run = dg.DagsterRun(job_name=job_name, status=status, tags=tags or {})
+    instance.add_run(run)
+    return run
 
 
 def test_publish_adds_the_data_health_tables_and_as_of(data_dir):

@@ -1,16 +1,20 @@
 """Event-driven runs: new complete files in the landing folder start one run that loads and refreshes them (one
-such run at a time), and each refresh that succeeds is followed by a run that scores users and builds the
-follow-up marts."""
+such run at a time), and successful refreshes are followed by a run that scores users and builds the follow-up
+marts (when events pause, and at most every few minutes while they keep arriving)."""
 
 import hashlib
 import json
+import os
+import time
+from pathlib import Path
 
 import dagster as dg
 
-from ingestion.discover import count_waiting, settled_files
+from ingestion.discover import count_waiting, latest_arrival, settled_files
 from ingestion.settings import IngestSettings
 from orchestration.defs.jobs import follow_up_job, landing_refresh_job
 
+REFRESH_RUN_TAG = "landing/refresh_run"  # on a follow-up run: the refresh it follows
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -29,20 +33,6 @@ def new_landing_files(cursor: str | None, settings: IngestSettings) -> tuple[lis
     current = {f.name: [f.size, f.mtime] for f in settled_files(settings.landing_dir, settings.settle_seconds)}
     new = sorted(name for name, signature in current.items() if seen.get(name) != signature)
     return new, json.dumps(current, sort_keys=True)
-
-
-def run_not_begun(instance: dg.DagsterInstance, job_name: str) -> str | None:
-    """The id of a run of `job_name` that is queued or started but has not begun any step, if there is one.
-
-    Such a run will read whatever is there when its first step begins, so a second one would only repeat it. With
-    a collector rotating its spool every few seconds and a refresh taking longer than that, starting a run per new
-    file would queue runs without end.
-    """
-    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS), limit=10)
-    for run in runs:
-        if not instance.get_run_step_stats(run.run_id):
-            return run.run_id
-    return None
 
 
 def run_in_progress(instance: dg.DagsterInstance, job_name: str) -> str | None:
@@ -76,22 +66,65 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
     return dg.RunRequest(run_key=run_key, tags={"landing/new_files": str(len(new)), "landing/first": new[0]})
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    monitored_jobs=[landing_refresh_job],
-    request_job=follow_up_job,
+def follow_up_interval_seconds() -> float:
+    """FOLLOW_UP_EVERY_MINUTES (default 10): how often a follow-up runs while events keep arriving."""
+    return 60 * float(os.environ.get("FOLLOW_UP_EVERY_MINUTES", "10"))
+
+
+def latest_run(instance: dg.DagsterInstance, job_name: str, statuses=None) -> dg.DagsterRun | None:
+    """The most recently created run of `job_name` (with one of `statuses`, if given)."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=statuses or []), limit=1)
+    return runs[0] if runs else None
+
+
+def follow_up_decision(
+    instance: dg.DagsterInstance, landing_dir: Path, interval_seconds: float, now: float | None = None
+) -> dg.RunRequest | dg.SkipReason:
+    """Whether to follow up the latest successful refresh now.
+
+    A follow-up shares the one DuckDB writer with the refreshes for a minute or more, and each refresh it overlaps
+    takes about twice as long, so while events keep arriving it runs at most every `interval_seconds`; once they
+    pause (nothing landed since the latest refresh began) it runs at once. Each successful refresh is followed up,
+    by its own follow-up or a later one, and never while another refresh is in progress.
+    """
+    now = time.time() if now is None else now
+    refresh = latest_run(instance, landing_refresh_job.name, [dg.DagsterRunStatus.SUCCESS])
+    if refresh is None:
+        return dg.SkipReason("No successful landing refresh yet.")
+    previous = latest_run(instance, follow_up_job.name)
+    if previous is not None and previous.tags.get(REFRESH_RUN_TAG) == refresh.run_id:
+        return dg.SkipReason(f"Refresh {refresh.run_id[:8]} is followed up by {previous.run_id[:8]}.")
+    if previous is not None and previous.status in IN_PROGRESS:
+        return dg.SkipReason(f"Follow-up {previous.run_id[:8]} is in progress; refresh {refresh.run_id[:8]} is next.")
+    since_previous = None
+    if previous is not None:
+        record = instance.get_run_record_by_id(previous.run_id)
+        since_previous = now - (record.start_time or record.create_timestamp.timestamp())
+    overdue = since_previous is None or since_previous >= interval_seconds
+    refreshed = instance.get_run_record_by_id(refresh.run_id)
+    arrived = latest_arrival(landing_dir)
+    still_arriving = arrived is not None and arrived >= (refreshed.start_time or refreshed.create_timestamp.timestamp())
+    if still_arriving and not overdue:
+        return dg.SkipReason(
+            f"Events are still arriving; the next follow-up is due in {interval_seconds - since_previous:.0f} s "
+            "(FOLLOW_UP_EVERY_MINUTES), or as soon as they pause."
+        )
+    refreshing = run_in_progress(instance, landing_refresh_job.name)
+    # fresher data is on its way and gets the writer first: the follow-up comes after that refresh, unless waiting
+    # for a gap between refreshes has already taken half an interval (under steady traffic there may be none)
+    if refreshing and not (since_previous is not None and since_previous >= 1.5 * interval_seconds):
+        return dg.SkipReason(f"Refresh {refreshing[:8]} is in progress; the follow-up comes after it.")
+    return dg.RunRequest(run_key=refresh.run_id, tags={REFRESH_RUN_TAG: refresh.run_id})
+
+
+@dg.sensor(
+    job=follow_up_job,
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="After each successful landing refresh, scores users with the champion models, builds the "
-    "follow-up marts and republishes (not while another refresh is in progress: the follow-up comes after that one).",
+    description="Follows successful landing refreshes with a run that scores users with the champion models, "
+    "builds the follow-up marts and republishes: as soon as events pause, and at most every FOLLOW_UP_EVERY_MINUTES "
+    "(default 10) while they keep arriving; never while a refresh is in progress.",
 )
-def follow_up_after_refresh(context: dg.RunStatusSensorContext):
-    pending = run_not_begun(context.instance, follow_up_job.name)
-    if pending:
-        return dg.SkipReason(f"Follow-up run {pending[:8]} has not begun yet; it will read this refresh.")
-    refreshing = run_in_progress(context.instance, landing_refresh_job.name)
-    if refreshing:
-        # fresher data is on its way and gets the writer first; the follow-up comes after that refresh instead
-        return dg.SkipReason(f"Refresh {refreshing[:8]} is in progress; the follow-up comes after it.")
-    refresh_id = context.dagster_run.run_id
-    return dg.RunRequest(run_key=refresh_id, tags={"landing/refresh_run": refresh_id})
+def follow_up_after_refresh(context: dg.SensorEvaluationContext):
+    settings = IngestSettings.from_env()
+    return follow_up_decision(context.instance, settings.landing_dir, follow_up_interval_seconds())
