@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import dagster as dg
@@ -9,7 +10,12 @@ import duckdb
 import pyarrow.parquet as pq
 
 from ingestion.schema import connect, ensure_raw_schema
-from orchestration.defs.sensors import follow_up_decision, landing_folder_sensor, new_landing_files
+from orchestration.defs.sensors import (
+    follow_up_after_refresh,
+    follow_up_decision,
+    landing_folder_sensor,
+    new_landing_files,
+)
 from serving import publish
 from serving.shell import run
 from tests.conftest import event, write_lines
@@ -116,36 +122,53 @@ def test_new_files_wait_until_no_refresh_is_in_progress(settings, data_dir):
 
 def test_refreshes_are_followed_up_when_events_pause_or_every_interval(data_dir):
     landing = data_dir / "landing"
+
+    def decide(**kwargs):
+        return follow_up_decision(instance, landing, 600, **kwargs)[0]
+
     with dg.instance_for_test() as instance:
-        assert "No successful landing refresh" in follow_up_decision(instance, landing, 600).skip_message
+        assert "No successful landing refresh" in decide().skip_message
 
         first = _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
         # nothing landed since it began: follow it up at once, named after it
-        request = follow_up_decision(instance, landing, 600)
+        request = decide()
         assert isinstance(request, dg.RunRequest) and request.run_key == first.run_id
         follow_up = _run(instance, "refresh_follow_up", dg.DagsterRunStatus.STARTED, request.tags)
-        assert "is followed up by" in follow_up_decision(instance, landing, 600).skip_message
+        assert "is followed up by" in decide().skip_message
 
         # the next refresh waits for the follow-up in progress
         second = _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
-        busy = follow_up_decision(instance, landing, 600)
         expected = f"Follow-up {follow_up.run_id[:8]} is in progress; refresh {second.run_id[:8]} is next"
-        assert expected in busy.skip_message
+        assert expected in decide().skip_message
         instance.report_run_canceled(follow_up)
 
         # events keep arriving after that refresh began: wait for the interval, counted from the last follow-up
         write_lines(landing / "collector" / "later.jsonl", [event("later")])
         started = instance.get_run_record_by_id(follow_up.run_id).create_timestamp.timestamp()
-        waiting = follow_up_decision(instance, landing, 600, now=started + 420)
-        assert "due in 180 s" in waiting.skip_message
-        due = follow_up_decision(instance, landing, 600, now=started + 600)
+        assert "due in 180 s" in decide(now=started + 420).skip_message
+        due = decide(now=started + 600)
         assert isinstance(due, dg.RunRequest) and due.run_key == second.run_id
 
-        # a refresh in progress goes first, until the follow-up is half an interval overdue
+        # a refresh in progress goes first, for half an interval at most from when the follow-up began to wait
         refreshing = _run(instance, "landing_refresh", dg.DagsterRunStatus.STARTED)
-        held = follow_up_decision(instance, landing, 600, now=started + 600)
-        assert f"Refresh {refreshing.run_id[:8]} is in progress" in held.skip_message
-        assert isinstance(follow_up_decision(instance, landing, 600, now=started + 900), dg.RunRequest)
+        held, since = follow_up_decision(instance, landing, 600, now=started + 700)
+        assert f"Refresh {refreshing.run_id[:8]} is in progress" in held.skip_message and since == started + 700
+        later, still = follow_up_decision(instance, landing, 600, now=started + 950, held_since=since)
+        assert "at the latest in 50 s" in later.skip_message and still == since
+        overdue, cleared = follow_up_decision(instance, landing, 600, now=started + 1000, held_since=since)
+        assert isinstance(overdue, dg.RunRequest) and cleared is None
+
+
+def test_the_follow_up_sensor_keeps_its_wait_in_its_cursor_and_ignores_older_cursors(settings, data_dir):
+    # the cursor the run-status sensor of earlier versions left under the same name
+    older = '{"__class__": "RunStatusSensorCursor", "record_id": 22368, "update_timestamp": null}'
+    with dg.instance_for_test() as instance:
+        _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
+        _run(instance, "refresh_follow_up", dg.DagsterRunStatus.SUCCESS)
+        _run(instance, "landing_refresh", dg.DagsterRunStatus.STARTED)
+        context = dg.build_sensor_context(instance=instance, cursor=older)
+        assert "is in progress; the follow-up comes after it" in follow_up_after_refresh(context).skip_message
+        assert json.loads(context.cursor)["held_since"] > 0
 
 
 def _run(instance, job_name: str, status: dg.DagsterRunStatus, tags: dict | None = None) -> dg.DagsterRun:

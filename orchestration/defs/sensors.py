@@ -78,24 +78,30 @@ def latest_run(instance: dg.DagsterInstance, job_name: str, statuses=None) -> dg
 
 
 def follow_up_decision(
-    instance: dg.DagsterInstance, landing_dir: Path, interval_seconds: float, now: float | None = None
-) -> dg.RunRequest | dg.SkipReason:
-    """Whether to follow up the latest successful refresh now.
+    instance: dg.DagsterInstance,
+    landing_dir: Path,
+    interval_seconds: float,
+    now: float | None = None,
+    held_since: float | None = None,
+) -> tuple[dg.RunRequest | dg.SkipReason, float | None]:
+    """Whether to follow up the latest successful refresh now, and since when a due follow-up has been held back.
 
     A follow-up shares the one DuckDB writer with the refreshes for a minute or more, and each refresh it overlaps
     takes about twice as long, so while events keep arriving it runs at most every `interval_seconds`; once they
     pause (nothing landed since the latest refresh began) it runs at once. Each successful refresh is followed up,
-    by its own follow-up or a later one, and never while another refresh is in progress.
+    by its own follow-up or a later one. A due follow-up waits for the refresh in progress to end, but for half an
+    interval at most (`held_since` is when it began to wait): refreshes under steady traffic may leave no gap.
     """
     now = time.time() if now is None else now
     refresh = latest_run(instance, landing_refresh_job.name, [dg.DagsterRunStatus.SUCCESS])
     if refresh is None:
-        return dg.SkipReason("No successful landing refresh yet.")
+        return dg.SkipReason("No successful landing refresh yet."), None
     previous = latest_run(instance, follow_up_job.name)
     if previous is not None and previous.tags.get(REFRESH_RUN_TAG) == refresh.run_id:
-        return dg.SkipReason(f"Refresh {refresh.run_id[:8]} is followed up by {previous.run_id[:8]}.")
+        return dg.SkipReason(f"Refresh {refresh.run_id[:8]} is followed up by {previous.run_id[:8]}."), None
     if previous is not None and previous.status in IN_PROGRESS:
-        return dg.SkipReason(f"Follow-up {previous.run_id[:8]} is in progress; refresh {refresh.run_id[:8]} is next.")
+        message = f"Follow-up {previous.run_id[:8]} is in progress; refresh {refresh.run_id[:8]} is next."
+        return dg.SkipReason(message), None
     since_previous = None
     if previous is not None:
         record = instance.get_run_record_by_id(previous.run_id)
@@ -108,13 +114,16 @@ def follow_up_decision(
         return dg.SkipReason(
             f"Events are still arriving; the next follow-up is due in {interval_seconds - since_previous:.0f} s "
             "(FOLLOW_UP_EVERY_MINUTES), or as soon as they pause."
-        )
+        ), None
     refreshing = run_in_progress(instance, landing_refresh_job.name)
-    # fresher data is on its way and gets the writer first: the follow-up comes after that refresh, unless waiting
-    # for a gap between refreshes has already taken half an interval (under steady traffic there may be none)
-    if refreshing and not (since_previous is not None and since_previous >= 1.5 * interval_seconds):
-        return dg.SkipReason(f"Refresh {refreshing[:8]} is in progress; the follow-up comes after it.")
-    return dg.RunRequest(run_key=refresh.run_id, tags={REFRESH_RUN_TAG: refresh.run_id})
+    if refreshing:
+        # fresher data is on its way and gets the writer first: the follow-up comes after that refresh
+        held_since = held_since or now
+        left = interval_seconds / 2 - (now - held_since)
+        if left > 0:
+            message = f"Refresh {refreshing[:8]} is in progress; the follow-up comes after it"
+            return dg.SkipReason(f"{message} (at the latest in {left:.0f} s)."), held_since
+    return dg.RunRequest(run_key=refresh.run_id, tags={REFRESH_RUN_TAG: refresh.run_id}), None
 
 
 @dg.sensor(
@@ -123,8 +132,22 @@ def follow_up_decision(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Follows successful landing refreshes with a run that scores users with the champion models, "
     "builds the follow-up marts and republishes: as soon as events pause, and at most every FOLLOW_UP_EVERY_MINUTES "
-    "(default 10) while they keep arriving; never while a refresh is in progress.",
+    "(default 10) while they keep arriving; after the refresh in progress, if there is one (waiting half an "
+    "interval at most).",
 )
 def follow_up_after_refresh(context: dg.SensorEvaluationContext):
     settings = IngestSettings.from_env()
-    return follow_up_decision(context.instance, settings.landing_dir, follow_up_interval_seconds())
+    decision, held_since = follow_up_decision(
+        context.instance, settings.landing_dir, follow_up_interval_seconds(), held_since=held_since_in(context.cursor)
+    )
+    context.update_cursor(None if held_since is None else json.dumps({"held_since": held_since}))
+    return decision
+
+
+def held_since_in(cursor: str | None) -> float | None:
+    """The time a due follow-up began to wait, from the sensor's cursor; None for any other cursor (this sensor
+    was a run-status sensor before, whose cursor an upgraded instance still holds)."""
+    try:
+        return float(json.loads(cursor)["held_since"])
+    except (TypeError, ValueError, KeyError):
+        return None
