@@ -163,12 +163,23 @@ def test_the_follow_up_sensor_keeps_its_wait_in_its_cursor_and_ignores_older_cur
     # the cursor the run-status sensor of earlier versions left under the same name
     older = '{"__class__": "RunStatusSensorCursor", "record_id": 22368, "update_timestamp": null}'
     with dg.instance_for_test() as instance:
-        _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
         _run(instance, "refresh_follow_up", dg.DagsterRunStatus.SUCCESS)
+        _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
         _run(instance, "landing_refresh", dg.DagsterRunStatus.STARTED)
         context = dg.build_sensor_context(instance=instance, cursor=older)
         assert "is in progress; the follow-up comes after it" in follow_up_after_refresh(context).skip_message
         assert json.loads(context.cursor)["held_since"] > 0
+
+
+def test_a_follow_up_created_after_a_refresh_ended_follows_it_up_whichever_refresh_it_was_for(data_dir):
+    with dg.instance_for_test() as instance:
+        first = _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
+        second = _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
+        follow_up = _run(
+            instance, "refresh_follow_up", dg.DagsterRunStatus.SUCCESS, {"landing/refresh_run": first.run_id}
+        )
+        skip, _ = follow_up_decision(instance, data_dir / "landing", 600)
+        assert f"Refresh {second.run_id[:8]} is followed up by {follow_up.run_id[:8]}" in skip.skip_message
 
 
 def _run(instance, job_name: str, status: dg.DagsterRunStatus, tags: dict | None = None) -> dg.DagsterRun:

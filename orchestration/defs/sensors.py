@@ -96,18 +96,24 @@ def follow_up_decision(
     refresh = latest_run(instance, landing_refresh_job.name, [dg.DagsterRunStatus.SUCCESS])
     if refresh is None:
         return dg.SkipReason("No successful landing refresh yet."), None
+    refreshed = instance.get_run_record_by_id(refresh.run_id)
     previous = latest_run(instance, follow_up_job.name)
-    if previous is not None and previous.tags.get(REFRESH_RUN_TAG) == refresh.run_id:
+    previous_record = previous and instance.get_run_record_by_id(previous.run_id)
+    # update_timestamp has whole seconds only: a run without an end time ended no earlier than it was created
+    refresh_ended = refreshed.end_time or max(refreshed.create_timestamp, refreshed.update_timestamp).timestamp()
+    # a follow-up created after the refresh ended reads what it wrote, whichever refresh it was started for
+    if previous_record and (
+        previous.tags.get(REFRESH_RUN_TAG) == refresh.run_id
+        or previous_record.create_timestamp.timestamp() >= refresh_ended
+    ):
         return dg.SkipReason(f"Refresh {refresh.run_id[:8]} is followed up by {previous.run_id[:8]}."), None
     if previous is not None and previous.status in IN_PROGRESS:
         message = f"Follow-up {previous.run_id[:8]} is in progress; refresh {refresh.run_id[:8]} is next."
         return dg.SkipReason(message), None
     since_previous = None
-    if previous is not None:
-        record = instance.get_run_record_by_id(previous.run_id)
-        since_previous = now - (record.start_time or record.create_timestamp.timestamp())
+    if previous_record:
+        since_previous = now - (previous_record.start_time or previous_record.create_timestamp.timestamp())
     overdue = since_previous is None or since_previous >= interval_seconds
-    refreshed = instance.get_run_record_by_id(refresh.run_id)
     arrived = latest_arrival(landing_dir)
     still_arriving = arrived is not None and arrived >= (refreshed.start_time or refreshed.create_timestamp.timestamp())
     if still_arriving and not overdue:
