@@ -60,6 +60,23 @@ def test_charts_are_attached_to_the_marts_that_have_a_picture(pipeline):
         assert metadata[key][name].value.startswith("![chart](data:image/png;base64,iVBORw0KGgo")
 
 
+def test_each_check_links_its_own_data_docs_page_and_the_index_lists_them(pipeline):
+    data_dir, _, result, _ = pipeline
+    pages = {}
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = event.event_specific_data
+            if "data_docs" in evaluation.metadata:
+                pages[evaluation.asset_check_key.name] = Path(evaluation.metadata["data_docs"].value)
+    suites = ("raw_events", "stg_events", "cohort_retention", "daily_kpis")
+    assert set(pages) == {f"{suite}_expectations" for suite in suites}
+    assert all(page.exists() for page in pages.values())
+    # the index is rebuilt once, by quality/data_docs, after the validations: it links every page
+    index = (data_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").read_text()
+    for page in pages.values():
+        assert page.relative_to(page.parents[4]).as_posix() in index
+
+
 def test_manifest_reconciles_with_the_generators_truth(pipeline):
     data_dir, truth = pipeline[:2]
     rows_in, loaded, duplicate, rejected = query(
