@@ -35,10 +35,16 @@ def new_landing_files(cursor: str | None, settings: IngestSettings) -> tuple[lis
     return new, json.dumps(current, sort_keys=True)
 
 
+def latest_run(instance: dg.DagsterInstance, job_name: str, statuses=None) -> dg.DagsterRun | None:
+    """The most recently created run of `job_name` (with one of `statuses`, if given)."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=statuses or []), limit=1)
+    return runs[0] if runs else None
+
+
 def run_in_progress(instance: dg.DagsterInstance, job_name: str) -> str | None:
     """The id of a run of `job_name` that is queued, starting or running, if there is one."""
-    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=IN_PROGRESS), limit=1)
-    return runs[0].run_id if runs else None
+    run = latest_run(instance, job_name, IN_PROGRESS)
+    return run.run_id if run else None
 
 
 @dg.sensor(
@@ -69,12 +75,6 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
 def follow_up_interval_seconds() -> float:
     """FOLLOW_UP_EVERY_MINUTES (default 10): how often a follow-up runs while events keep arriving."""
     return 60 * float(os.environ.get("FOLLOW_UP_EVERY_MINUTES", "10"))
-
-
-def latest_run(instance: dg.DagsterInstance, job_name: str, statuses=None) -> dg.DagsterRun | None:
-    """The most recently created run of `job_name` (with one of `statuses`, if given)."""
-    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=statuses or []), limit=1)
-    return runs[0] if runs else None
 
 
 def follow_up_decision(
