@@ -74,7 +74,9 @@ demo: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	@# the generator renames each finished file into place: nothing is half-written, no need to wait
 	SETTLE_SECONDS=0 $(MAKE) --no-print-directory run
 
+# orchestration.recover first fails the runs a killed Dagster left STARTED: they hold the DuckDB writer's pool slot.
 run: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m orchestration.recover
 	$(BIN)/dagster job execute -m orchestration.definitions -j materialize_everything
 	@echo "Done. Look at it: 'make dev' (Dagster UI on http://127.0.0.1:3000) or query $(DATA_DIR)/warehouse.duckdb"
 
@@ -85,6 +87,7 @@ test: $(MANIFEST)
 # the collector rotates its spool on the way out. (The MLflow UI runs a uvicorn child: its children go first.)
 dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	mkdir -p $(DATA_DIR)
+	$(BIN)/python -m orchestration.recover
 	$(BIN)/python -m collector & collector=$$!; \
 	$(DASHBOARD_CMD) >/dev/null & dashboard=$$!; \
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow.db --default-artifact-root $(DATA_DIR)/mlartifacts \

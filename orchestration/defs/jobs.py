@@ -37,11 +37,18 @@ FOLLOW_UP = (
 # 2-3 s to the end of every run, and the next refresh waits for the one in progress to end.
 FRESHNESS_CHECKS = dg.AssetSelection.checks(*freshness_checks)
 
+# A sensor starts the next refresh (or follow-up) only once the last one has ended, so one that hangs would stop
+# them all: run monitoring (dagster.yaml) cancels a run of these jobs after half an hour (a refresh of 10M events
+# takes under 3 minutes here). A run that crashed, timed out or whose worker was killed (orchestration.recover finds
+# those) is retried once from the failed step, so the files it took are refreshed without waiting for the next
+# file to land; a step that failed (a dbt test, a blocking check) is not retried.
+SENSOR_RUN_LIMITS = {"dagster/max_runtime": str(30 * 60), "dagster/max_retries": "1"}
+
 landing_refresh_job = dg.define_asset_job(
     "landing_refresh",
     selection=dg.AssetSelection.all() - SLOW_TO_CHANGE - (FOLLOW_UP - SERVING_COPY) - FRESHNESS_CHECKS,
     # ahead of other runs' steps waiting for the DuckDB writer pool (a pool slot goes to the highest priority)
-    tags={"dagster/priority": "10"},
+    tags={"dagster/priority": "10", **SENSOR_RUN_LIMITS},
     description="What the landing sensor starts: load the new files, rebuild and check the live models, publish "
     "the serving copy. Scores and the follow-up marts come next in their own run (refresh_follow_up); training is "
     "left to its own schedule.",
@@ -50,6 +57,7 @@ landing_refresh_job = dg.define_asset_job(
 follow_up_job = dg.define_asset_job(
     "refresh_follow_up",
     selection=FOLLOW_UP,
+    tags=SENSOR_RUN_LIMITS,
     description="What follows each landing refresh: the ML features and scores from the champion models, the "
     "follow-up marts (retention variants, experiment results), the marts and audience deliveries that read the "
     "scores, and the serving copy published again.",
