@@ -15,6 +15,7 @@ from orchestration.defs.sensors import (
     follow_up_decision,
     landing_folder_sensor,
     new_landing_files,
+    run_in_progress,
 )
 from serving import publish
 from serving.shell import run
@@ -120,6 +121,24 @@ def test_new_files_wait_until_no_refresh_is_in_progress(settings, data_dir):
         assert isinstance(landing_folder_sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
 
 
+def test_a_failed_refresh_that_dagster_will_retry_holds_new_files_until_the_retry_is_launched(settings, data_dir):
+    write_lines(data_dir / "landing" / "a.jsonl", [event("a")])
+    with dg.instance_for_test() as instance:
+        # what orchestration.recover leaves: failed, and tagged by the instance for a retry not launched yet
+        failed = _run(instance, "landing_refresh", dg.DagsterRunStatus.FAILURE, {"dagster/will_retry": "true"})
+        ended = instance.get_run_record_by_id(failed.run_id).update_timestamp.timestamp()
+        waiting = landing_folder_sensor(dg.build_sensor_context(instance=instance))
+        assert f"wait for refresh {failed.run_id[:8]}, in progress or about to be retried" in waiting.skip_message
+        # a retry that never comes holds them for a minute at most
+        assert run_in_progress(instance, "landing_refresh", now=ended + 59) == failed.run_id
+        assert run_in_progress(instance, "landing_refresh", now=ended + 61) is None
+        # once launched, the retry is the run in progress; one that will not be retried holds nothing
+        instance.add_run_tags(failed.run_id, {"dagster/auto_retry_run_id": "retry"})
+        assert run_in_progress(instance, "landing_refresh") is None
+        _run(instance, "landing_refresh", dg.DagsterRunStatus.FAILURE, {"dagster/will_retry": "false"})
+        assert isinstance(landing_folder_sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
+
+
 def test_refreshes_are_followed_up_when_events_pause_or_every_interval(data_dir):
     landing = data_dir / "landing"
 
@@ -138,7 +157,7 @@ def test_refreshes_are_followed_up_when_events_pause_or_every_interval(data_dir)
 
         # the next refresh waits for the follow-up in progress
         second = _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
-        expected = f"Follow-up {follow_up.run_id[:8]} is in progress; refresh {second.run_id[:8]} is next"
+        expected = f"{follow_up.run_id[:8]} is in progress or about to be retried; refresh {second.run_id[:8]} is next"
         assert expected in decide().skip_message
         instance.report_run_canceled(follow_up)
 

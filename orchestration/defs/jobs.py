@@ -37,11 +37,8 @@ FOLLOW_UP = (
 # 2-3 s to the end of every run, and the next refresh waits for the one in progress to end.
 FRESHNESS_CHECKS = dg.AssetSelection.checks(*freshness_checks)
 
-# A sensor starts the next refresh (or follow-up) only once the last one has ended, so one that hangs would stop
-# them all: run monitoring (dagster.yaml) cancels a run of these jobs after half an hour (a refresh of 10M events
-# takes under 3 minutes here). A run that crashed, timed out or whose worker was killed (orchestration.recover finds
-# those) is retried once from the failed step, so the files it took are refreshed without waiting for the next
-# file to land; a step that failed (a dbt test, a blocking check) is not retried.
+# Their sensors start the next run only once the last one has ended, so a hung run is cancelled after half an hour
+# (a 10M-event refresh takes under 3 minutes), and a crashed one retried once, for the files it had taken.
 SENSOR_RUN_LIMITS = {"dagster/max_runtime": str(30 * 60), "dagster/max_retries": "1"}
 
 landing_refresh_job = dg.define_asset_job(

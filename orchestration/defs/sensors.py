@@ -41,10 +41,21 @@ def latest_run(instance: dg.DagsterInstance, job_name: str, statuses=None) -> dg
     return runs[0] if runs else None
 
 
-def run_in_progress(instance: dg.DagsterInstance, job_name: str) -> str | None:
-    """The id of a run of `job_name` that is queued, starting or running, if there is one."""
+RETRY_WAIT_SECONDS = 60
+
+
+def run_in_progress(instance: dg.DagsterInstance, job_name: str, now: float | None = None) -> str | None:
+    """The id of a run of `job_name` that is queued, starting or running, or that failed and waits for Dagster to
+    launch its retry (for RETRY_WAIT_SECONDS after it ended, at most: the retry daemon looks every few seconds)."""
     run = latest_run(instance, job_name, IN_PROGRESS)
-    return run.run_id if run else None
+    if run:
+        return run.run_id
+    latest = latest_run(instance, job_name)
+    if latest is None or not latest.is_complete_and_waiting_to_retry:
+        return None
+    record = instance.get_run_record_by_id(latest.run_id)
+    ended = record.end_time or record.update_timestamp.timestamp()
+    return latest.run_id if (time.time() if now is None else now) - ended < RETRY_WAIT_SECONDS else None
 
 
 @dg.sensor(
@@ -66,7 +77,9 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
     # as new when that run ends, whether it succeeded or not.
     running = run_in_progress(context.instance, landing_refresh_job.name)
     if running:
-        return dg.SkipReason(f"{len(new)} new file(s) wait for refresh {running[:8]}, still in progress.")
+        return dg.SkipReason(
+            f"{len(new)} new file(s) wait for refresh {running[:8]}, in progress or about to be retried."
+        )
     context.update_cursor(cursor)
     run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:16] + f"-{len(new)}"
     return dg.RunRequest(run_key=run_key, tags={"landing/new_files": str(len(new)), "landing/first": new[0]})
@@ -107,8 +120,11 @@ def follow_up_decision(
         or previous_record.create_timestamp.timestamp() >= refresh_ended
     ):
         return dg.SkipReason(f"Refresh {refresh.run_id[:8]} is followed up by {previous.run_id[:8]}."), None
-    if previous is not None and previous.status in IN_PROGRESS:
-        message = f"Follow-up {previous.run_id[:8]} is in progress; refresh {refresh.run_id[:8]} is next."
+    following = run_in_progress(instance, follow_up_job.name, now)
+    if following:
+        message = (
+            f"Follow-up {following[:8]} is in progress or about to be retried; refresh {refresh.run_id[:8]} is next."
+        )
         return dg.SkipReason(message), None
     since_previous = None
     if previous_record:
@@ -121,7 +137,7 @@ def follow_up_decision(
             f"Events are still arriving; the next follow-up is due in {interval_seconds - since_previous:.0f} s "
             "(FOLLOW_UP_EVERY_MINUTES), or as soon as they pause."
         ), None
-    refreshing = run_in_progress(instance, landing_refresh_job.name)
+    refreshing = run_in_progress(instance, landing_refresh_job.name, now)
     if refreshing:
         # fresher data is on its way and gets the writer first: the follow-up comes after that refresh
         held_since = held_since or now
