@@ -7,7 +7,7 @@ worker is alive, so a run killed with its worker (`kill -9`, a crash, a power cu
 
 import argparse
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -24,10 +24,10 @@ class OrphanedRun:
     canceling: bool
 
 
-@dataclass
+@dataclass(frozen=True)
 class Recovery:
-    orphans: list[OrphanedRun] = field(default_factory=list)
-    slots_freed_for: list[str] = field(default_factory=list)  # finished runs that still held or awaited a slot
+    orphans: list[OrphanedRun]
+    slots_freed_for: list[str]  # finished runs that still held or awaited a slot
 
 
 def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
@@ -94,8 +94,8 @@ def free_slots_of_finished_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def recover(instance: dg.DagsterInstance) -> Recovery:
     """End every orphaned run (failed, or canceled if it was being canceled) and free the slots of finished runs."""
-    recovery = Recovery(orphans=orphaned_runs(instance))
-    for orphan in recovery.orphans:
+    orphans = orphaned_runs(instance)
+    for orphan in orphans:
         run = instance.get_run_by_id(orphan.run_id)
         if run is None or run.is_finished:
             continue
@@ -104,8 +104,7 @@ def recover(instance: dg.DagsterInstance) -> Recovery:
             instance.report_run_canceled(run, message)
         else:
             instance.report_run_failed(run, message)
-    recovery.slots_freed_for = free_slots_of_finished_runs(instance)
-    return recovery
+    return Recovery(orphans, free_slots_of_finished_runs(instance))
 
 
 def main(argv: list[str] | None = None) -> int:
