@@ -1,7 +1,9 @@
 """The only thing the dashboard reads: the serving copy, opened read-only for each query and closed at once.
 
-A publish swaps in a new file under the same name (a rename), so the file's identity (inode, mtime, size) changes
-with every publish; results are cached under that identity and a republish shows on the next page load.
+$DATA_DIR/serving.duckdb is a symlink through $DATA_DIR/published/current into the version folder of the latest
+publish (see serving.publish); a publish repoints `current`, and opening or stat-ing the name follows the links. So
+the identity of what the name resolves to (inode, mtime, size) changes with every publish; results are cached under
+that identity and a republish shows on the next page load.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class ServingCopy:
         return cls(data_dir() / SERVING_FILE)
 
     def identity(self) -> tuple[int, int, int] | None:
-        """(inode, mtime in ns, size) of the file, or None when there is none yet."""
+        """(inode, mtime in ns, size) of the file the name resolves to (stat follows the symlinks), or None when
+        there is none yet."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:

@@ -1,4 +1,5 @@
-"""The analysts' side: a published copy of the marts, swapped in atomically, Parquet exports and a SQL shell.
+"""The analysts' side: a published copy of the marts and its Parquet exports, swapped in together and durably (a
+version folder under $DATA_DIR/published and one symlink rename), and a SQL shell.
 
 Plain Python (no dagster import); the Dagster publish asset and `make sql` call it.
 """

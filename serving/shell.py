@@ -1,7 +1,8 @@
 """`make sql`: a small DuckDB SQL shell on the serving copy, read-only, reopened per statement.
 
-Each statement opens the current serving copy, so a publish between two statements is seen at once and the
-shell never holds a file open while idle. `.tables` lists tables, `.quit` (or Ctrl-D) leaves.
+Each statement opens the current serving copy ($DATA_DIR/serving.duckdb, a symlink into the latest publish's
+version folder), so a publish between two statements is seen at once and the shell never holds a file open while
+idle. `.tables` lists tables, `.quit` (or Ctrl-D) leaves.
 """
 
 from __future__ import annotations

@@ -25,19 +25,22 @@ STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
     group_name="serving",
     kinds={"duckdb", "parquet"},
     pool=DUCKDB_WRITER_POOL,
-    description="marts.* and ml.* copied to $DATA_DIR/serving.duckdb (swapped in atomically) and to Parquet "
-    "under $DATA_DIR/exports, with ops.* (load manifest, gate verdicts, rejects per file and reason) for the "
-    "dashboard's data-health page; analysts, `make sql` and the dashboard read only this.",
+    description="marts.* and ml.* copied to a DuckDB file and Parquet exports in a new version folder under "
+    "$DATA_DIR/published, with ops.* (load manifest, gate verdicts, rejects per file and reason) for the "
+    "dashboard's data-health page; one symlink rename switches both in together, durably. Analysts, `make sql` "
+    "and the dashboard read only this, at $DATA_DIR/serving.duckdb and $DATA_DIR/exports (symlinks into the "
+    "current version).",
 )
 def serving_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     with connect(str(warehouse.warehouse_path)) as con:
         result = publish(con, warehouse.data_path / "serving.duckdb", warehouse.data_path / "exports")
-    context.log.info(f"Published {len(result.tables)} tables to {result.serving_path}")
+    context.log.info(f"Published {len(result.tables)} tables to {result.version_dir} (now {result.serving_path})")
     table_rows = "\n".join(f"| {name} | {rows} |" for name, rows in result.tables.items())
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(result.serving_path)),
             "exports": dg.MetadataValue.path(str(result.exports_dir)),
+            "version": dg.MetadataValue.path(str(result.version_dir)),
             "tables": dg.MetadataValue.md("| table | rows |\n|---|---:|\n" + table_rows),
             "seconds_since_latest_load": result.seconds_since_latest_load,
             "seconds_since_latest_event": result.seconds_since_latest_event,
