@@ -48,3 +48,37 @@
     ) as digits
     where n < {{ upper_bound }}
 {%- endmacro %}
+
+{#- A top-level field of a JSON object column as a bounded label (a trait, a variant, a feature name): null when
+    absent or JSON null; the flag value '(invalid)' when it is an object or an array, or longer than `max_length`
+    characters (default var label_max_length). Client values then never carry 100 KB strings or JSON documents
+    into a mart's keys; marts.data_health_flags counts the '(invalid)' ones. -#}
+{% macro json_label(column, field, max_length=none) -%}
+    {{ return(adapter.dispatch('json_label', 'engagement_warehouse')(column, field, max_length or var('label_max_length'))) }}
+{%- endmacro %}
+{% macro duckdb__json_label(column, field, max_length) -%}
+    case
+        when json_type({{ column }}, '$.{{ field }}') in ('OBJECT', 'ARRAY') then '(invalid)'
+        when length(json_extract_string({{ column }}, '$.{{ field }}')) > {{ max_length }} then '(invalid)'
+        else json_extract_string({{ column }}, '$.{{ field }}')
+    end
+{%- endmacro %}
+{% macro default__json_label(column, field, max_length) -%}
+    case
+        when substring(trim(get_json_object({{ column }}, '$.{{ field }}')), 1, 1) in ('{', '[') then '(invalid)'
+        when length(get_json_object({{ column }}, '$.{{ field }}')) > {{ max_length }} then '(invalid)'
+        else get_json_object({{ column }}, '$.{{ field }}')
+    end
+{%- endmacro %}
+
+{#- A number read from client text: null (never an error) when the text is not a number that fits the type. -#}
+{% macro safe_number(expression, type) -%}
+    {{ return(adapter.dispatch('safe_number', 'engagement_warehouse')(expression, type)) }}
+{%- endmacro %}
+{% macro duckdb__safe_number(expression, type) -%}
+    try_cast({{ expression }} as {{ type }})
+{%- endmacro %}
+{% macro default__safe_number(expression, type) -%}
+    {#- Spark SQL (ANSI off) casts unreadable text to null -#}
+    cast({{ expression }} as {{ type }})
+{%- endmacro %}

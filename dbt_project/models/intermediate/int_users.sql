@@ -48,9 +48,10 @@ first_touch as (
 
     select
         user_id,
-        lower({{ json_text('context', 'campaign.source') }}) as first_touch_source,
-        lower({{ json_text('context', 'campaign.medium') }}) as first_touch_medium,
-        {{ json_text('context', 'campaign.name') }} as first_touch_campaign
+        -- client text: bounded labels ('(invalid)' when an object or longer than var label_max_length)
+        lower({{ json_label('context', 'campaign.source') }}) as first_touch_source,
+        lower({{ json_label('context', 'campaign.medium') }}) as first_touch_medium,
+        {{ json_label('context', 'campaign.name') }} as first_touch_campaign
     from first_events
 
 ),
@@ -86,8 +87,9 @@ select
         when first_touch.first_touch_medium is null and first_touch.first_touch_source is null then 'direct'
         else coalesce(channel_mapping.channel, 'other')
     end as first_touch_channel,
-    coalesce({{ json_text('latest_traits.traits', 'country') }}, 'unknown') as country,
-    coalesce({{ json_text('latest_traits.traits', 'plan') }}, 'unknown') as plan,
+    -- traits are client values and split cohorts (cohort_retention_by_dimension): bounded labels, see json_label
+    coalesce({{ json_label('latest_traits.traits', 'country') }}, 'unknown') as country,
+    coalesce({{ json_label('latest_traits.traits', 'plan') }}, 'unknown') as plan,
     {{ staged_through() }} as staged_through
 from activity_bounds
 left join first_touch on activity_bounds.user_id = first_touch.user_id

@@ -128,8 +128,10 @@ new_events as (
         cast(event_at_local as date) as event_date,
         received_at,
         loaded_at,
-        -- decimal, not double: sums are then exact and the same on every rebuild, whatever the order of addition
-        cast({{ json_text('properties', 'revenue') }} as decimal(18, 4)) as revenue,
+        -- decimal, not double: sums are then exact and the same on every rebuild, whatever the order of addition.
+        -- A client's text ('NaN', '1e400', '0x1A', an object) is null here, never an error: ingestion rejects most,
+        -- and marts.data_health_flags counts (revenue_unreadable) any that reach raw.events by another path
+        {{ safe_number(json_text('properties', 'revenue'), 'decimal(18, 4)') }} as revenue,
         event_name not in (
             {%- for name in var('non_activity_events') %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
         ) as is_activity,

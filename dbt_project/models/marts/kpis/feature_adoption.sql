@@ -14,12 +14,12 @@ weekly_feature_users as (
 
     select
         cast({{ dbt.date_trunc('week', 'event_date') }} as date) as week_start,
-        {{ json_text('properties', 'feature') }} as feature,
+        {{ json_label('properties', 'feature') }} as feature,
         count(distinct user_id) as feature_users,
         count(*) as feature_events
     from {{ ref('int_activity_events') }}
-    where event_name = 'feature_used' and {{ json_text('properties', 'feature') }} is not null
-    group by cast({{ dbt.date_trunc('week', 'event_date') }} as date), {{ json_text('properties', 'feature') }}
+    where event_name = 'feature_used' and {{ json_label('properties', 'feature') }} is not null
+    group by cast({{ dbt.date_trunc('week', 'event_date') }} as date), {{ json_label('properties', 'feature') }}
 
 )
 
