@@ -13,8 +13,9 @@ views as (
         events.user_id,
         events.message_id,
         events.event_at,
-        {{ json_text('events.properties', 'experiment_id') }} as experiment_id,
-        {{ json_text('events.properties', 'variant') }} as variant
+        -- client text: an object, an array or a name longer than var experiment_max_name_length is '(invalid)'
+        {{ json_label('events.properties', 'experiment_id', var('experiment_max_name_length')) }} as experiment_id,
+        {{ json_label('events.properties', 'variant', var('experiment_max_name_length')) }} as variant
     from {{ ref('stg_events') }} as events
     cross join as_of_point
     where events.event_name = 'experiment_viewed'
@@ -90,7 +91,18 @@ select
     exposures.window_end_at <= as_of_point.as_of as is_window_complete,
     coalesce(window_events.goal_events, 0) > 0 as converted,
     coalesce(window_events.goal_events, 0) as goal_events,
-    cast(coalesce(window_events.revenue, 0) as decimal(18, 4)) as revenue
+    -- capped at +- var experiment_max_user_revenue, so that one client's flood of orders can neither overflow the
+    -- decimal moments of int_experiment_variants nor dominate a variant's mean (flagged below)
+    cast(
+        case
+            when coalesce(window_events.revenue, 0) > {{ var('experiment_max_user_revenue') }}
+                then {{ var('experiment_max_user_revenue') }}
+            when coalesce(window_events.revenue, 0) < -{{ var('experiment_max_user_revenue') }}
+                then -{{ var('experiment_max_user_revenue') }}
+            else coalesce(window_events.revenue, 0)
+        end as decimal(18, 4)
+    ) as revenue,
+    abs(coalesce(window_events.revenue, 0)) > {{ var('experiment_max_user_revenue') }} as is_revenue_capped
 from exposures
 cross join as_of_point
 left join window_events

@@ -5,9 +5,14 @@ user with Student/Welch intervals.
 A Python model because the p-values need the normal, chi-square and t distributions, which SQL engines do not
 share; the counts it reads are SQL (intermediate.int_experiment_variants), so only a few rows per experiment
 cross into Python. scipy gives exact distribution functions, the same ones the tests compare against.
+
+Variant names and experiment ids are client values: one that the seed does not plan is reported
+(is_planned_variant / is_planned_experiment false, counted in unplanned_users and marts.data_health_flags) and
+never raises; a malformed seed row is reported in config_error on its own experiment's rows. See experiment_rows.
 """
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,7 +26,11 @@ COLUMNS = [
     "revenue_per_user", "revenue_per_user_ci_low", "revenue_per_user_ci_high", "revenue_diff_vs_control",
     "revenue_diff_ci_low", "revenue_diff_ci_high", "revenue_p_value", "goal_event", "window_days",
     "planned_share", "users_window_complete",
+    "is_planned_experiment", "is_planned_variant", "unplanned_users", "variant_names", "config_error",
 ]  # fmt: skip
+# the row int_experiment_variants folds unplanned variants (and experiments) beyond its bounds into
+FOLDED = "(other unplanned)"
+LEVEL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def wilson(conversions: int, users: int) -> tuple[float, float]:
@@ -54,30 +63,49 @@ def two_proportion_p(x1: int, n1: int, x0: int, n0: int) -> float:
     return float(2 * stats.norm.sf(abs(z)))
 
 
-def planned_shares(experiment_id: str, split: object, variants: list[str]) -> dict[str, float]:
-    """Planned share per variant from seed text `a=0.5;b=0.5` (empty: equal shares)."""
+def parse_split(split: object) -> tuple[dict[str, float] | None, str | None]:
+    """(planned share per variant, None) from seed text `a=0.5;b=0.5`; (None, None) when empty; (None, error) when
+    malformed. The seed is configuration, not client data, but a bad row must only mark its own experiment."""
     if split is None or (isinstance(split, float) and math.isnan(split)) or not str(split).strip():
-        return {variant: 1 / len(variants) for variant in variants}
+        return None, None
     weights: dict[str, float] = {}
     for part in str(split).split(";"):
-        name, sep, weight = part.partition("=")
+        if not part.strip():
+            continue  # a trailing ';'
+        name, sep, text = part.partition("=")
+        name = name.strip()
         try:
-            weights[name.strip()] = float(weight)
+            weight = float(text)
         except ValueError:
-            sep = ""
-        if not sep or weights.get(name.strip(), -1) <= 0:
-            raise ValueError(
-                f"seed experiments: planned_split of {experiment_id!r} must be variant=weight pairs joined by ';' "
-                f"with positive weights, got {split!r}"
+            weight = math.nan
+        if not sep or not name or name in weights or not (math.isfinite(weight) and weight > 0):
+            return None, (
+                f"planned_split must be variant=weight pairs joined by ';' with distinct names and positive "
+                f"weights, got {str(split)[:200]!r}; the traffic split is not checked"
             )
-    missing = sorted(set(variants) - set(weights))
-    if missing:
-        raise ValueError(
-            f"seed experiments: planned_split of {experiment_id!r} lacks observed variant(s) {missing}; "
-            f"it names {sorted(weights)}"
-        )
+        weights[name] = weight
+    if not weights:
+        return None, f"planned_split names no variant, got {str(split)[:200]!r}; the traffic split is not checked"
     total = sum(weights.values())
-    return {name: weight / total for name, weight in weights.items()}
+    return {name: weight / total for name, weight in weights.items()}, None
+
+
+def parse_factors(factors: object) -> tuple[tuple[str, ...] | None, str | None]:
+    """(factor names, None) from seed text `a;b`; (None, None) when empty; (None, error) when malformed.
+    The same rule as ml/experiments.py (the factorial asset), which a dbt Python model cannot import."""
+    if factors is None or (isinstance(factors, float) and math.isnan(factors)) or not str(factors).strip():
+        return None, None
+    names = tuple(f.strip() for f in str(factors).split(";") if f.strip())
+    if len(names) < 2 or len(set(names)) != len(names):
+        return None, f"factors must be 2+ distinct names joined by ';', got {str(factors)[:200]!r}"
+    return names, None
+
+
+def fits_design(variant: str, factors: tuple[str, ...]) -> bool:
+    """A factorial variant names one level per factor joined by '+', each 1-64 letters, digits, '_', '-' or '.'
+    (ml/experiments.py's rule)."""
+    parts = variant.split("+")
+    return len(parts) == len(factors) and all(LEVEL.fullmatch(part) for part in parts)
 
 
 def srm_p_value(users: dict[str, int], shares: dict[str, float]) -> float:
@@ -114,21 +142,53 @@ def welch(mean1: float, sd1: float, n1: int, mean0: float, sd0: float, n0: int) 
 
 
 def experiment_rows(experiment: pd.DataFrame, min_users: int, srm_alpha: float) -> list[dict]:
-    """The result rows of one experiment's variants."""
-    experiment_id = experiment["experiment_id"].iloc[0]
-    control_name = experiment["control_variant"].iloc[0]
+    """The result rows of one experiment's variants.
+
+    A variant is planned when the seed names it (control_variant or planned_split) or, with no planned_split,
+    when it fits the experiment's factors (factorial experiments) or the experiment has none (every observed
+    variant then counts as planned, with equal planned shares). The sample-ratio test, planned_share and
+    is_underpowered use the planned variants only; an unplanned variant (and the '(other unplanned)' fold row)
+    keeps its own counts, rate and revenue but is not compared with control, and its exposures are counted on
+    every row of the experiment in unplanned_users."""
+    first = experiment.iloc[0]
+    experiment_id, control_name = first["experiment_id"], first["control_variant"]
     rows = {row.variant: row for row in experiment.itertuples(index=False)}
-    shares = planned_shares(experiment_id, experiment["planned_split"].iloc[0], sorted(rows))
-    srm = srm_p_value({name: int(row.users) for name, row in rows.items()}, shares)
-    underpowered = any(int(row.users) < min_users for row in rows.values()) or len(rows) < len(shares)
+    errors = []
+    shares, split_error = parse_split(first["planned_split"])
+    factors, factors_error = parse_factors(first["factors"])
+    errors += [e for e in (split_error, factors_error) if e]
+    if shares is not None and control_name not in shares:
+        errors.append(f"control_variant {control_name!r} is not in planned_split")
+
+    def is_planned(name: str) -> bool:
+        if name == FOLDED:
+            return False
+        if name == control_name:
+            return True
+        if shares is not None:
+            return name in shares
+        if factors is not None:
+            return fits_design(name, factors)
+        return True
+
+    planned = sorted(name for name in rows if is_planned(name))
+    if shares is None and split_error is None:
+        shares = {name: 1 / len(planned) for name in planned}
+    users = {name: int(row.users) for name, row in rows.items()}
+    srm = math.nan if shares is None else srm_p_value({name: users[name] for name in planned}, shares)
+    underpowered = any(users[name] < min_users for name in planned) or (
+        shares is not None and len(set(planned) & set(shares)) < len(shares)
+    )
+    unplanned_users = sum(n for name, n in users.items() if not is_planned(name))
     control = rows.get(control_name)
     out = []
-    for name in sorted(rows, key=lambda v: (v != control_name, v)):
+    for name in sorted(rows, key=lambda v: (v != control_name, not is_planned(v), v)):
         row = rows[name]
         n, x = int(row.users), int(row.conversions)
         sd = float(row.revenue_sd) if pd.notna(row.revenue_sd) else math.nan
         rate_low, rate_high = wilson(x, n)
         revenue_low, revenue_high = mean_interval(float(row.revenue_per_user), sd, n)
+        planned_variant = is_planned(name)
         result = {
             "experiment_id": experiment_id, "variant": name, "is_control": name == control_name, "users": n,
             "conversions": x, "conversion_rate": x / n, "ci_low": rate_low, "ci_high": rate_high,
@@ -138,9 +198,13 @@ def experiment_rows(experiment: pd.DataFrame, min_users: int, srm_alpha: float) 
             "revenue_per_user_ci_low": revenue_low, "revenue_per_user_ci_high": revenue_high,
             "revenue_diff_vs_control": math.nan, "revenue_diff_ci_low": math.nan, "revenue_diff_ci_high": math.nan,
             "revenue_p_value": math.nan, "goal_event": row.goal_event, "window_days": int(row.window_days),
-            "planned_share": shares.get(name, math.nan), "users_window_complete": int(row.users_window_complete),
+            "planned_share": (shares or {}).get(name, math.nan) if planned_variant else math.nan,
+            "users_window_complete": int(row.users_window_complete),
+            "is_planned_experiment": bool(row.is_planned_experiment), "is_planned_variant": planned_variant,
+            "unplanned_users": unplanned_users, "variant_names": int(row.variant_names),
+            "config_error": "; ".join(errors) or None,
         }  # fmt: skip
-        if control is not None and name != control_name:
+        if control is not None and name != control_name and planned_variant:
             n0, x0 = int(control.users), int(control.conversions)
             if x0 > 0:
                 result["lift_vs_control"] = (x / n) / (x0 / n0) - 1
@@ -150,6 +214,26 @@ def experiment_rows(experiment: pd.DataFrame, min_users: int, srm_alpha: float) 
             low, high, p = welch(float(row.revenue_per_user), sd, n, float(control.revenue_per_user), sd0, n0)
             result["revenue_diff_vs_control"] = float(row.revenue_per_user) - float(control.revenue_per_user)
             result["revenue_diff_ci_low"], result["revenue_diff_ci_high"], result["revenue_p_value"] = low, high, p
+        out.append(result)
+    return out
+
+
+def count_rows(experiment: pd.DataFrame, error: str) -> list[dict]:
+    """Counts only, when an experiment's statistics could not be computed: the other experiments still are."""
+    out = []
+    for row in experiment.itertuples(index=False):
+        n, x = int(row.users), int(row.conversions)
+        result = dict.fromkeys(COLUMNS, math.nan)
+        low, high = wilson(x, n)
+        result.update(
+            experiment_id=row.experiment_id, variant=row.variant, is_control=row.variant == row.control_variant,
+            users=n, conversions=x, conversion_rate=x / n, ci_low=low, ci_high=high,
+            has_sample_ratio_mismatch=False, is_underpowered=True, revenue_per_user=float(row.revenue_per_user),
+            goal_event=row.goal_event, window_days=int(row.window_days),
+            users_window_complete=int(row.users_window_complete),
+            is_planned_experiment=bool(row.is_planned_experiment), is_planned_variant=False, unplanned_users=0,
+            variant_names=int(row.variant_names), config_error=error[:500],
+        )  # fmt: skip
         out.append(result)
     return out
 
@@ -166,19 +250,24 @@ def model(dbt, session):
     variants = to_pandas(dbt.ref("int_experiment_variants"))
     rows: list[dict] = []
     for _, experiment in variants.groupby("experiment_id", sort=True):
-        rows.extend(experiment_rows(experiment, min_users, srm_alpha))
+        try:
+            rows.extend(experiment_rows(experiment, min_users, srm_alpha))
+        except Exception as error:  # one experiment's surprise must not fail the others (or the run)
+            rows.extend(count_rows(experiment, f"statistics not computed: {type(error).__name__}: {error}"))
     frame = pd.DataFrame(rows, columns=COLUMNS)
     # nullable dtypes, so that "not defined" (the control's lift, an empty side) lands as NULL, not NaN
     not_floats = {
         "experiment_id", "variant", "goal_event", "is_control", "is_underpowered", "has_sample_ratio_mismatch",
         "users", "conversions", "window_days", "users_window_complete",
+        "is_planned_experiment", "is_planned_variant", "unplanned_users", "variant_names", "config_error",
     }  # fmt: skip
     floats = [c for c in COLUMNS if c not in not_floats]
     frame[floats] = frame[floats].astype("Float64")
-    for column in ("users", "conversions", "window_days", "users_window_complete"):
+    for column in ("users", "conversions", "window_days", "users_window_complete", "unplanned_users", "variant_names"):
         frame[column] = frame[column].astype("Int64")
-    for column in ("is_control", "is_underpowered", "has_sample_ratio_mismatch"):
+    for column in ("is_control", "is_underpowered", "has_sample_ratio_mismatch", "is_planned_experiment",
+                   "is_planned_variant"):  # fmt: skip
         frame[column] = frame[column].astype("boolean")
-    for column in ("experiment_id", "variant", "goal_event"):
+    for column in ("experiment_id", "variant", "goal_event", "config_error"):
         frame[column] = frame[column].astype("string")
     return frame
