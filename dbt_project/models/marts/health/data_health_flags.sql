@@ -1,0 +1,231 @@
+-- One row per kind of flagged client value, always (a count of 0 when there is none): how many, how many users,
+-- and one example. Client values (events, properties, variant names, traits) can make a row flagged or left out,
+-- never a model, a test or a run fail; this mart is where what was flagged is counted. See data_health_flags.yml.
+{%- set fold = "'(other unplanned)'" %}
+{%- set known_types = "('track', 'page', 'screen', 'identify')" %}
+with results as (
+
+    select * from {{ ref('experiment_results') }}
+
+),
+
+exposures as (
+
+    select * from {{ ref('int_experiment_exposures') }}
+
+),
+
+users as (
+
+    select * from {{ ref('int_users') }}
+
+),
+
+-- one pass over the events for every event-level flag
+event_flags as (
+
+    select
+        sum(case when revenue is null and {{ json_text('properties', 'revenue') }} is not null then 1 else 0 end)
+            as revenue_unreadable,
+        count(distinct case when revenue is null and {{ json_text('properties', 'revenue') }} is not null
+                            then user_id end) as revenue_unreadable_users,
+        min(case when revenue is null and {{ json_text('properties', 'revenue') }} is not null
+                 then substring({{ json_text('properties', 'revenue') }}, 1, 200) end) as revenue_unreadable_example,
+        sum(case when event_type not in {{ known_types }} then 1 else 0 end) as unknown_event_type,
+        count(distinct case when event_type not in {{ known_types }} then user_id end) as unknown_event_type_users,
+        min(case when event_type not in {{ known_types }} then substring(event_type, 1, 200) end)
+            as unknown_event_type_example,
+        sum(case when event_name = 'experiment_viewed'
+                  and ({{ json_text('properties', 'experiment_id') }} is null
+                       or {{ json_text('properties', 'variant') }} is null) then 1 else 0 end)
+            as experiment_view_incomplete,
+        count(distinct case when event_name = 'experiment_viewed'
+                             and ({{ json_text('properties', 'experiment_id') }} is null
+                                  or {{ json_text('properties', 'variant') }} is null) then user_id end)
+            as experiment_view_incomplete_users,
+        min(case when event_name = 'experiment_viewed'
+                  and ({{ json_text('properties', 'experiment_id') }} is null
+                       or {{ json_text('properties', 'variant') }} is null) then message_id end)
+            as experiment_view_incomplete_example,
+        sum(case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
+                 then 1 else 0 end) as invalid_feature,
+        count(distinct case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
+                            then user_id end) as invalid_feature_users,
+        min(case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
+                 then message_id end) as invalid_feature_example
+    from {{ ref('stg_events') }}
+
+),
+
+unplanned_experiments as (
+
+    select
+        count(distinct exposures.experiment_id) as experiments,
+        count(*) as users,
+        min(exposures.experiment_id) as example
+    from exposures
+    left join {{ ref('experiments') }} as seed on exposures.experiment_id = seed.experiment_id
+    where seed.experiment_id is null
+
+),
+
+kept_unplanned_experiments as (
+
+    select count(distinct experiment_id) as experiments
+    from results
+    where not is_planned_experiment and experiment_id <> {{ fold }}
+
+)
+
+select
+    'unplanned_variant' as flag,
+    coalesce(sum(variant_names), 0) as flagged,
+    coalesce(sum(users), 0) as users,
+    coalesce(
+        min(case when variant <> {{ fold }} then {{ dbt.concat(['experiment_id', "': '", 'variant']) }} end),
+        min({{ dbt.concat(['experiment_id', "': '", 'variant']) }})
+    ) as example,
+    'marts.experiment_results (is_planned_variant false)' as flagged_in,
+    'Variant names of an experiment that its seed row does not plan: reported with counts, not compared' as description
+from results
+where not is_planned_variant and experiment_id <> {{ fold }}
+
+union all
+
+select
+    'unplanned_experiment',
+    unplanned_experiments.experiments,
+    unplanned_experiments.users,
+    unplanned_experiments.example,
+    'marts.experiment_results (is_planned_experiment false)',
+    'Experiment ids seen in experiment_viewed events but not in seed experiments (analysed with the defaults)'
+from unplanned_experiments
+
+union all
+
+select
+    'experiments_folded',
+    unplanned_experiments.experiments - kept_unplanned_experiments.experiments,
+    (select coalesce(sum(users), 0) from results where experiment_id = {{ fold }}),
+    (select min(experiment_id) from exposures
+     where experiment_id not in (select experiment_id from results)),
+    'marts.experiment_results (experiment ''(other unplanned)'')',
+    'Unplanned experiments beyond var experiment_max_unplanned_experiments, folded into one row'
+from unplanned_experiments
+cross join kept_unplanned_experiments
+
+union all
+
+select
+    'variants_folded',
+    coalesce(sum(variant_names), 0),
+    coalesce(sum(users), 0),
+    min(experiment_id),
+    'marts.experiment_results (variant ''(other unplanned)'')',
+    'Variant names beyond var experiment_max_variants per experiment, folded into one row per experiment'
+from results
+where variant = {{ fold }} and experiment_id <> {{ fold }}
+
+union all
+
+select
+    'experiment_config_error',
+    count(distinct experiment_id),
+    coalesce(sum(users), 0),
+    min({{ dbt.concat(['experiment_id', "': '", 'config_error']) }}),
+    'marts.experiment_results (config_error)',
+    'Experiments whose seed row is malformed (planned_split, factors) or whose statistics could not be computed'
+from results
+where config_error is not null
+
+union all
+
+select
+    'invalid_experiment_name',
+    count(*),
+    count(distinct user_id),
+    min(user_id),
+    'intermediate.int_experiment_exposures (''(invalid)'')',
+    'Exposures whose experiment_id or variant is an object, an array or longer than var experiment_max_name_length'
+from exposures
+where experiment_id = '(invalid)' or variant = '(invalid)'
+
+union all
+
+select
+    'experiment_revenue_capped',
+    count(*),
+    count(distinct user_id),
+    min({{ dbt.concat(['experiment_id', "': '", 'user_id']) }}),
+    'intermediate.int_experiment_exposures (is_revenue_capped)',
+    'Exposed users whose window revenue is beyond +- var experiment_max_user_revenue, capped there'
+from exposures
+where is_revenue_capped
+
+union all
+
+select
+    'experiment_view_incomplete',
+    experiment_view_incomplete,
+    experiment_view_incomplete_users,
+    experiment_view_incomplete_example,
+    'intermediate.int_experiment_exposures (left out)',
+    'experiment_viewed events without properties.experiment_id or properties.variant: not exposures'
+from event_flags
+
+union all
+
+select
+    'revenue_unreadable',
+    revenue_unreadable,
+    revenue_unreadable_users,
+    revenue_unreadable_example,
+    'staging.stg_events (revenue null)',
+    'Events whose properties.revenue is not a number that fits decimal(18, 4): counted as no revenue'
+from event_flags
+
+union all
+
+select
+    'unknown_event_type',
+    unknown_event_type,
+    unknown_event_type_users,
+    unknown_event_type_example,
+    'staging.stg_events (event_type)',
+    'Events of a call type other than track, page, screen, identify (ingestion rejects these; counted if any land)'
+from event_flags
+
+union all
+
+select
+    'invalid_feature',
+    invalid_feature,
+    invalid_feature_users,
+    invalid_feature_example,
+    'marts.feature_adoption (feature ''(invalid)'')',
+    'feature_used events whose properties.feature is an object, an array or longer than var label_max_length'
+from event_flags
+
+union all
+
+select
+    'invalid_trait',
+    count(*),
+    count(*),
+    min(user_id),
+    'intermediate.int_users (country, plan ''(invalid)'')',
+    'Users whose latest traits.country or traits.plan is an object, an array or longer than var label_max_length'
+from users
+where country = '(invalid)' or plan = '(invalid)'
+
+union all
+
+select
+    'invalid_campaign',
+    count(*),
+    count(*),
+    min(user_id),
+    'intermediate.int_users (first_touch_* ''(invalid)'')',
+    'Users whose first-touch utm source, medium or campaign is an object, an array or longer than var label_max_length'
+from users
+where first_touch_source = '(invalid)' or first_touch_medium = '(invalid)' or first_touch_campaign = '(invalid)'
