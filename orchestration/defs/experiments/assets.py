@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from ingestion.schema import connect
-from ml.experiments import EFFECT_COLUMNS, fit_factorial, log_to_mlflow
+from ml.experiments import EFFECT_COLUMNS, FactorialResult, fit_factorial, log_to_mlflow
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 EFFECTS = dg.AssetKey(["ml", "experiment_factorial_effects"])
@@ -37,18 +37,32 @@ def effects_markdown(effects: pd.DataFrame) -> str:
     pool=DUCKDB_WRITER_POOL,
     description="Main effects and interactions of factorial experiments (seed experiments, column factors) on "
     "conversion: full factorial logistic regression with Wald 95% intervals and p-values (ml/experiments.py), "
-    "one MLflow run per experiment with its input cells.",
+    "one MLflow run per experiment with its input cells. A cell whose variant name does not fit the design is left "
+    "out with its reason (metadata cells_left_out, MLflow tag cells_left_out), never an error.",
 )
 def experiment_factorial_effects(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     with connect(str(warehouse.warehouse_path), read_only=True) as con:
         cells = con.execute(
-            "select experiment_id, variant, users, conversions, factors, control_variant "
+            "select experiment_id, variant, users, conversions, factors, control_variant, planned_split "
             "from intermediate.int_experiment_variants where factors is not null order by experiment_id, variant"
         ).df()
-    frames, skipped, runs = [], {}, {}
+    frames, skipped, runs, left_out = [], {}, {}, {}
     for experiment_id, group in cells.groupby("experiment_id", sort=True):
-        result = fit_factorial(experiment_id, group["factors"].iloc[0], group["control_variant"].iloc[0], group)
-        runs[experiment_id] = log_to_mlflow(result)
+        first = group.iloc[0]
+        try:
+            result = fit_factorial(
+                experiment_id, first["factors"], first["control_variant"], group,
+                planned_split=first["planned_split"],
+            )  # fmt: skip
+        except Exception as error:  # one experiment's fit must not fail the others (or the asset)
+            result = FactorialResult(None, group[["variant", "users", "conversions"]],
+                                     skipped=f"fit failed: {type(error).__name__}: {error}")  # fmt: skip
+        runs[experiment_id] = log_to_mlflow(result, experiment_id=experiment_id)
+        if result.left_out:
+            left_out[experiment_id] = result.left_out
+            context.log.warning(
+                f"{experiment_id}: {len(result.left_out)} cell(s) left out of the fit: {result.left_out_text()}"
+            )
         if result.skipped:
             skipped[experiment_id] = result.skipped
             context.log.warning(f"{experiment_id}: not fitted: {result.skipped}")
@@ -71,6 +85,11 @@ def experiment_factorial_effects(context: dg.AssetExecutionContext, warehouse: W
         metadata={
             "experiments_fitted": len(frames),
             "skipped": reason or "none",
+            # cells whose variant name does not fit the design (client values): left out, never an error
+            "cells_left_out": sum(len(cells) for cells in left_out.values()),
+            "cells_left_out_reasons": dg.MetadataValue.json(
+                {experiment: dict(sorted(cells.items())[:20]) for experiment, cells in left_out.items()}
+            ),
             "effects": dg.MetadataValue.md(effects_markdown(effects) if len(effects) else "nothing fitted"),
             "mlflow_runs": dg.MetadataValue.json(runs),
             "dagster/row_count": len(effects),
