@@ -64,6 +64,8 @@ def test_publish_swaps_in_a_whole_copy_while_a_reader_keeps_the_old_one(data_dir
         schemas = {row[0] for row in fresh.execute("select schema_name from duckdb_tables()").fetchall()}
     assert schemas == {"marts", "ml", "meta"}  # staging is not published
     assert pq.read_table(exports / "marts" / "daily_kpis.parquet").num_rows == 25
+    # both names are symlinks into the version folder of the latest publish
+    assert serving.resolve().parent == exports.resolve().parent == (data_dir / "published" / "current").resolve()
     assert sorted(p.name for p in data_dir.iterdir() if p.name.startswith(".")) == []  # no temporary leftovers
 
 
