@@ -7,12 +7,15 @@ fields, size) so that a client hears about a bad event in the response; ingestio
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
+
+log = logging.getLogger("collector")
 
 # Types the landing contract (ingestion) accepts, and the API's other calls: answered, counted, not spooled.
 SPOOLED_TYPES = frozenset({"track", "page", "screen", "identify"})
@@ -22,6 +25,10 @@ KNOWN_TYPES = SPOOLED_TYPES | API_ONLY_TYPES
 EVENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/&()'-]{0,199}")
 # Not written to landing: the key, fields the collector sets itself, and the snake_case spellings ingestion would
 # read before the camelCase fields the collector writes.
+# The reason text of the lower bound on event time; ingestion words the same rule the same way.
+MIN_EVENT_TIME_REASON = "timestamp before min_event_time"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 DROPPED_FIELDS = (
     "writeKey", "userId", "anonymousId", "originalTimestamp",
     "message_id", "user_id", "anonymous_id", "received_at",
@@ -58,14 +65,24 @@ class RequestInfo:
     max_event_bytes: int = 32 * 1024
     future_tolerance: timedelta = timedelta(hours=24)
     base_context: dict[str, Any] | None = None  # a batch's top-level context, under each event's own
+    max_depth: int = 64
+    min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     received_text: str = field(init=False)
-    latest_allowed: datetime = field(init=False)
     sent_parsed: datetime | None = field(init=False)
+    received_us: int = field(init=False)  # times as microseconds since the epoch: no datetime overflow
+    earliest_us: int = field(init=False)
+    latest_us: int = field(init=False)
+    min_text: str = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "received_text", iso(self.received_at))
-        object.__setattr__(self, "latest_allowed", self.received_at + self.future_tolerance)
-        object.__setattr__(self, "sent_parsed", parse_time(self.sent_at))
+        set_ = object.__setattr__
+        set_(self, "received_text", iso(self.received_at))
+        set_(self, "sent_parsed", parse_time(self.sent_at))
+        set_(self, "received_us", micros(self.received_at))
+        set_(self, "earliest_us", micros(self.min_event_time))
+        set_(self, "latest_us", self.received_us + self.future_tolerance // MICROSECOND)
+        text = self.min_event_time.astimezone(UTC).isoformat(timespec="auto").replace("+00:00", "Z")
+        set_(self, "min_text", text)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -77,6 +94,35 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def micros(moment: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC; exact for any aware datetime (a timedelta does not overflow here)."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels in `value`; stops at the first one that does."""
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        if depth > limit:
+            return True
+        for child in node.values() if type(node) is dict else node:
+            if type(child) is dict or type(child) is list:
+                push((child, depth + 1))
+    return False
+
+
+def preview(value: Any, limit: int = 80) -> str:
+    """At most `limit` characters of a client's value for a reason text, whatever the value is."""
+    if type(value) is str:
+        return value[:limit]
+    try:
+        return orjson.dumps(value).decode()[:limit]
+    except (TypeError, ValueError):  # a huge int, a non-JSON value
+        return f"<{type(value).__name__}>"
 
 
 def iso(moment: datetime) -> str:
@@ -98,9 +144,33 @@ def _identifier(value: Any) -> Any:
 
 
 def prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None = None) -> Accepted | Rejection:
-    """Check one event and build its landing line: receivedAt set, timestamp corrected for clock skew."""
+    """Check one event and build its landing line: receivedAt set, timestamp corrected for clock skew.
+
+    Never raises: anything that goes wrong with one event is that event's rejection (`invalid_event`)."""
+    try:
+        return _prepare(raw, index, info, forced_type)
+    except Exception as error:
+        log.warning("event could not be prepared", extra={"index": index, "error_type": type(error).__name__})
+        message_id = raw.get("messageId") if type(raw) is dict else None
+        return Rejection(
+            index,
+            "invalid_event",
+            f"event could not be processed ({type(error).__name__})",
+            message_id if type(message_id) is str else None,
+        )
+
+
+def _prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None) -> Accepted | Rejection:
     if type(raw) is not dict:
         return Rejection(index, "not_an_object", "event is not a JSON object")
+    if too_deep(raw, info.max_depth):
+        message_id = raw.get("messageId")
+        return Rejection(
+            index,
+            "too_deep",
+            f"event nests objects and arrays more than {info.max_depth} levels deep",
+            (message_id.strip() or None) if type(message_id) is str else None,
+        )
     get = raw.get
     message_id = get("messageId")
     if type(message_id) is str:
@@ -127,7 +197,7 @@ def prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None = N
         if kind is None:
             return Rejection(index, "missing_type", "event has no type", known_id)
         if type(kind) is not str or kind.strip().lower() not in KNOWN_TYPES:
-            return Rejection(index, "unknown_type", f"unknown type: {str(kind)[:80]}", known_id)
+            return Rejection(index, "unknown_type", f"unknown type: {preview(kind)}", known_id)
         kind = kind.strip().lower()
 
     user_id = _identifier(get("userId"))
@@ -147,7 +217,7 @@ def prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None = N
         if type(event_name) is not str or not event_name.strip():
             return Rejection(index, "missing_event_name", "track event without an event name", known_id)
         if not EVENT_NAME_RE.fullmatch(event_name.strip()):
-            return Rejection(index, "malformed_event_name", f"malformed event name: {event_name[:80]}", known_id)
+            return Rejection(index, "malformed_event_name", f"malformed event name: {preview(event_name)}", known_id)
 
     sent_text = get("sentAt")
     if sent_text is None:
@@ -156,20 +226,23 @@ def prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None = N
         sent_at = parse_time(sent_text)
     original = get("timestamp")
     if original is None:
-        timestamp = info.received_at  # Segment's rule: no timestamp means the time of arrival
+        moment = info.received_us  # Segment's rule: no timestamp means the time of arrival
     else:
         parsed = parse_time(original)
         if parsed is None:
-            return Rejection(index, "bad_timestamp", f"unparseable timestamp: {str(original)[:80]}", known_id)
-        timestamp = parsed
+            return Rejection(index, "bad_timestamp", f"unparseable timestamp: {preview(original)}", known_id)
+        moment = micros(parsed)
         if sent_text is not None:
             if sent_at is None:
-                return Rejection(index, "bad_sent_at", f"unparseable sentAt: {str(sent_text)[:80]}", known_id)
+                return Rejection(index, "bad_sent_at", f"unparseable sentAt: {preview(sent_text)}", known_id)
             # The client's clock may be off: keep its interval between event and send, anchor it at arrival.
-            timestamp = info.received_at - (sent_at - parsed)
-    if timestamp > info.latest_allowed:
+            moment = info.received_us - (micros(sent_at) - moment)
+    if moment > info.latest_us:
         hours = info.future_tolerance.total_seconds() / 3600
         return Rejection(index, "future_timestamp", f"timestamp more than {hours:g} hours after receivedAt", known_id)
+    if moment < info.earliest_us:
+        return Rejection(index, "timestamp_before_min", f"{MIN_EVENT_TIME_REASON} {info.min_text}", known_id)
+    timestamp = EPOCH + moment * MICROSECOND  # within [min_event_time, receivedAt + tolerance]: representable
 
     if kind in API_ONLY_TYPES:
         return Accepted(kind, None)
