@@ -1,7 +1,8 @@
 """The ASGI app: Segment's HTTP Tracking API in front of the spool.
 
 Endpoints: POST /v1/batch (also /v1/import), /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias
-(and analytics.js's short forms /v1/t, /v1/i, /v1/p, /v1/s, /v1/g, /v1/a); GET /health and /metrics.
+(and analytics.js's short forms /v1/t, /v1/i, /v1/p, /v1/s, /v1/g, /v1/a); GET /health and /metrics (on its own
+loopback port with COLLECTOR_METRICS_PORT, behind a bearer token with COLLECTOR_METRICS_TOKEN).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hmac
 import logging
 import os
 import signal
@@ -29,8 +31,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.events import SPOOLED_TYPES, Accepted, Rejection, RequestInfo, prepare
+from collector.events import SPOOLED_TYPES, Accepted, Rejection, RequestInfo, prepare, too_deep
 from collector.metrics import CollectorMetrics
+from collector.server import SideServer
 from collector.settings import CollectorSettings
 from collector.spool import Spool, SpoolWriter
 
@@ -117,6 +120,14 @@ class Collector:
             raise RequestRefused(400, "body_too_large", f"decompressed body is over the limit of {limit} bytes")
         if not inflater.eof:
             raise RequestRefused(400, "bad_gzip", "gzip body is truncated")
+        if inflater.unused_data:
+            # zlib stops at the end of the first member: a second member or trailing bytes would be dropped unread
+            raise RequestRefused(
+                400,
+                "bad_gzip",
+                f"gzip body has {len(inflater.unused_data)} bytes after the end of its gzip stream"
+                " (a second member or trailing data); send exactly one gzip member",
+            )
         return plain
 
     def _source(self, key: str | None) -> str:
@@ -149,13 +160,20 @@ class Collector:
                 raise RequestRefused(400, "invalid_batch", "batch request without a `batch` list")
         else:
             items = [document]
+        base_context = document.get("context") if batch and type(document.get("context")) is dict else None
+        if base_context is not None and too_deep(base_context, self.settings.max_json_depth - 1):
+            raise RequestRefused(
+                400, "too_deep", f"batch context nests more than {self.settings.max_json_depth} levels deep"
+            )
         info = RequestInfo(
             source=source,
             received_at=datetime.now(UTC),
             sent_at=document.get("sentAt") if batch else None,
-            base_context=document.get("context") if batch and isinstance(document.get("context"), dict) else None,
+            base_context=base_context,
             max_event_bytes=self.settings.max_event_bytes,
             future_tolerance=self.tolerance,
+            max_depth=self.settings.max_json_depth,
+            min_event_time=self.settings.min_event_time,
         )
         lines: list[bytes] = []
         rejected: list[Rejection] = []
@@ -243,7 +261,15 @@ class Collector:
         )
 
     async def metrics_endpoint(self, request: Request) -> Response:
-        """Prometheus text format."""
+        """Prometheus text format; with COLLECTOR_METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+        token = self.settings.metrics_token
+        if token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+                return json_response(
+                    {"success": False, "code": "unauthorized", "message": "/metrics needs Authorization: Bearer"},
+                    401,
+                )
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def _exit_with_supervisor(self) -> None:
@@ -274,11 +300,22 @@ class Collector:
             },
         )
         watch = asyncio.create_task(self._exit_with_supervisor()) if self.settings.workers > 1 else None
+        side = None
+        if self.settings.metrics_port is not None:
+            side = SideServer(
+                Starlette(routes=[Route("/metrics", self.metrics_endpoint, methods=["GET"])]),
+                self.settings.metrics_port,
+                self.settings,
+            )
+            await side.start()
+            log.info("metrics served apart", extra={"metrics": f"http://127.0.0.1:{side.port}/metrics"})
         try:
             yield
         finally:
             if watch:
                 watch.cancel()
+            if side is not None:
+                await side.stop()
             landed = await self.writer.stop()
             log.info("collector stopped; spool rotated", extra={"file": landed.name if landed else None})
 
@@ -286,12 +323,13 @@ class Collector:
 def create_app(settings: CollectorSettings | None = None) -> Starlette:
     """The collector as an ASGI app (settings from the environment by default)."""
     collector = Collector(settings or CollectorSettings.from_env())
+    metrics_here = collector.settings.metrics_port is None  # else on its own port (see lifespan)
     app = Starlette(
         routes=[
             Route("/v1/{name}", collector.event_endpoint, methods=["POST"]),
             Route("/health", collector.health, methods=["GET"]),
-            Route("/metrics", collector.metrics_endpoint, methods=["GET"]),
-        ],
+        ]
+        + ([Route("/metrics", collector.metrics_endpoint, methods=["GET"])] if metrics_here else []),
         lifespan=collector.lifespan,
         middleware=[
             Middleware(

@@ -16,6 +16,7 @@ import orjson
 import uvicorn
 
 from collector import CollectorSettings, create_app
+from collector.server import uvicorn_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,14 +42,15 @@ def wait_healthy(url: str, timeout: float = 20.0, process: subprocess.Popen | No
 
 
 class ThreadServer:
-    """uvicorn serving `create_app(settings)` on a thread of this process; leaving the block shuts it down."""
+    """uvicorn serving `create_app(settings)` on a thread of this process, configured as `python -m collector`
+    configures it (protocol, timeouts, connection cap); leaving the block shuts it down."""
 
     def __init__(self, settings: CollectorSettings) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
         self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+            uvicorn_config(self.app, settings, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
