@@ -2,10 +2,16 @@
 
 A file loads all-or-nothing: its good rows, its rejected rows and its manifest row commit together, so a
 crash mid-file leaves nothing behind and the next run loads the file again from the start.
+
+A file whose load raises (DuckDB out of memory, an I/O error, a bug) is rolled back and recorded with status
+'failed' (0 rows in, the error as detail); the run goes on with the other files. Later runs try it again, up to
+`max_file_attempts` runs in all, then record it 'quarantined': it is not tried again until its manifest row is
+deleted. A later successful attempt replaces the 'failed' row, so each file keeps one row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -15,11 +21,14 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from ingestion.discover import LandingFile, count_waiting, settled_files, sha256_of
+from ingestion.discover import LandingFile, count_waiting, scan_landing, settled_files, sha256_of
 from ingestion.readers import FileReader, file_format
 from ingestion.schema import connect, ensure_raw_schema
 from ingestion.settings import IngestSettings
 from ingestion.validate import VALIDATE_LINES_SQL, VALIDATE_TABLE_SQL, validate_params
+
+FAILED_STATUSES = ("failed", "quarantined")
+MAX_DETAIL_CHARS = 2000
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +66,17 @@ insert into raw.load_manifest by name (
            $rows_rejected as rows_rejected, $status as status, $detail as detail, $loaded_at as loaded_at,
            $load_seconds as load_seconds, $batch_id as batch_id,
            -- rows that loaded wait for the batch gate; a file with nothing loaded has nothing to gate
-           case when $rows_loaded > 0 then 'pending' else 'not_applicable' end as gate_status
+           case when $rows_loaded > 0 then 'pending' else 'not_applicable' end as gate_status,
+           $attempts as attempts
 )
+"""
+
+# Known files are not read again: loaded ones by name, size and time; quarantined ones by name alone.
+_SEEN = """
+select 1 from raw.load_manifest
+where file_name = $name
+  and (status = 'quarantined' or (status <> 'failed' and file_size = $size and file_mtime = $mtime))
+limit 1
 """
 
 
@@ -67,13 +85,14 @@ class FileResult:
     """What happened to one landing file."""
 
     file_name: str
-    status: str  # loaded | damaged | missing_columns | repeat | unsupported
+    status: str  # loaded | damaged | missing_columns | repeat | unsupported | failed | quarantined
     rows_in: int = 0
     rows_loaded: int = 0
     rows_duplicate: int = 0
     rows_rejected: int = 0
     detail: str | None = None
     seconds: float = 0.0
+    attempts: int = 1
 
     @property
     def reconciles(self) -> bool:
@@ -88,6 +107,13 @@ class IngestSummary:
     files: list[FileResult] = field(default_factory=list)
     files_waiting: int = 0
     seconds: float = 0.0
+    # symlinks found in the landing folder: never followed, never loaded
+    symlinks_skipped: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        """Files whose load raised this run ('failed', to be tried again, or 'quarantined')."""
+        return [result for result in self.files if result.status in FAILED_STATUSES]
 
     def total(self, attribute: str) -> int:
         return sum(getattr(result, attribute) for result in self.files)
@@ -120,14 +146,24 @@ def ingest_landing(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.landing_dir.mkdir(parents=True, exist_ok=True)
     summary = IngestSummary()
-    with connect(str(settings.warehouse_path)) as con:
+    scan = scan_landing(settings.landing_dir)
+    summary.symlinks_skipped = scan.symlinks
+    if scan.symlinks:
+        shown = ", ".join(scan.symlinks[:5]) + (" ..." if len(scan.symlinks) > 5 else "")
+        log.warning("%d symlink(s) in the landing folder, not followed and not loaded: %s", len(scan.symlinks), shown)
+    con = _connect(settings)
+    try:
         ensure_raw_schema(con)
-        for landing_file in settled_files(settings.landing_dir, settings.settle_seconds):
-            result = _process(con, landing_file, settings, summary.batch_id, on_batch)
+        for landing_file in settled_files(settings.landing_dir, settings.settle_seconds, scan=scan):
+            try:
+                result = _process(con, landing_file, settings, summary.batch_id, on_batch)
+            except Exception as error:  # one file's failure must not stop the others
+                con = _recovered(con, settings)
+                result = _record_failure(con, landing_file, settings, summary.batch_id, error)
             if result is None:
                 continue
             summary.files.append(result)
-            log.info(
+            (log.warning if result.status in FAILED_STATUSES else log.info)(
                 "%s: %s, %d in = %d loaded + %d duplicate + %d rejected (%.2fs)%s",
                 result.file_name,
                 result.status,
@@ -140,9 +176,60 @@ def ingest_landing(
             )
             if on_file:
                 on_file(result)
+    finally:
+        con.close()
     summary.files_waiting = count_waiting(settings.landing_dir, settings.settle_seconds)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _connect(settings: IngestSettings) -> duckdb.DuckDBPyConnection:
+    return connect(str(settings.warehouse_path), memory_limit=settings.memory_limit)
+
+
+def _recovered(con: duckdb.DuckDBPyConnection, settings: IngestSettings) -> duckdb.DuckDBPyConnection:
+    """The connection after a failed file, rolled back; a new one when DuckDB invalidated it."""
+    with contextlib.suppress(duckdb.Error):
+        con.rollback()  # raises when no transaction is open
+    try:
+        con.execute("select 1").fetchall()
+        return con
+    except duckdb.Error:
+        log.warning("the warehouse connection is unusable after a failed file; opening a new one")
+        with contextlib.suppress(duckdb.Error):
+            con.close()
+        return _connect(settings)
+
+
+def _record_failure(
+    con: duckdb.DuckDBPyConnection,
+    landing_file: LandingFile,
+    settings: IngestSettings,
+    batch_id: str,
+    error: Exception,
+) -> FileResult:
+    """Record a file whose load raised: 'failed' with 0 rows in, 'quarantined' once out of attempts."""
+    log.exception("%s: the load failed and was rolled back", landing_file.name, exc_info=error)
+    attempt = _attempts_before(con, landing_file.name) + 1
+    limit = settings.max_file_attempts
+    status = "quarantined" if attempt >= limit else "failed"
+    detail = f"attempt {attempt} of {limit} failed: {type(error).__name__}: {error}"
+    if len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[: MAX_DETAIL_CHARS - 3] + "..."
+    if status == "quarantined":
+        detail += "; quarantined: not tried again until its row in raw.load_manifest is deleted"
+    else:
+        detail += "; tried again on the next run"
+    result = FileResult(landing_file.name, status, detail=detail, attempts=attempt)
+    con.begin()
+    try:
+        # the checksum is unknown or untrusted here; failed rows take no part in the repeat check
+        _insert_manifest(con, landing_file, "", batch_id, result, _now())
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
+    return result
 
 
 def _process(
@@ -153,20 +240,22 @@ def _process(
     on_batch: BatchCallback | None,
 ) -> FileResult | None:
     seen = con.execute(
-        "select 1 from raw.load_manifest where file_name = ? and file_size = ? and file_mtime = ?",
-        [landing_file.name, landing_file.size, landing_file.mtime],
+        _SEEN, {"name": landing_file.name, "size": landing_file.size, "mtime": landing_file.mtime}
     ).fetchone()
     if seen:
         return None
-    checksum = sha256_of(landing_file.path)
+    checksum = sha256_of(landing_file.path, root=settings.landing_dir)
     earlier = con.execute(
-        "select file_name from raw.load_manifest where checksum = ? order by loaded_at limit 1", [checksum]
+        "select file_name from raw.load_manifest where checksum = ? and status not in ('failed', 'quarantined') "
+        "order by loaded_at limit 1",
+        [checksum],
     ).fetchone()
     if earlier and earlier[0] == landing_file.name:
         # Same name and content, only the modification time moved (touched or copied back): nothing new. Record
         # the new size and time so that later runs know the file without reading it all again.
         con.execute(
-            "update raw.load_manifest set file_size = ?, file_mtime = ? where file_name = ? and checksum = ?",
+            "update raw.load_manifest set file_size = ?, file_mtime = ? where file_name = ? and checksum = ? "
+            "and status not in ('failed', 'quarantined')",
             [landing_file.size, landing_file.mtime, landing_file.name, checksum],
         )
         return None
@@ -197,9 +286,23 @@ def ingest_file(
     """Load one file in one transaction: good rows to raw.events, bad rows to raw.events_rejected."""
     started = time.perf_counter()
     loaded_at = _now()
-    reader = FileReader(landing_file.path, batch_rows=settings.batch_rows)
+    reader = FileReader(
+        landing_file.path,
+        batch_rows=settings.batch_rows,
+        max_line_bytes=settings.max_line_bytes,
+        max_inflated_bytes=settings.max_inflated_bytes,
+        max_row_group_bytes=settings.max_row_group_bytes,
+        root=settings.landing_dir,
+    )
     sql = VALIDATE_LINES_SQL if reader.shape == "lines" else VALIDATE_TABLE_SQL
-    params = validate_params(loaded_at, settings.future_tolerance_hours, settings.max_property_bytes)
+    params = validate_params(
+        loaded_at,
+        settings.future_tolerance_hours,
+        settings.max_property_bytes,
+        min_event_time=settings.min_event_time,
+        max_raw_line_bytes=settings.max_raw_line_bytes,
+    )
+    attempts = _attempts_before(con, landing_file.name) + 1
     con.begin()
     try:
         con.execute(_STAGE_DDL)
@@ -234,6 +337,7 @@ def ingest_file(
             rejected,
             detail,
             time.perf_counter() - started,
+            attempts,
         )
         _insert_manifest(con, landing_file, checksum, batch_id, result, loaded_at)
         con.execute("drop table ingest_stage")
@@ -247,9 +351,24 @@ def ingest_file(
 def _record_only(
     con: duckdb.DuckDBPyConnection, landing_file: LandingFile, checksum: str, batch_id: str, status: str, detail: str
 ) -> FileResult:
-    result = FileResult(landing_file.name, status, detail=detail)
-    _insert_manifest(con, landing_file, checksum, batch_id, result, _now())
+    result = FileResult(landing_file.name, status, detail=detail, attempts=_attempts_before(con, landing_file.name) + 1)
+    con.begin()
+    try:
+        _insert_manifest(con, landing_file, checksum, batch_id, result, _now())
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
     return result
+
+
+def _attempts_before(con: duckdb.DuckDBPyConnection, file_name: str) -> int:
+    """Failed attempts recorded for the file (its 'failed' row, replaced by the next attempt's row)."""
+    return con.execute(
+        "select coalesce(max(coalesce(attempts, 1)), 0) from raw.load_manifest "
+        "where file_name = ? and status = 'failed'",
+        [file_name],
+    ).fetchone()[0]
 
 
 def _insert_manifest(
@@ -260,6 +379,8 @@ def _insert_manifest(
     result: FileResult,
     loaded_at: datetime,
 ) -> None:
+    """The file's manifest row, in place of a 'failed' row of an earlier attempt (call inside a transaction)."""
+    con.execute("delete from raw.load_manifest where file_name = ? and status = 'failed'", [landing_file.name])
     con.execute(
         _INSERT_MANIFEST,
         {
@@ -276,6 +397,7 @@ def _insert_manifest(
             "loaded_at": loaded_at,
             "load_seconds": result.seconds,
             "batch_id": batch_id,
+            "attempts": result.attempts,
         },
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingestion.streams import BlockStream, DamagedFile, file_blocks
+from ingestion.streams import DamagedFile, LineSplitter, LongLine, TooLarge, file_blocks, open_landing
 
 CANONICAL_FIELDS = (
     "message_id",
@@ -47,7 +48,11 @@ ID_COLUMNS = ("user_id", "anonymous_id")
 JSON_FIELDS = ("properties", "traits", "context")
 
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".json")
+# What a corrupt Parquet file raises from pyarrow; opening errors are raised before these are caught.
 DAMAGE_ERRORS = (DamagedFile, EOFError, OSError, pa.ArrowInvalid)
+# What an over-long line or record keeps as raw text.
+LONG_LINE_HEAD_BYTES = 1000
+_LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
 
 LINE_SCHEMA = pa.schema([("line_number", pa.int64()), ("raw_line", pa.string()), ("pre_reason", pa.string())])
 TABLE_SCHEMA = pa.schema(
@@ -78,11 +83,18 @@ def canonical_name(column: str) -> str:
 
 @dataclass
 class FileReader:
-    """Iterates one file's batches; `damage` and `missing_columns` are known once iteration ends."""
+    """Iterates one file's batches; `damage` and `missing_columns` are known once iteration ends.
+
+    `root` is the landing folder: no symlink below it is followed when the file is opened.
+    """
 
     path: Path
     batch_rows: int = 100_000
     fmt: str = ""
+    max_line_bytes: int = 4 << 20
+    max_inflated_bytes: int | None = 4 << 30
+    max_row_group_bytes: int = 512 << 20
+    root: Path | None = None
     damage: str | None = None
     missing_columns: list[str] = field(default_factory=list)
 
@@ -106,71 +118,91 @@ class FileReader:
     # -- damage -------------------------------------------------------------------------------------------
 
     def _damaged_tail(self, error: BaseException, after_line: int, leftover: str) -> pa.Table:
-        self.damage = f"file damaged after line {after_line}: {error}"
+        cut = "file not read past line" if isinstance(error, TooLarge) else "file damaged after line"
+        self.damage = f"{cut} {after_line}: {error}"
+        return self._one_row(after_line + 1, leftover, self.damage)
+
+    def _one_row(self, line_number: int, raw_line: str, reason: str) -> pa.Table:
         schema = LINE_SCHEMA if self.shape == "lines" else TABLE_SCHEMA
-        row = {name: [None] for name in schema.names}
-        row.update(line_number=[after_line + 1], raw_line=[leftover], pre_reason=[self.damage])
+        row: dict[str, list] = {name: [None] for name in schema.names}
+        row.update(line_number=[line_number], raw_line=[raw_line], pre_reason=[reason])
         return pa.table(row, schema=schema)
+
+    @property
+    def long_line_reason(self) -> str:
+        return f"line of more than {self.max_line_bytes} bytes is over max_line_bytes ({self.max_line_bytes})"
+
+    def _blocks(self, block_bytes: int = 16 << 20) -> Iterator[bytes]:
+        return file_blocks(self.path, block_bytes, max_inflated_bytes=self.max_inflated_bytes, root=self.root)
 
     # -- JSON lines ---------------------------------------------------------------------------------------
 
     def _line_batches(self) -> Iterator[pa.Table]:
         next_line = 1
-        carry = b""
+        splitter = LineSplitter(self.max_line_bytes, LONG_LINE_HEAD_BYTES)
         try:
-            for block in file_blocks(self.path):
-                data = carry + block
-                cut = data.rfind(b"\n") + 1
-                carry = data[cut:]
-                if cut:
-                    table, line_count = _lines_table(data[:cut], next_line)
-                    next_line += line_count
-                    yield from _slices(table, self.batch_rows)
+            for item in splitter.split(self._blocks()):
+                if isinstance(item, LongLine):
+                    yield self._one_row(next_line, _text(item.head), self.long_line_reason)
+                    next_line += 1
+                    continue
+                table, line_count = _lines_table(item, next_line)
+                next_line += line_count
+                yield from _slices(table, self.batch_rows)
         except DamagedFile as error:
             # Whatever follows the last newline before the damage is a fragment: the damaged tail.
-            yield self._damaged_tail(error, next_line - 1, carry.decode("utf-8", "backslashreplace"))
-            return
-        if carry:
-            table, _ = _lines_table(carry + b"\n", next_line)
-            yield from _slices(table, self.batch_rows)
+            yield self._damaged_tail(error, next_line - 1, _text(splitter.fragment))
 
     # -- CSV ----------------------------------------------------------------------------------------------
 
     def _csv_batches(self) -> Iterator[pa.Table]:
-        stream = io.BufferedReader(BlockStream(file_blocks(self.path, block_bytes=1 << 20)))
-        with io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="") as text:
-            reader = csv.reader(text)
+        # Records are bounded by max_line_bytes before the csv module sees them, so no field can be longer.
+        if csv.field_size_limit() < self.max_line_bytes:
+            csv.field_size_limit(self.max_line_bytes)
+        splitter = LineSplitter(self.max_line_bytes, LONG_LINE_HEAD_BYTES)
+        lines = _CsvLines(splitter.split(self._blocks(1 << 20)), self.max_line_bytes)
+        reader = csv.reader(lines)
+        try:
+            header = next(reader, None)
+        except RecordTooLong as error:
+            yield self._damaged_tail(DamagedFile(f"header {self.long_line_reason}"), 0, _text(error.head))
+            return
+        except csv.Error as error:
+            yield self._damaged_tail(DamagedFile(f"malformed CSV header: {error}"), 0, "")
+            return
+        except DamagedFile as error:
+            yield self._damaged_tail(error, 0, "")
+            return
+        if header is None:
+            return
+        columns = [canonical_name(name) for name in header]
+        self._check_columns(columns)
+        rows: list[tuple[int, str | None, list[str], str | None]] = []
+        while True:
+            lines.start_record()
             try:
-                header = next(reader, None)
-            except DAMAGE_ERRORS as error:
-                yield self._damaged_tail(error, 0, "")
-                return
-            if header is None:
-                return
-            columns = [canonical_name(name) for name in header]
-            self._check_columns(columns)
-            rows: list[tuple[int, str | None, list[str | None]]] = []
-            while True:
-                try:
-                    record = next(reader, None)
-                except DAMAGE_ERRORS as error:
-                    if rows:
-                        yield _table_from_rows(rows, columns)
-                    yield self._damaged_tail(error, reader.line_num, "")
-                    return
-                except csv.Error as error:
-                    rows.append((reader.line_num, f"malformed CSV: {error}", []))
-                    continue
-                if record is None:
-                    break
-                if not any(cell.strip() for cell in record):
-                    continue
-                rows.append((reader.line_num, self._row_reason(record, len(columns)), record))
-                if len(rows) >= self.batch_rows:
+                record = next(reader, None)
+            except RecordTooLong as error:
+                rows.append((lines.line, self.long_line_reason, [], _text(error.head)))
+                continue
+            except DamagedFile as error:
+                if rows:
                     yield _table_from_rows(rows, columns)
-                    rows = []
-            if rows:
+                yield self._damaged_tail(error, lines.line, "")
+                return
+            except csv.Error as error:
+                rows.append((lines.line, f"malformed CSV: {error}", [], None))
+                continue
+            if record is None:
+                break
+            if not any(cell.strip() for cell in record):
+                continue
+            rows.append((lines.line, self._row_reason(record, len(columns)), record, None))
+            if len(rows) >= self.batch_rows:
                 yield _table_from_rows(rows, columns)
+                rows = []
+        if rows:
+            yield _table_from_rows(rows, columns)
 
     def _row_reason(self, record: list[str], width: int) -> str | None:
         if self.missing_columns:
@@ -193,25 +225,34 @@ class FileReader:
     # -- Parquet ------------------------------------------------------------------------------------------
 
     def _parquet_batches(self) -> Iterator[pa.Table]:
-        try:
-            parquet = pq.ParquetFile(self.path)
-        except DAMAGE_ERRORS as error:
-            yield self._damaged_tail(error, 0, "")
-            return
-        columns = [canonical_name(name) for name in parquet.schema_arrow.names]
-        self._check_columns(columns)
-        first_row = 1
-        batches = parquet.iter_batches(batch_size=self.batch_rows)
-        while True:
+        with open_landing(self.path, self.root) as handle:
             try:
-                batch = next(batches, None)
+                parquet = pq.ParquetFile(handle)
             except DAMAGE_ERRORS as error:
-                yield self._damaged_tail(error, first_row - 1, "")
+                yield self._damaged_tail(error, 0, "")
                 return
-            if batch is None:
-                return
-            yield self._parquet_table(batch, columns, first_row)
-            first_row += batch.num_rows
+            columns = [canonical_name(name) for name in parquet.schema_arrow.names]
+            self._check_columns(columns)
+            first_row = 1
+            for group in range(parquet.metadata.num_row_groups):
+                size = parquet.metadata.row_group(group).total_byte_size
+                if size > self.max_row_group_bytes:
+                    error = DamagedFile(
+                        f"row group {group} of {size} bytes is over max_row_group_bytes ({self.max_row_group_bytes})"
+                    )
+                    yield self._damaged_tail(error, first_row - 1, "")
+                    return
+                batches = parquet.iter_batches(batch_size=self.batch_rows, row_groups=[group])
+                while True:
+                    try:
+                        batch = next(batches, None)
+                    except DAMAGE_ERRORS as error:
+                        yield self._damaged_tail(error, first_row - 1, "")
+                        return
+                    if batch is None:
+                        break
+                    yield self._parquet_table(batch, columns, first_row)
+                    first_row += batch.num_rows
 
     def _parquet_table(self, batch: pa.RecordBatch, columns: list[str], first_row: int) -> pa.Table:
         n = batch.num_rows
@@ -228,7 +269,111 @@ class FileReader:
         for name, column in zip(columns, batch.columns, strict=True):
             if name in CANONICAL_FIELDS:
                 data[name] = _as_text(column, as_json=name in JSON_FIELDS)
-        return pa.table(data, schema=TABLE_SCHEMA)
+        table = pa.table(data, schema=TABLE_SCHEMA)
+        sizes = np.zeros(n, dtype=np.int64)
+        for name in CANONICAL_FIELDS:
+            sizes += pc.binary_length(table[name]).fill_null(0).to_numpy(zero_copy_only=False)
+        too_long = sizes > self.max_line_bytes
+        return self._reject_rows(table, too_long) if too_long.any() else table
+
+    def _reject_rows(self, table: pa.Table, rows: np.ndarray) -> pa.Table:
+        """Rows whose cells together are over max_line_bytes: rejected, with the start of each cell as raw text."""
+        mask = pa.array(rows)
+        heads = table.filter(mask).select(list(CANONICAL_FIELDS)).to_pylist()
+        texts = iter(
+            _text(orjson.dumps({k: v[:200] for k, v in row.items() if v is not None})[:LONG_LINE_HEAD_BYTES])
+            for row in heads
+        )
+        raw = [next(texts) if flagged else None for flagged in rows.tolist()]
+        reasons = table["pre_reason"].to_pylist()
+        reasons = [
+            reason or (self.long_line_reason.replace("line", "row", 1) if flagged else None)
+            for reason, flagged in zip(reasons, rows.tolist(), strict=True)
+        ]
+        columns = {name: table[name] for name in TABLE_SCHEMA.names}
+        columns["raw_line"] = pa.array(raw, pa.string())
+        columns["pre_reason"] = pa.array(reasons, pa.string())
+        for name in CANONICAL_FIELDS:
+            columns[name] = pc.if_else(mask, pa.scalar(None, pa.string()), table[name])
+        return pa.table(columns, schema=TABLE_SCHEMA)
+
+
+class RecordTooLong(Exception):
+    """A CSV record over max_line_bytes; `head` is its first bytes."""
+
+    def __init__(self, head: bytes) -> None:
+        super().__init__("record too long")
+        self.head = head
+
+
+class _CsvLines:
+    """The physical lines of a CSV file for csv.reader, one str each, with each record bounded in bytes.
+
+    A record that grows past `max_record_bytes` (one long line, or many lines inside quotes) is skipped to its end
+    (where its double quotes pair up) without being held, and RecordTooLong is raised from the reader; the csv
+    module then starts afresh with the next record. `line` counts the physical lines read.
+    """
+
+    def __init__(self, items: Iterator[bytes | LongLine], max_record_bytes: int) -> None:
+        self._items = items
+        self._max = max_record_bytes
+        self._run = b""
+        self._offset = 0
+        self._split: list[bytes] = []
+        self.line = 0
+        self.start_record()
+
+    def start_record(self) -> None:
+        self._record = 0
+        self._quotes = 0
+        self._head = b""
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        item = self._next_item()  # StopIteration ends the reader; DamagedFile goes through it
+        self._count(item)
+        if self._record <= self._max and isinstance(item, bytes):
+            return item.decode("utf-8", "surrogateescape")
+        while self._quotes % 2:  # inside a quoted field: the record goes on
+            try:
+                self._count(self._next_item())
+            except StopIteration:
+                break
+        head = self._head
+        self.start_record()
+        raise RecordTooLong(head)
+
+    def _count(self, item: bytes | LongLine) -> None:
+        self.line += 1
+        text = item.head if isinstance(item, LongLine) else item
+        self._record += item.size if isinstance(item, LongLine) else len(item)
+        self._quotes += item.quotes if isinstance(item, LongLine) else item.count(b'"')
+        if len(self._head) < LONG_LINE_HEAD_BYTES:
+            self._head += text[: LONG_LINE_HEAD_BYTES - len(self._head)]
+
+    def _next_item(self) -> bytes | LongLine:
+        if self._split:
+            return self._split.pop()
+        while self._offset >= len(self._run):
+            item = next(self._items)
+            if isinstance(item, LongLine):
+                return item
+            self._run, self._offset = item, 0
+        end = self._run.index(b"\n", self._offset) + 1
+        line = self._run[self._offset : end]
+        self._offset = end
+        if b"\r" in line[:-2]:
+            # a lone carriage return ends a line too (old Mac files), as with open(newline="")
+            parts = _LONE_CR.split(line)
+            self._split = parts[:0:-1]
+            return parts[0]
+        return line
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _slices(table: pa.Table, rows: int) -> Iterator[pa.Table]:
@@ -265,7 +410,8 @@ def _lines_table(buffer: bytes, first_line: int) -> tuple[pa.Table, int]:
         },
         schema=LINE_SCHEMA,
     )
-    blank = pc.equal(pc.utf8_trim_whitespace(text), "")
+    # blank: ASCII whitespace only (bytes.strip()); any other character makes the line a row
+    blank = pc.equal(pc.utf8_trim(text, characters=" \t\r\n\x0b\x0c"), "")
     if pc.any(blank).as_py():
         table = table.filter(pc.invert(blank))
     return table, line_count
@@ -286,14 +432,14 @@ def _decode_line_by_line(
     return pa.array(texts, pa.large_string()), reasons
 
 
-def _table_from_rows(rows: list[tuple[int, str | None, list[str | None]]], columns: list[str]) -> pa.Table:
+def _table_from_rows(rows: list[tuple[int, str | None, list[str], str | None]], columns: list[str]) -> pa.Table:
     data: dict[str, list] = {name: [] for name in TABLE_SCHEMA.names}
     positions = {name: i for i, name in enumerate(columns) if name in CANONICAL_FIELDS}
-    for line_number, reason, record in rows:
+    for line_number, reason, record, raw in rows:
         data["line_number"].append(line_number)
         data["pre_reason"].append(reason)
         # Only rejected rows need their raw text; keep it for those alone.
-        data["raw_line"].append(_csv_line(record) if reason else None)
+        data["raw_line"].append(raw if raw is not None else _csv_line(record) if reason else None)
         usable = reason is None
         for name in CANONICAL_FIELDS:
             position = positions.get(name)

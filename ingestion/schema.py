@@ -51,6 +51,8 @@ RAW_DDL = (
     # Added with the batch gate; "if not exists" upgrades warehouses made before it.
     "alter table raw.load_manifest add column if not exists batch_id varchar",
     "alter table raw.load_manifest add column if not exists gate_status varchar",
+    # Added with per-file isolation: how many runs tried the file (null on rows from before it: one).
+    "alter table raw.load_manifest add column if not exists attempts integer",
     """
     create table if not exists raw.batches (
         batch_id        varchar primary key,
@@ -66,10 +68,14 @@ RAW_DDL = (
 )
 
 
-def connect(path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse with UTC as session time zone, so naive timestamps mean UTC everywhere."""
+def connect(path: str, *, read_only: bool = False, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with UTC as session time zone, so naive timestamps mean UTC everywhere; `memory_limit`
+    (e.g. '2GB' or '50%') bounds what DuckDB holds before it spills to disk or fails the statement."""
     con = duckdb.connect(path, read_only=read_only)
     con.execute("set TimeZone = 'UTC'")
+    if memory_limit:
+        # a setting of the database instance (a config at connect would clash with connections already open)
+        con.execute("set memory_limit = ?", [memory_limit])
     return con
 
 

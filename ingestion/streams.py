@@ -1,50 +1,150 @@
-"""Bytes of a landing file in large blocks, with gzip damage reported only after every good byte is out.
+"""Bytes of a landing file in bounded blocks, and its lines in bounded memory.
 
-Python's gzip module raises on a truncated file from inside a read and drops what that read had
-decompressed; decompressing with zlib directly keeps all of it, so every complete line before the damage
-can still load.
+- Files open without following symlinks (O_NOFOLLOW on every path component below the landing folder), so a link
+  swapped in after discovery is an error, never read.
+- Gzip is inflated with zlib in pieces of at most `PIECE_BYTES`, up to `max_inflated_bytes` in all; every good byte
+  comes out before the damage is reported (Python's gzip module drops what its last read had decompressed).
+  Concatenated members are one stream (`gzip -c a >> b`); bytes after a member that are not another member are
+  damage, reported after every good line before them.
+- A UTF-8 byte-order mark at the start of the (inflated) bytes is dropped.
+- `LineSplitter` cuts the bytes into runs of complete lines; a line longer than `max_line_bytes` comes out as one
+  `LongLine` (its first bytes and its length) and is skipped without ever being held whole.
 """
 
 from __future__ import annotations
 
-import io
+import os
+import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 READ_BYTES = 1 << 20
+PIECE_BYTES = 4 << 20  # most bytes one zlib call may inflate
+UTF8_BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class DamagedFile(Exception):
     """Raised after the last recoverable block of a truncated or corrupt compressed file."""
 
 
-def file_blocks(path: Path, block_bytes: int = 16 << 20) -> Iterator[bytes]:
-    """The file's (decompressed) bytes in blocks of about `block_bytes`; raises DamagedFile at the damage."""
+class TooLarge(DamagedFile):
+    """Raised once a compressed file has inflated to more than its bound; the rest is not read."""
+
+
+class NotRegularFile(OSError):
+    """The path is no longer a regular file (replaced after discovery)."""
+
+
+def open_landing(path: Path, root: Path | None = None) -> BinaryIO:
+    """Open `path` for reading without following a symlink in it (below `root`, when given) or blocking on a FIFO."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    parts: tuple[str, ...] = ()
+    if root is not None and path.is_relative_to(root):
+        parts = path.relative_to(root).parts
+    if len(parts) > 1:
+        assert root is not None
+        directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            for part in parts[:-1]:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+                os.close(directory)
+                directory = inner
+            fd = os.open(parts[-1], flags, dir_fd=directory)
+        finally:
+            os.close(directory)
+    else:
+        fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path.name} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_blocks(
+    path: Path,
+    block_bytes: int = 16 << 20,
+    *,
+    max_inflated_bytes: int | None = None,
+    root: Path | None = None,
+) -> Iterator[bytes]:
+    """The file's (inflated) bytes in blocks of about `block_bytes`, without a leading BOM; raises DamagedFile at
+    the damage (TooLarge past `max_inflated_bytes`), after the last good block."""
     compressed = path.name.lower().endswith(".gz")
-    with open(path, "rb") as handle:
+    with open_landing(path, root) as handle:
         raw = iter(lambda: handle.read(READ_BYTES), b"")
-        yield from _rebatch(_gunzip(raw) if compressed else raw, block_bytes)
+        pieces = _gunzip(raw, max_inflated_bytes) if compressed else raw
+        yield from _rebatch(_strip_bom(pieces), block_bytes)
 
 
-def _gunzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def _gunzip(chunks: Iterator[bytes], max_inflated_bytes: int | None) -> Iterator[bytes]:
     decompressor = zlib.decompressobj(wbits=31)
+    total = 0
+    pending = b""  # bytes after a finished member, too few yet to tell whether another member starts
     for chunk in chunks:
-        while chunk:
+        data = pending + chunk if pending else chunk
+        pending = b""
+        while data:
+            if decompressor.eof:
+                if len(data) < len(GZIP_MAGIC):
+                    pending = data
+                    break
+                if not data.startswith(GZIP_MAGIC):
+                    raise DamagedFile("bytes after the end of the gzip data are not another gzip member")
+                decompressor = zlib.decompressobj(wbits=31)
             try:
-                yield decompressor.decompress(chunk)
+                piece = decompressor.decompress(data, PIECE_BYTES)
             except zlib.error as error:
                 raise DamagedFile(f"corrupt gzip data: {error}") from error
-            # Concatenated gzip members are one stream (gzip -c a >> b).
-            chunk = decompressor.unused_data if decompressor.eof else b""
-            if chunk:
-                decompressor = zlib.decompressobj(wbits=31)
+            data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
+            total = yield from _bounded(piece, total, max_inflated_bytes)
     try:
-        yield decompressor.flush()
+        while not decompressor.eof and (piece := decompressor.decompress(b"", PIECE_BYTES)):
+            total = yield from _bounded(piece, total, max_inflated_bytes)
+        total = yield from _bounded(decompressor.flush(), total, max_inflated_bytes)
     except zlib.error as error:
         raise DamagedFile(f"corrupt gzip data: {error}") from error
+    if pending:
+        raise DamagedFile("bytes after the end of the gzip data are not another gzip member")
     if not decompressor.eof:
         raise DamagedFile("gzip stream ends before its end marker (file truncated)")
+
+
+def _bounded(piece: bytes, total: int, limit: int | None) -> Iterator[bytes]:
+    """Yield `piece`, cut at `limit` inflated bytes in all (then raise TooLarge); returns the new total."""
+    if limit is not None and total + len(piece) > limit:
+        if limit > total:
+            yield piece[: limit - total]
+        raise TooLarge(f"inflates to more than {limit} bytes (max_inflated_bytes); the rest is not read")
+    if piece:
+        yield piece
+    return total + len(piece)
+
+
+def _strip_bom(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    iterator = iter(pieces)
+    head = b""
+    try:
+        for piece in iterator:
+            head += piece
+            if len(head) >= len(UTF8_BOM):
+                break
+    except DamagedFile:
+        if head.removeprefix(UTF8_BOM):
+            yield head.removeprefix(UTF8_BOM)
+        raise
+    if head.removeprefix(UTF8_BOM):
+        yield head.removeprefix(UTF8_BOM)
+    yield from iterator
 
 
 def _rebatch(pieces: Iterator[bytes], block_bytes: int) -> Iterator[bytes]:
@@ -65,23 +165,84 @@ def _rebatch(pieces: Iterator[bytes], block_bytes: int) -> Iterator[bytes]:
         yield b"".join(buffer)
 
 
-class BlockStream(io.RawIOBase):
-    """A read-only file object over `file_blocks`, for readers that want one (csv)."""
+@dataclass
+class LongLine:
+    """A line over the bound: its first bytes, its length in bytes (without the newline) and its double quotes
+    (CSV needs them to find where a record ends)."""
 
-    def __init__(self, blocks: Iterator[bytes]) -> None:
-        self._blocks = blocks
-        self._pending = memoryview(b"")
+    head: bytes
+    size: int
+    quotes: int = 0
 
-    def readable(self) -> bool:
-        return True
 
-    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            block = next(self._blocks, None)
-            if block is None:
-                return 0
-            self._pending = memoryview(block)
-        count = min(len(target), len(self._pending))
-        target[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
+class LineSplitter:
+    """Cuts blocks into runs of complete lines (bytes ending in a newline) and LongLine items.
+
+    Memory stays within a block plus `max_line_bytes`: a longer line is skipped as it streams by. After an
+    exception from the blocks, `fragment` is what had come of the unfinished last line.
+    """
+
+    def __init__(self, max_line_bytes: int, head_bytes: int) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.head_bytes = head_bytes
+        self._carry = b""  # the unfinished last line, at most max_line_bytes
+        self._long: LongLine | None = None  # the long line being skipped
+
+    @property
+    def fragment(self) -> bytes:
+        return self._long.head if self._long is not None else self._carry
+
+    def split(self, blocks: Iterable[bytes]) -> Iterator[bytes | LongLine]:
+        """Runs of lines and long lines, in file order; a last line without a newline gets one."""
+        for block in blocks:
+            yield from self._block(block)
+        if self._long is not None:
+            yield self._long
+            self._long = None
+        elif self._carry:
+            yield self._carry + b"\n"
+            self._carry = b""
+
+    def _block(self, block: bytes) -> Iterator[bytes | LongLine]:
+        ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+        position = 0
+        if self._long is not None:
+            if not len(ends):
+                self._long.size += len(block)
+                self._long.quotes += block.count(b'"')
+                return
+            self._long.size += int(ends[0])
+            self._long.quotes += block.count(b'"', 0, int(ends[0]))
+            yield self._long
+            self._long = None
+            position = int(ends[0]) + 1
+            ends = ends[1:]
+        carry, self._carry = self._carry, b""
+        if len(ends):
+            starts = np.empty_like(ends)
+            starts[0] = position
+            starts[1:] = ends[:-1] + 1
+            lengths = ends - starts
+            lengths[0] += len(carry)
+            run_from = position
+            for index in np.flatnonzero(lengths > self.max_line_bytes):
+                start, end = int(starts[index]), int(ends[index])
+                if index > 0 and (carry or start > run_from):
+                    yield carry + block[run_from:start]
+                    carry = b""
+                head = (carry + block[start : min(end, start + self.head_bytes)])[: self.head_bytes]
+                quotes = carry.count(b'"') + block.count(b'"', start, end)
+                yield LongLine(head, int(lengths[index]), quotes)
+                carry = b""
+                run_from = end + 1
+            last = int(ends[-1]) + 1
+            if last > run_from:
+                yield carry + block[run_from:last]
+                carry = b""
+            position = last
+        tail_size = len(carry) + len(block) - position
+        if tail_size > self.max_line_bytes:
+            head = (carry + block[position : position + self.head_bytes])[: self.head_bytes]
+            self._long = LongLine(head, tail_size, carry.count(b'"') + block.count(b'"', position))
+        else:
+            self._carry = carry + block[position:]

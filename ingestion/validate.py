@@ -5,6 +5,12 @@ Fixed SQL text only; thresholds arrive as bound parameters (see `VALIDATE_PARAMS
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from ingestion.settings import MIN_EVENT_TIME
+
+# The start of the reason of a row dated before MIN_EVENT_TIME; the collector rejects with the same words.
+MIN_EVENT_TIME_REASON = "timestamp before min_event_time"
 KNOWN_TYPES = ("track", "page", "screen", "identify")
 # A well-formed event name as apps send it: starts with a letter or digit, then letters, digits, spaces and a
 # little punctuation, at most 200 characters. (RE2 and Python read it the same way.)
@@ -100,10 +106,16 @@ _CHECKS = """
             when message_id is null then 'missing message_id'
             when user_id is null and anonymous_id is null then 'missing both user_id and anonymous_id'
             when timestamp_text is null then 'missing timestamp'
-            when event_ts is null then 'unparseable timestamp: ' || left(timestamp_text, 80)
-            when received_text is not null and received_ts is null
+            -- 'infinity' parses, but is no time an event happened at
+            when event_ts is null or not isfinite(event_ts) then 'unparseable timestamp: ' || left(timestamp_text, 80)
+            when event_ts < $min_event_time then $min_event_time_reason
+            when received_text is not null and (received_ts is null or not isfinite(received_ts))
                 then 'unparseable received_at: ' || left(received_text, 80)
-            when event_ts > coalesce(received_ts, $loaded_at) + to_microseconds($tolerance_us)
+            -- received_at comes from the file too: bounded, so that it cannot carry the timestamp's bound away
+            when received_ts > $loaded_at + to_microseconds($tolerance_us)
+                then 'received_at more than ' || $tolerance_hours || ' hours after load time'
+            -- in epoch seconds (double): timestamp arithmetic near the ends of the range would overflow
+            when epoch(event_ts) - epoch(coalesce(received_ts, $loaded_at)) > $tolerance_seconds
                 -- no timestamp in the text: one reason per rule keeps "group by reason" useful
                 then 'timestamp more than ' || $tolerance_hours || ' hours after '
                      || case when received_ts is null then 'load time' else 'received_at' end
@@ -132,7 +144,12 @@ _CHECKS = """
 select
     line_number,
     reason,
-    case when reason is not null then raw_line end as raw_line,
+    -- the first bytes only: the first max_raw_line_bytes characters when they fit, else a quarter as many
+    case when reason is null then null
+         when strlen(raw_line) <= $max_raw_line_bytes then raw_line
+         when strlen(left(raw_line, $max_raw_line_bytes)) <= $max_raw_line_bytes
+             then left(raw_line, $max_raw_line_bytes)
+         else left(raw_line, $max_raw_line_bytes // 4) end as raw_line,
     message_id,
     user_id,
     anonymous_id,
@@ -150,12 +167,31 @@ VALIDATE_LINES_SQL = "with fields as (" + _LINE_FIELDS + ")" + _CHECKS
 VALIDATE_TABLE_SQL = "with fields as (" + _TABLE_FIELDS + ")" + _CHECKS
 
 
-def validate_params(loaded_at: object, tolerance_hours: float, max_property_bytes: int) -> dict[str, object]:
+def min_event_time_reason(min_event_time: datetime) -> str:
+    """The reason for a row dated before `min_event_time`: 'timestamp before min_event_time 2000-01-01T00:00:00Z'."""
+    moment = min_event_time.astimezone(UTC) if min_event_time.tzinfo else min_event_time
+    text = moment.replace(tzinfo=None).isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+    return f"{MIN_EVENT_TIME_REASON} {text}Z"
+
+
+def validate_params(
+    loaded_at: datetime,
+    tolerance_hours: float,
+    max_property_bytes: int,
+    *,
+    min_event_time: datetime = MIN_EVENT_TIME,
+    max_raw_line_bytes: int = 64 * 1024,
+) -> dict[str, object]:
     """Named parameters for the validation query."""
+    floor = min_event_time.astimezone(UTC).replace(tzinfo=None) if min_event_time.tzinfo else min_event_time
     return {
         "loaded_at": loaded_at,
         "tolerance_us": int(tolerance_hours * 3_600_000_000),
+        "tolerance_seconds": tolerance_hours * 3600.0,
         "tolerance_hours": f"{tolerance_hours:g}",
+        "min_event_time": floor,
+        "min_event_time_reason": min_event_time_reason(min_event_time),
+        "max_raw_line_bytes": max_raw_line_bytes,
         "max_property_bytes": max_property_bytes,
         "event_name_pattern": EVENT_NAME_PATTERN,
         "max_abs_revenue": MAX_ABS_REVENUE,

@@ -15,7 +15,6 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
 from ingestion import IngestSettings, ingest_landing, loader
 from tests.conftest import event, query, settle, write_lines
@@ -199,7 +198,9 @@ def test_a_touched_file_is_read_once_more_then_known_by_its_new_time(settings, d
     os.utime(loaded, (loaded.stat().st_atime, loaded.stat().st_mtime - 3600))  # e.g. copied back from a backup
     hashed = []
     real_sha256_of = loader.sha256_of
-    monkeypatch.setattr(loader, "sha256_of", lambda path: hashed.append(path.name) or real_sha256_of(path))
+    monkeypatch.setattr(
+        loader, "sha256_of", lambda path, **kw: hashed.append(path.name) or real_sha256_of(path, **kw)
+    )
 
     assert ingest_landing(settings).files == []
     assert ingest_landing(settings).files == []
@@ -285,13 +286,16 @@ def test_an_exception_mid_file_leaves_no_partial_rows_and_the_next_run_loads_it(
         if len(batches) == 2:
             raise RuntimeError("disk on fire")
 
-    with pytest.raises(RuntimeError, match="disk on fire"):
-        ingest_landing(small_batches, on_batch=crash_after_two)
+    [failed] = ingest_landing(small_batches, on_batch=crash_after_two).files
 
+    assert (failed.status, failed.rows_in, failed.attempts) == ("failed", 0, 1) and failed.reconciles
+    assert "RuntimeError: disk on fire" in failed.detail
     assert query(data_dir, "select count(*) from raw.events") == [(0,)]
-    assert query(data_dir, "select count(*) from raw.load_manifest") == [(0,)]
+    assert query(data_dir, "select status, rows_in, attempts from raw.load_manifest") == [("failed", 0, 1)]
     [result] = ingest_landing(small_batches).files
-    assert (result.rows_loaded, result.status) == (50, "loaded")
+    assert (result.rows_loaded, result.status, result.attempts) == (50, "loaded", 2)
+    # the successful attempt's row replaced the failed one
+    assert query(data_dir, "select status, rows_loaded, attempts from raw.load_manifest") == [("loaded", 50, 2)]
 
 
 def test_a_killed_process_mid_file_leaves_no_partial_rows(settings, data_dir):
@@ -339,11 +343,12 @@ def test_revenue_and_event_name_rules(settings, data_dir):
         event("bad-name", event="<script>alert(1)</script>"),  # 7
         event("long-name", event="x" * 201),  # 8
         event("null-revenue", event="Order Completed", properties={"revenue": None}),  # 9 loads
-        event("ten-mb", properties={"blob": "y" * 10_000_000}),  # 10
+        event("ten-mb", properties={"blob": "y" * 10_000_000}),  # 10: a line over max_line_bytes
+        event("two-mb", properties={"blob": "y" * 2_000_000}),  # 11
     ]
     write_lines(data_dir / "landing" / "money.jsonl", lines)
     [result] = ingest_landing(settings).files
-    assert (result.rows_loaded, result.rows_rejected) == (3, 7)
+    assert (result.rows_loaded, result.rows_rejected) == (3, 8)
     assert reasons(data_dir, "money.jsonl") == {
         3: "negative revenue on an order (only refunds may be negative)",
         4: "positive revenue on a refund",
@@ -351,7 +356,8 @@ def test_revenue_and_event_name_rules(settings, data_dir):
         6: "revenue beyond the limit of 1000000",
         7: "malformed event name: <script>alert(1)</script>",
         8: "malformed event name: " + "x" * 80,
-        10: "properties blob of 10000011 bytes is over the limit of 1048576 bytes",
+        10: "line of more than 4194304 bytes is over max_line_bytes (4194304)",
+        11: "properties blob of 2000011 bytes is over the limit of 1048576 bytes",
     }
 
 
