@@ -3,6 +3,7 @@
 import great_expectations as gx
 
 from expectations.suites import SuiteSpec
+from ingestion.settings import min_event_time_from_env
 from ingestion.validate import EVENT_NAME_PATTERN, KNOWN_TYPES, MAX_ABS_REVENUE
 
 
@@ -18,6 +19,13 @@ def build() -> gx.ExpectationSuite:
         gx.expectations.ExpectColumnValuesToMatchRegex(column="event", regex=f"^{EVENT_NAME_PATTERN}$")
     )
     suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(column="hours_ahead", max_value=24))
+    # the same lower bound as ingestion's MIN_EVENT_TIME, read when the suite is built (each validation): the value
+    # goes into the expectation, never into the relation's SQL
+    suite.add_expectation(
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="timestamp_epoch_seconds", min_value=min_event_time_from_env().timestamp()
+        )
+    )
     suite.add_expectation(gx.expectations.ExpectColumnValuesToBeJsonParseable(column="properties"))
     suite.add_expectation(gx.expectations.ExpectColumnValuesToBeNull(column="revenue_not_numeric"))
     suite.add_expectation(
@@ -40,6 +48,7 @@ SPEC = SuiteSpec(
             coalesce(user_id, anonymous_id) as any_user_id,
             case when type = 'track' then event else 'not a track call' end as track_event,
             date_diff('second', received_at, timestamp) / 3600.0 as hours_ahead,
+            epoch(timestamp) as timestamp_epoch_seconds,
             case when json_type(properties, '$.revenue') not in ('NULL')
                   and try_cast(json_extract_string(properties, '$.revenue') as double) is null
                  then json_extract_string(properties, '$.revenue') end as revenue_not_numeric,
