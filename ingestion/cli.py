@@ -15,7 +15,7 @@ from ingestion.settings import IngestSettings
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one ingestion over `$DATA_DIR/landing`; exit 1 when any file was damaged or lacked columns."""
+    """Run one ingestion over `$DATA_DIR/landing`; exit 1 when any file was damaged, lacked columns or failed."""
     parser = argparse.ArgumentParser(prog="ingest-landing", description=__doc__)
     parser.add_argument("--data-dir", type=Path, help="root of runtime state (default: $DATA_DIR or data/)")
     parser.add_argument("--settle-seconds", type=float, help="skip files modified more recently than this")
@@ -47,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{len(summary.files)} file(s): {summary.rows_in:,} rows in, {summary.rows_loaded:,} loaded, "
         f"{summary.rows_duplicate:,} duplicate, {summary.rows_rejected:,} rejected in {summary.seconds:.1f}s; "
-        f"{summary.files_waiting} file(s) still being written. Rejected rows: raw.events_rejected."
+        f"{summary.files_waiting} file(s) still being written; {len(summary.failed)} failed; "
+        f"{len(summary.symlinks_skipped)} symlink(s) skipped. Rejected rows: raw.events_rejected."
     )
-    failed = [r for r in summary.files if r.status in ("damaged", "missing_columns")]
+    failed = [r for r in summary.files if r.status in ("damaged", "missing_columns", "failed", "quarantined")]
     return 1 if failed else 0
 
 

@@ -2,10 +2,11 @@
 
 import importlib
 import threading
+from dataclasses import replace
 
 import dagster as dg
 
-from ingestion import FileResult, IngestSummary, ingest_landing
+from ingestion import FileResult, IngestSettings, IngestSummary, ingest_landing
 from ingestion.schema import connect
 from orchestration.defs.quality.data_docs import docs_links
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
@@ -14,6 +15,19 @@ RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_REJECTED = dg.AssetKey(["raw", "events_rejected"])
 RAW_MANIFEST = dg.AssetKey(["raw", "load_manifest"])
 RAW_BATCHES = dg.AssetKey(["raw", "batches"])
+WARNING_STATUSES = ("damaged", "missing_columns", "failed", "quarantined")
+
+
+def ingest_settings(warehouse: WarehouseResource) -> IngestSettings:
+    """The resource's paths and thresholds, with every other bound (MAX_LINE_BYTES, MIN_EVENT_TIME, ...) from the
+    environment as the CLI reads it."""
+    base = warehouse.ingest_settings()
+    return replace(
+        IngestSettings.from_env(),
+        data_dir=base.data_dir,
+        settle_seconds=base.settle_seconds,
+        future_tolerance_hours=base.future_tolerance_hours,
+    )
 
 
 def files_markdown(results: list[FileResult], limit: int = 50) -> str:
@@ -106,7 +120,7 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         importlib.import_module(module)
     importing_gx = threading.Thread(target=importlib.import_module, args=("expectations.runner",), daemon=True)
     importing_gx.start()
-    settings = warehouse.ingest_settings()
+    settings = ingest_settings(warehouse)
     context.log.info(f"Loading from {settings.landing_dir} into {settings.warehouse_path}")
 
     def on_file(result: FileResult) -> None:
@@ -116,16 +130,27 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         )
         if result.detail:
             message += f"; {result.detail}"
-        (context.log.warning if result.status in ("damaged", "missing_columns") else context.log.info)(message)
+        (context.log.warning if result.status in WARNING_STATUSES else context.log.info)(message)
 
     summary: IngestSummary = ingest_landing(settings, on_file=on_file)
+    if summary.symlinks_skipped:
+        context.log.warning(
+            f"{len(summary.symlinks_skipped)} symlink(s) in the landing folder were not followed nor loaded: "
+            + ", ".join(summary.symlinks_skipped[:10])
+            + (" ..." if len(summary.symlinks_skipped) > 10 else "")
+        )
     importing_gx.join()
     gate = _run_gate(warehouse, summary.batch_id)
     if not gate.passed:
         context.log.error(f"Batch {gate.batch_id} quarantined; staging leaves its files out until it is released.")
     counts = _table_counts(warehouse)
     loaded_files = [r.file_name for r in summary.files if r.rows_in]
-    common = {"files_processed": len(summary.files), "files_still_being_written": summary.files_waiting}
+    common = {
+        "files_processed": len(summary.files),
+        "files_still_being_written": summary.files_waiting,
+        "files_failed": len(summary.failed),
+        "symlinks_skipped": len(summary.symlinks_skipped),
+    }
     yield dg.MaterializeResult(
         asset_key=RAW_EVENTS,
         metadata={
@@ -150,6 +175,10 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         metadata={
             **common,
             "files": dg.MetadataValue.md(files_markdown(summary.files)),
+            "failed_files": dg.MetadataValue.md(files_markdown(summary.failed) if summary.failed else "none"),
+            "skipped_symlinks": dg.MetadataValue.md(
+                "\n".join(f"- {name}" for name in summary.symlinks_skipped[:50]) or "none"
+            ),
             "all_files_reconcile": all(r.reconciles for r in summary.files),
             "dagster/row_count": counts["load_manifest"],
         },
