@@ -82,9 +82,7 @@ def run_child(data_dir: Path) -> dict:
     """Ingest `data_dir` in a child process; its wall time, peak RSS and what it loaded."""
     env = {**os.environ, "DATA_DIR": str(data_dir), "SETTLE_SECONDS": "0"}
     started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, cwd=ROOT.parent
-    )
+    child = subprocess.Popen([sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, cwd=ROOT.parent)
     assert child.stdout is not None
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
