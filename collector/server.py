@@ -32,7 +32,9 @@ class CollectorConfig(uvicorn.Config):
     def __init__(
         self, app: Any, *, read_timeout: float, max_header_bytes: int, max_connections: int, **kwargs: Any
     ) -> None:
-        super().__init__(app, limit_concurrency=max_connections, **kwargs)
+        # Not uvicorn's limit_concurrency: it counts idle connections too, so slow ones would get kept-alive clients
+        # answered 503; the cap is applied as connections are accepted instead (CollectorProtocol.connection_made).
+        super().__init__(app, **kwargs)
         self.read_timeout = read_timeout
         self.max_header_bytes = max_header_bytes
         self.max_connections = max_connections
