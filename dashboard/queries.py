@@ -471,6 +471,14 @@ def experiment_results(db: ServingCopy, experiments: tuple[str, ...] = ()) -> pd
 # --- data health ----------------------------------------------------------------------------------------------
 
 
+def data_health_flags(db: ServingCopy) -> pd.DataFrame:
+    """marts.data_health_flags: one row per kind of flagged client value, the flagged ones first."""
+    return db.query(
+        "select flag, flagged, users, example, flagged_in, description from marts.data_health_flags "
+        "order by flagged = 0, flagged desc, flag"
+    )
+
+
 def load_manifest(db: ServingCopy, only_with_rejects: bool = False) -> pd.DataFrame:
     """ops.load_manifest, newest load first."""
     return db.query(

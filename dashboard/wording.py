@@ -14,7 +14,9 @@ def srm_sentence(rows: pd.DataFrame) -> tuple[bool, str]:
     p_value = rows["srm_p_value"].iloc[0]
     if pd.isna(p_value):
         return True, "Traffic split: not checked yet."
-    counts = ", ".join(f"{row.variant} {row.users:,}" for row in rows.itertuples())
+    if "is_planned_variant" in rows.columns:  # the check is over the planned variants only
+        rows = rows[rows["is_planned_variant"].ne(False)]
+    counts = ", ".join(f"{_name(row.variant)} {row.users:,}" for row in rows.itertuples())
     if "planned_share" in rows.columns and rows["planned_share"].notna().all():
         counts += "; planned " + "/".join(f"{share:.0%}" for share in rows["planned_share"])
     # the mart's own verdict (its alpha is a dbt var) when it has one
@@ -28,12 +30,51 @@ def srm_sentence(rows: pd.DataFrame) -> tuple[bool, str]:
     return True, f"Traffic split as planned ({counts}; check p = {_p(p_value)})."
 
 
+def unplanned_sentence(rows: pd.DataFrame) -> str | None:
+    """A warning about variants the experiment's plan does not name (None when there are none, or the mart is older
+    than is_planned_variant). Variant names come from clients: they are shown as code, at most 60 characters."""
+    if "is_planned_variant" not in rows.columns:
+        return None
+    unplanned = rows[rows["is_planned_variant"].eq(False)]
+    if unplanned.empty:
+        return None
+    names = ", ".join(f"`{_name(row.variant)}` ({int(row.users):,} users)" for row in unplanned.head(5).itertuples())
+    if len(unplanned) > 5:
+        names += f" and {len(unplanned) - 5} more rows"
+    total = int(unplanned["users"].sum())
+    return (
+        f"Unplanned variants: {total:,} exposed users are in variants the plan does not name ({names}). They are "
+        "shown with their own counts but left out of the traffic-split check and not compared with control; a "
+        "client may be sending wrong variant names."
+    )
+
+
+def planned_experiment_sentence(rows: pd.DataFrame) -> str | None:
+    """A note when the experiment is not in seed experiments, or its seed row is malformed (None otherwise)."""
+    notes = []
+    if "is_planned_experiment" in rows.columns and rows["is_planned_experiment"].eq(False).all():
+        notes.append(
+            "This experiment is not in the experiments seed: it is read with the defaults (goal order_completed, "
+            "7 days, control `control`, equal split)."
+        )
+    if "config_error" in rows.columns and rows["config_error"].notna().any():
+        notes.append(f"Its seed row has a problem: {rows['config_error'].dropna().iloc[0]}.")
+    return " ".join(notes) or None
+
+
+def _name(value: object) -> str:
+    text = str(value).replace("`", "'")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _p(value: float) -> str:
     return f"{value:.2f}" if value >= 0.01 else f"{value:.1g}"
 
 
 def power_sentence(rows: pd.DataFrame) -> tuple[bool, str]:
-    """(enough, sentence) about whether the experiment has enough users to read."""
+    """(enough, sentence) about whether the experiment has enough users to read (its planned variants)."""
+    if "is_planned_variant" in rows.columns and rows["is_planned_variant"].ne(False).any():
+        rows = rows[rows["is_planned_variant"].ne(False)]
     smallest = rows.loc[rows["users"].idxmin()]
     if bool(rows["is_underpowered"].any()):
         return False, (
@@ -45,8 +86,14 @@ def power_sentence(rows: pd.DataFrame) -> tuple[bool, str]:
 
 def lift_sentence(row: pd.Series, control: pd.Series | None) -> str:
     """What one non-control variant did against control."""
-    versus = "" if control is None else f" against {control['conversion_rate']:.1%} for {control['variant']}"
-    head = f"**{row['variant']}** converts at {row['conversion_rate']:.1%}{versus}"
+    versus = "" if control is None else f" against {control['conversion_rate']:.1%} for {_name(control['variant'])}"
+    head = f"**{_name(row['variant'])}** converts at {row['conversion_rate']:.1%}{versus}"
+    planned = row.get("is_planned_variant", True)
+    if pd.notna(planned) and not bool(planned):
+        return (
+            f"**{_name(row['variant'])}** (unplanned variant, {int(row['users']):,} users) converts at "
+            f"{row['conversion_rate']:.1%}; not a planned variant, so not compared with control."
+        )
     if pd.isna(row["lift_vs_control"]):
         return head + "; no lift computed yet."
     interval = f"{row['lift_vs_control']:+.1%} (95% interval {row['lift_ci_low']:+.1%} to {row['lift_ci_high']:+.1%})"

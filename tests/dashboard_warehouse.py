@@ -10,7 +10,10 @@ Numbers worth knowing (the tests compute what pages must show from them):
   dormant 18. stickiness (week 01-12, complete): exactly 1..7 days: 10, 8, 4, 2, 1, 1, 0 of 26 users.
 - six users u1..u6, churn tiers low (u1 .05, u2 .2), medium (u3 .55), high (u5 .7, u4 .9).
 - experiments: checkout_button (control 200/20, green 210/42, lift +100% [+30%, +170%], split fine) and
-  onboarding (control 40/8, short 35/8, lift +14% [-50%, +70%], SRM p 0.0001, underpowered).
+  onboarding (control 40/8, short 35/8, lift +14% [-50%, +70%], SRM p 0.0001, underpowered; and the unplanned
+  variant evil, 3 users, 1 conversion, not compared; onboarding is not in the seed).
+- data_health_flags: unplanned_variant 1 (3 users, example "onboarding: evil"), unplanned_experiment 1
+  (onboarding), revenue_unreadable 0.
 - two landing files: a.jsonl (100 in, 95 loaded, 2 duplicate, 3 rejected for two reasons), b.csv (50 in, 49 loaded,
   1 rejected); two batches, the latest quarantined.
 """
@@ -213,10 +216,25 @@ def _experiments(con: duckdb.DuckDBPyConnection) -> None:
         "('onboarding', 'control', true, 40, 8, 0.20, 0.105, 0.348, null, null, null, null, 0.0001, true, 3.0,"
         " 1.0, 5.0), "
         "('onboarding', 'short', false, 35, 8, 0.2286, 0.121, 0.39, 0.14, -0.5, 0.7, 0.77, 0.0001, true, 3.5,"
-        " 1.5, 5.5)) "
+        " 1.5, 5.5), "
+        "('onboarding', 'evil', false, 3, 1, 0.3333, 0.06, 0.79, null, null, null, null, 0.0001, true, 1.0,"
+        " 0.0, 2.0)) "
         "t(experiment_id, variant, is_control, users, conversions, conversion_rate, ci_low, ci_high, lift_vs_control, "
         "lift_ci_low, lift_ci_high, p_value, srm_p_value, is_underpowered, revenue_per_user, "
         "revenue_per_user_ci_low, revenue_per_user_ci_high)"
+    )
+    con.execute(
+        "create or replace table marts.experiment_results as select *, experiment_id = 'checkout_button' as "
+        "is_planned_experiment, variant <> 'evil' as is_planned_variant, case when experiment_id = 'onboarding' "
+        "then 3 else 0 end as unplanned_users, 1 as variant_names, null::varchar as config_error "
+        "from marts.experiment_results"
+    )
+    con.execute(
+        "create or replace table marts.data_health_flags as select * from (values "
+        "('unplanned_variant', 1, 3, 'onboarding: evil', 'marts.experiment_results', 'Variants not planned'), "
+        "('unplanned_experiment', 1, 78, 'onboarding', 'marts.experiment_results', 'Experiments not in the seed'), "
+        "('revenue_unreadable', 0, 0, null, 'staging.stg_events', 'Unreadable revenue')) "
+        "t(flag, flagged, users, example, flagged_in, description)"
     )
 
 

@@ -236,7 +236,13 @@ def test_experiments_in_words(published):
     green = "**green** converts at 20.0% against 10.0% for control: +100.0% (95% interval +30.0% to +170.0%)."
     assert f"{green} Better than control." in lines
     assert "The interval includes zero: no clear difference." in lines
-    assert len(at.dataframe[0].value) == 2  # the forest plot's numbers: one row per non-control variant
+    # the unplanned variant is marked in words, not compared, and not the "smallest variant"
+    assert "**evil** (unplanned variant, 3 users) converts at 33.3%; not a planned variant" in lines
+    warnings = texts(at.warning)
+    assert "Unplanned variants: 3 exposed users are in variants the plan does not name (`evil` (3 users))" in warnings
+    assert "This experiment is not in the experiments seed" in warnings
+    assert "Traffic split is off from the plan (control 40, short 35;" in texts(at.error)  # evil not in the check
+    assert len(at.dataframe[0].value) == 2  # the forest plot's numbers: one row per compared variant
 
     at.multiselect(key="experiments_chosen").set_value(["onboarding"]).run()
     assert [s.value for s in at.main.subheader][1:] == ["Experiment onboarding"]
@@ -258,6 +264,20 @@ def test_data_health_files_rejects_and_gate(published):
 
     at.multiselect(key="health_files").set_value(["b.csv"]).run()
     assert frame(at, "sample_line")["rejected_rows"].tolist() == [1]
+
+
+def test_data_health_shows_the_flagged_client_values(published):
+    at = open_page("data_health", complete=True)
+    assert "Flagged: unplanned experiment 1; unplanned variant 1." in texts(at.warning)
+    flags = frame(at, "flag", "flagged", "example")
+    assert flags[["flag", "flagged", "users"]].values.tolist() == [
+        ["unplanned_experiment", 1, 78],
+        ["unplanned_variant", 1, 3],
+        ["revenue_unreadable", 0, 0],
+    ]
+    assert flags["example"].iloc[:2].tolist() == ["onboarding", "onboarding: evil"] and pd.isna(flags["example"][2])
+    db = ServingCopy(published / "serving.duckdb")
+    assert queries.data_health_flags(db)["flag"].tolist() == flags["flag"].tolist()
 
 
 def test_a_republish_shows_on_the_next_page_load(published):

@@ -1,4 +1,5 @@
-"""Data health: freshness, rows loaded and rejected per landing file with reasons, the latest batch gate results."""
+"""Data health: freshness, rows loaded and rejected per landing file with reasons, the latest batch gate results,
+and the client values the marts flagged (marts.data_health_flags)."""
 
 from datetime import UTC, datetime
 
@@ -104,3 +105,27 @@ if ui.need("ops.rejects_by_file_reason", what="the rejected rows", allow_empty=T
             key="health_rejects",
             column_config={"sample_line": st.column_config.TextColumn(width="large")},
         )
+
+st.subheader("Flagged client values")
+if ui.need("marts.data_health_flags", what="the flagged client values", allow_empty=True):
+    flags = ui.load("data_health_flags")
+    flagged = flags[flags["flagged"] > 0]
+    st.caption(
+        "Values clients send (variant names, experiment ids, revenue, traits, features) that the marts could not use "
+        "as sent: never a failed run, but a flagged row or a fallback value, counted here per kind."
+    )
+    if flagged.empty:
+        st.success("No flagged client values.")
+    else:
+        st.warning(
+            "Flagged: "
+            + "; ".join(f"{row.flag.replace('_', ' ')} {int(row.flagged):,}" for row in flagged.itertuples())
+            + "."
+        )
+    st.dataframe(
+        flags,
+        hide_index=True,
+        width="stretch",
+        key="health_flags",
+        column_config={"example": st.column_config.TextColumn(width="medium")},
+    )

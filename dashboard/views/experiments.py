@@ -1,4 +1,5 @@
-"""Experiments: per experiment the variants' rates with intervals, a forest plot of lifts, SRM and power in words."""
+"""Experiments: per experiment the variants' rates with intervals, a forest plot of lifts, SRM and power in words;
+unplanned variants and experiments (client-sent names the seed does not plan) are marked in words."""
 
 import streamlit as st
 
@@ -18,9 +19,13 @@ if ui.need("marts.experiment_results", what="the experiments page"):
             "Each line is a variant's relative lift in conversion over its control with the 95% interval; the dashed "
             "line is no difference. Green: better, red: worse, grey: the interval includes zero."
         )
+        if "is_planned_variant" in results.columns:  # unplanned variants are not compared: no lift to plot
+            compared = results[~results["is_control"] & results["is_planned_variant"].ne(False)]
+        else:
+            compared = results[~results["is_control"]]
         ui.chart(
-            charts.forest(results),
-            results[~results["is_control"]],
+            charts.forest(compared),
+            compared,
             label="Lift numbers",
             empty="These experiments have no variant besides control.",
         )
@@ -30,6 +35,11 @@ if ui.need("marts.experiment_results", what="the experiments page"):
             enough, power_text = wording.power_sentence(rows)
             (st.success if srm_ok else st.error)(srm_text)
             (st.success if enough else st.warning)(power_text)
+            setup_note, unplanned_note = wording.planned_experiment_sentence(rows), wording.unplanned_sentence(rows)
+            if setup_note:
+                st.warning(setup_note)
+            if unplanned_note:
+                st.warning(unplanned_note)
             for _, row in rows[~rows["is_control"]].iterrows():
                 control = rows[rows["is_control"]]
                 st.markdown(wording.lift_sentence(row, control.iloc[0] if not control.empty else None))
