@@ -105,7 +105,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
         "lift_vs_control", "lift_ci_low", "lift_ci_high", "p_value", "srm_p_value", "has_sample_ratio_mismatch",
         "is_underpowered", "revenue_per_user", "revenue_per_user_ci_low", "revenue_per_user_ci_high",
         "revenue_diff_vs_control", "revenue_diff_ci_low", "revenue_diff_ci_high", "revenue_p_value", "goal_event",
-        "window_days",
+        "window_days", "is_planned_experiment", "is_planned_variant", "unplanned_users", "variant_names",
+        "config_error",
     ]  # fmt: skip
     table = query(data_dir, f"select {', '.join(columns)} from marts.experiment_results")
     got = {(row[0], row[1]): dict(zip(columns, row, strict=True)) for row in table}
@@ -199,3 +200,12 @@ def test_revenue_per_user_student_and_welch_intervals_match_scipy(results):
     assert row["revenue_diff_ci_low"] == pytest.approx(interval.low, rel=1e-9)
     assert row["revenue_diff_ci_high"] == pytest.approx(interval.high, rel=1e-9)
     assert row["revenue_p_value"] == pytest.approx(welch.pvalue, rel=1e-9)
+
+
+def test_planned_flags_on_a_clean_log(results):
+    got, _ = results
+    # exp_default is not in the seed: analysed with the defaults, flagged as an unplanned experiment; every variant
+    # of every experiment here is planned (no unplanned exposures, no seed errors)
+    assert {key[0] for key, row in got.items() if not row["is_planned_experiment"]} == {"exp_default"}
+    assert all(row["is_planned_variant"] and row["unplanned_users"] == 0 for row in got.values())
+    assert all(row["config_error"] is None and row["variant_names"] == 1 for row in got.values())
