@@ -48,6 +48,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/cohort_retention_by_start",
         "marts/cohort_retention_rolling",
         "marts/daily_kpis",
+        "marts/data_health_flags",
         "marts/experiment_results",
         "marts/feature_adoption",
         "marts/kpi_alerts",
@@ -103,7 +104,7 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    assert len(job.asset_layer.executable_asset_keys) == 50
+    assert len(job.asset_layer.executable_asset_keys) == 51
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
