@@ -61,7 +61,9 @@ def transform(frame: pd.DataFrame, features: tuple[str, ...] = CLUSTER_FEATURES)
 class StableClusterer(BaseEstimator):
     """A fitted clustering that maps users to stable cluster ids and names (what MLflow stores and scoring loads).
 
-    `predict` takes the feature columns plus active_days_total and returns cluster ids; light users get 0.
+    `predict` takes the feature columns plus active_days_total and returns cluster ids; light users get 0. Its
+    state is only sklearn, numpy and builtin values (the centroids as an array with their ids, not a DataFrame),
+    so it is saved with skops and loaded with an explicit list of trusted types (ml.tracking.TRUSTED_TYPES).
     """
 
     def __init__(
@@ -69,7 +71,8 @@ class StableClusterer(BaseEstimator):
         pipeline: Pipeline,
         id_map: dict[int, int],
         names: dict[int, str],
-        centroids: pd.DataFrame,
+        centroids: np.ndarray,
+        centroid_ids: tuple[int, ...],
         min_active_days: int,
         features: tuple[str, ...] = CLUSTER_FEATURES,
     ) -> None:
@@ -77,8 +80,14 @@ class StableClusterer(BaseEstimator):
         self.id_map = id_map
         self.names = names
         self.centroids = centroids
+        self.centroid_ids = centroid_ids
         self.min_active_days = min_active_days
         self.features = features
+
+    def centroid_frame(self) -> pd.DataFrame:
+        """Mean clustering features of each stable cluster id (training users), for matching the next model."""
+        index = pd.Index(list(self.centroid_ids), name="cluster_id")
+        return pd.DataFrame(np.asarray(self.centroids, dtype=float), index=index, columns=list(CLUSTER_FEATURES))
 
     def is_light(self, frame: pd.DataFrame) -> np.ndarray:
         return frame["active_days_total"].to_numpy(float) < self.min_active_days
@@ -233,7 +242,7 @@ def train_clustering(
         [x[raw_labels == i].mean(axis=0) if (raw_labels == i).any() else x.mean(axis=0) for i in range(k)]
     )
     scale = (x.mean(axis=0), np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0))
-    id_map, distances = match_to_previous(raw_centroids, None if previous is None else previous.centroids, scale)
+    id_map, distances = match_to_previous(raw_centroids, None if previous is None else previous.centroid_frame(), scale)
 
     centroid_frame = (
         train[list(CLUSTER_FEATURES)]
@@ -243,7 +252,14 @@ def train_clustering(
     )
     names = name_clusters(centroid_frame, train[list(CLUSTER_FEATURES)].mean(), train[list(CLUSTER_FEATURES)].std())
     names[LIGHT_CLUSTER_ID] = f"light users (fewer than {params.min_active_days} active days)"
-    model = StableClusterer(pipeline, id_map, names, centroid_frame, params.min_active_days)
+    model = StableClusterer(
+        pipeline,
+        id_map,
+        names,
+        centroid_frame.to_numpy(dtype=float),
+        tuple(int(i) for i in centroid_frame.index),
+        params.min_active_days,
+    )
 
     ids = model.predict(features)
     assignments = pd.DataFrame(

@@ -1,25 +1,38 @@
 """MLflow helpers: one run per training, the registry's `champion` alias moved only by a better holdout score,
-champions loaded back by alias, retraining requests as registry tags, and the registry as a metrics table."""
+champions loaded back by alias, retraining requests as registry tags, and the registry as a metrics table.
+
+Models are saved with skops, not pickle, and loaded here with skops.io.load and TRUSTED_TYPES, a list in this code:
+a file (or a `champion` alias moved to one) holding any other type is refused before any object is built, so
+whoever can write the artifact store or move an alias cannot run code in the worker. MLflow's own loaders are not
+used: they would take the format and the trusted list from the model's MLmodel file, which is data an attacker
+writes too. Champions saved with cloudpickle by earlier versions are refused the same way; training is due while a
+model has no loadable champion (retraining_requested says why).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import mlflow
+import mlflow.artifacts
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import sklearn
+import skops
+import skops.io
 from matplotlib.figure import Figure
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from ml.features import DataVersion
 from ml.settings import CHURN_MODEL, CLUSTER_MODEL, artifact_root, tracking_uri
@@ -30,7 +43,25 @@ RETRAIN_TAG = "retrain_requested"
 TRAINED_TAG = "last_trained_at"
 REFERENCE_ARTIFACT = "data/training_features.parquet"
 REFERENCE_MAX_ROWS = 50_000  # drift needs a sample of the training data, not all of it
-PIP_REQUIREMENTS = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}", f"numpy=={np.__version__}"]
+PIP_REQUIREMENTS = [
+    f"scikit-learn=={sklearn.__version__}",
+    f"pandas=={pd.__version__}",
+    f"numpy=={np.__version__}",
+    f"skops=={skops.__version__}",
+]
+SKOPS_FILE = "model.skops"  # where mlflow.sklearn puts a skops model in the model's folder
+# Types loaded besides those skops trusts by default (builtins, numpy and scipy arrays and ufuncs, public sklearn
+# estimators): exactly what ml.clustering and ml.churn build. Code, not data: never read from a model's files.
+TRUSTED_TYPES: tuple[str, ...] = (
+    # ours: set from the file's attributes (themselves of trusted types) by BaseEstimator.__setstate__, no other
+    # code runs on load; its methods only run when scoring calls them
+    "ml.clustering.StableClusterer",
+    # CalibratedClassifierCV's fitted parts, random forest trees and histogram gradient boosting predictors
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +98,70 @@ def champion_version(mlflow_client: MlflowClient, name: str) -> str | None:
         return None
 
 
+class ModelRefused(Exception):
+    """A registered model that is not loaded: not a skops file, or one holding types outside TRUSTED_TYPES."""
+
+
 def load_model(name: str, version: str | None = None) -> object:
-    """A registered model as the scikit-learn object it was logged as; the champion unless a version is given."""
-    client()
-    return mlflow.sklearn.load_model(f"models:/{name}/{version}" if version else f"models:/{name}@{CHAMPION}")
+    """A registered model as the scikit-learn object it was logged as; the champion unless a version is given.
+
+    Raises ModelRefused, without building any of its objects, when the model is not a skops file holding only
+    trusted types.
+    """
+    mlflow_client = client()
+    version = version or champion_version(mlflow_client, name)
+    if version is None:
+        raise MlflowException(f"no {name} model holds the {CHAMPION} alias")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = _skops_file(name, version, Path(tmp))
+        try:
+            return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+        except UntrustedTypesFoundException as error:
+            raise ModelRefused(_untrusted(name, version, error)) from None
+
+
+def champion_refusal(name: str) -> str | None:
+    """Why the champion would be refused (None: loadable, or no champion): its file is audited, not loaded."""
+    mlflow_client = client()
+    version = champion_version(mlflow_client, name)
+    if version is None:
+        return None
+    key = (tracking_uri(), name, version)
+    if key not in _audited:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                untrusted = set(skops.io.get_untrusted_types(file=_skops_file(name, version, Path(tmp))))
+                extra = sorted(untrusted - set(TRUSTED_TYPES))
+                _audited[key] = _untrusted(name, version, extra) if extra else None
+            except ModelRefused as refused:
+                _audited[key] = str(refused)
+    return _audited[key]
+
+
+_audited: dict[tuple[str, str, str], str | None] = {}  # (store, name, version) -> refusal; versions do not change
+
+
+def _skops_file(name: str, version: str, folder: Path) -> Path:
+    """The downloaded skops file of a model version; ModelRefused when it has none or it is no skops file."""
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(folder)))
+    path = local / SKOPS_FILE
+    if not path.is_file():
+        files = sorted(p.name for p in local.iterdir())
+        kind = "a pickle (saved by an earlier version)" if any(f.endswith(".pkl") for f in files) else "no skops file"
+        raise ModelRefused(
+            f"{name} v{version} is {kind} ({', '.join(files)}); pickles run code when loaded, so it is not loaded. "
+            f"Train a new {name} model: training is due while no loadable champion exists."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ModelRefused(f"{name} v{version}: {SKOPS_FILE} is not a skops file; not loaded")
+    return path
+
+
+def _untrusted(name: str, version: str, types: object) -> str:
+    return (
+        f"{name} v{version} holds types outside ml.tracking.TRUSTED_TYPES ({types}); refused without loading it. "
+        f"Train a new {name} model: training is due while no loadable champion exists."
+    )
 
 
 @dataclass
@@ -157,7 +248,8 @@ def publish(
             signature=infer_signature(input_example, output),
             input_example=input_example,
             registered_model_name=name,
-            serialization_format="cloudpickle",
+            serialization_format="skops",
+            skops_trusted_types=list(TRUSTED_TYPES),
             pip_requirements=PIP_REQUIREMENTS,
             pyfunc_predict_fn=predict_fn,
         )
@@ -233,11 +325,19 @@ def request_retraining(name: str, reason: str) -> str | None:
 
 
 def retraining_requested(name: str) -> str | None:
-    """The reason a model was marked for retraining, or None."""
+    """The reason a model was marked for retraining, or why its champion cannot be loaded (training is due then,
+    whatever the cooldown), or None."""
     try:
-        return client().get_registered_model(name).tags.get(RETRAIN_TAG)
+        mark = client().get_registered_model(name).tags.get(RETRAIN_TAG)
     except MlflowException:
         return None
+    if mark:
+        return mark
+    refusal = champion_refusal(name)
+    if refusal is None:
+        return None
+    log.warning(refusal)
+    return f"no loadable champion: {refusal}"
 
 
 def clear_retraining(mlflow_client: MlflowClient, name: str) -> None:

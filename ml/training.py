@@ -3,6 +3,7 @@ calls. Every function raises NotEnoughData (with the reason) when the data canno
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from ml.features import CHURN_FEATURES, CLUSTER_FEATURES, DRIFT_FEATURES, NotEno
 from ml.tracking import (
     CHURN_MODEL,
     CLUSTER_MODEL,
+    ModelRefused,
     PublishOutcome,
     champion_reference,
     champion_version,
@@ -26,6 +28,7 @@ from ml.tracking import (
 )
 
 CLUSTER_INPUTS = [*CLUSTER_FEATURES, "active_days_total"]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,7 +51,14 @@ def as_of_of(features: pd.DataFrame) -> str:
 
 
 def _champion_or_none(name: str) -> object | None:
-    return load_model(name) if champion_version(client(), name) else None
+    """The champion, or None when there is none or it is refused (then ids start afresh, as for a first model)."""
+    if champion_version(client(), name) is None:
+        return None
+    try:
+        return load_model(name)
+    except ModelRefused as refused:
+        log.warning(f"training {name} without the previous champion: {refused}")
+        return None
 
 
 def train_cluster_model(features: pd.DataFrame, params: ClusterParams | None = None) -> ClusterTraining:
@@ -154,7 +164,7 @@ def assign_clusters(features: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     version = champion_version(client(), CLUSTER_MODEL)
     if version is None:
         raise NotEnoughData(f"no {CLUSTER_MODEL} champion in the registry yet")
-    model = load_model(CLUSTER_MODEL)
+    model = load_model(CLUSTER_MODEL, version)  # ModelRefused (the asset fails with why) rather than run its code
     ids = model.predict(features) if len(features) else np.array([], dtype=np.int64)
     frame = pd.DataFrame(
         {
@@ -174,7 +184,9 @@ def score_churn(features: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         raise NotEnoughData(f"no {CHURN_MODEL} champion in the registry yet")
     population = features[features["is_churn_scoring_population"].astype(bool)].reset_index(drop=True)
     probability = (
-        load_model(CHURN_MODEL).predict_proba(population[list(CHURN_FEATURES)])[:, 1] if len(population) else []
+        load_model(CHURN_MODEL, version).predict_proba(population[list(CHURN_FEATURES)])[:, 1]
+        if len(population)
+        else []
     )
     probability = np.asarray(probability, dtype=float)
     frame = pd.DataFrame(
