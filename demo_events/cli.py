@@ -12,6 +12,7 @@ from pathlib import Path
 
 from demo_events.config import FORMATS, GeneratorConfig
 from demo_events.generate import generate, users_for_events
+from demo_events.hostile import plant_hostile
 
 
 def _end(text: str) -> datetime:
@@ -56,12 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--lift", type=float, default=d.lift, help="true relative lift of the treatment (%(default)s)")
     add("--quiet", action="store_true", help="no progress bar")
+    add(
+        "--hostile",
+        action="store_true",
+        help="only plant hostile files (unplanned variants, a 512 MiB line, BOMs, ancient times, gzip garbage, deep "
+        "nesting, a symlink, a folder named like a file) and one clean file after them into the landing folder",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Generate a data set and print a one-line summary."""
     args = build_parser().parse_args(argv)
+    if args.hostile:
+        landing = args.data_dir.expanduser().resolve() / "landing"
+        plan = plant_hostile(landing)
+        kept = ", ".join(sorted(plan.users_kept | {plan.clean_user}))
+        print(
+            f"{len(plan.files)} file(s) -> {landing}: after a run {kept} are in the marts; the rest is rejected "
+            "or flagged"
+        )
+        return 0
     try:
         config = GeneratorConfig(
             seed=args.seed,
