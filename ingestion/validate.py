@@ -134,6 +134,9 @@ _CHECKS = """
                 then 'malformed event name: ' || left(event, 80)
             when revenue_type is not null and revenue_type <> 'NULL' and revenue is null
                 then 'revenue is not a number: ' || left(json_extract_string(properties, '$.revenue'), 80)
+            -- 'NaN', 'Infinity' and 1e400 cast to a double; NaN would otherwise pass as beyond the limit
+            when isnan(revenue) or isinf(revenue)
+                then 'revenue is not a finite number: ' || left(json_extract_string(properties, '$.revenue'), 80)
             when event_key = 'ordercompleted' and revenue < 0
                 then 'negative revenue on an order (only refunds may be negative)'
             when event_key = 'orderrefunded' and revenue > 0 then 'positive revenue on a refund'

@@ -343,10 +343,14 @@ def test_revenue_and_event_name_rules(settings, data_dir):
         event("null-revenue", event="Order Completed", properties={"revenue": None}),  # 9 loads
         event("ten-mb", properties={"blob": "y" * 10_000_000}),  # 10: a line over max_line_bytes
         event("two-mb", properties={"blob": "y" * 2_000_000}),  # 11
+        event("nan", event="Order Completed", properties={"revenue": "NaN"}),  # 12
+        event("inf", event="Order Refunded", properties={"revenue": "-Infinity"}),  # 13
+        b'{"message_id": "e400", "user_id": "u1", "type": "track", "event": "Order Completed", '
+        b'"timestamp": "2026-01-05T10:00:00Z", "properties": {"revenue": 1e400}}',  # 14: a JSON number over a double
     ]
     write_lines(data_dir / "landing" / "money.jsonl", lines)
     [result] = ingest_landing(settings).files
-    assert (result.rows_loaded, result.rows_rejected) == (3, 8)
+    assert (result.rows_loaded, result.rows_rejected) == (3, 11)
     assert reasons(data_dir, "money.jsonl") == {
         3: "negative revenue on an order (only refunds may be negative)",
         4: "positive revenue on a refund",
@@ -356,6 +360,9 @@ def test_revenue_and_event_name_rules(settings, data_dir):
         8: "malformed event name: " + "x" * 80,
         10: "line of more than 4194304 bytes is over max_line_bytes (4194304)",
         11: "properties blob of 2000011 bytes is over the limit of 1048576 bytes",
+        12: "revenue is not a finite number: NaN",
+        13: "revenue is not a finite number: -Infinity",
+        14: "revenue is not a finite number: 1e400",
     }
 
 
