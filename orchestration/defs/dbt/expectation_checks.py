@@ -3,7 +3,7 @@
 import dagster as dg
 
 from ingestion.schema import connect
-from orchestration.defs.quality.data_docs import docs_links
+from orchestration.defs.quality.data_docs import docs_links, expectations_markdown, failed_expectations
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 
@@ -32,13 +32,13 @@ def suite_check_result(suite_name: str, warehouse: WarehouseResource) -> dg.Asse
         "rows_validated": outcome.rows,
         "chunks": outcome.chunks,
         "failed_expectations": len(outcome.failures),
-        "expectations": dg.MetadataValue.md(outcome.markdown()),
+        "expectations": dg.MetadataValue.md(expectations_markdown(outcome)),
     }
     metadata.update(docs_links(outcome))
     return dg.AssetCheckResult(
         passed=outcome.success,
         metadata=metadata,
-        description=None if outcome.success else "; ".join(f.expectation for f in outcome.failures),
+        description=failed_expectations(outcome),
     )
 
 

@@ -7,8 +7,9 @@ from dataclasses import replace
 import dagster as dg
 
 from ingestion import FileResult, IngestSettings, IngestSummary, ingest_landing
+from ingestion.markup import Markdown, md_escape, md_list, md_table, plain_text
 from ingestion.schema import connect
-from orchestration.defs.quality.data_docs import docs_links
+from orchestration.defs.quality.data_docs import docs_links, expectations_markdown, failed_expectations
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
@@ -31,20 +32,32 @@ def ingest_settings(warehouse: WarehouseResource) -> IngestSettings:
 
 
 def files_markdown(results: list[FileResult], limit: int = 50) -> str:
-    """A markdown table of the files of one run (the first `limit`)."""
-    lines = [
-        "| file | status | rows in | loaded | duplicate | rejected | detail |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for r in results[:limit]:
-        detail = (r.detail or "").replace("|", "\\|")
-        lines.append(
-            f"| {r.file_name} | {r.status} | {r.rows_in} | {r.rows_loaded} | {r.rows_duplicate} | "
-            f"{r.rows_rejected} | {detail} |"
-        )
-    if len(results) > limit:
-        lines.append(f"| ... {len(results) - limit} more | | | | | | |")
-    return "\n".join(lines)
+    """A markdown table of the files of one run (the first `limit`); file names and details are escaped and cut."""
+    return md_table(
+        ["file", "status", "rows in", "loaded", "duplicate", "rejected", "detail"],
+        (
+            [r.file_name, r.status, r.rows_in, r.rows_loaded, r.rows_duplicate, r.rows_rejected, r.detail]
+            for r in results
+        ),
+        align="llrrrrl",
+        max_rows=limit,
+    )
+
+
+def _yes_no(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def reconciliation_markdown(files: list[FileResult]) -> str:
+    """The files of a gated batch and whether each reconciles (escaped; GateOutcome.reconciliation_markdown is not)."""
+    return md_table(
+        ["file", "rows in", "loaded", "duplicate", "rejected", "reconciles"],
+        (
+            [f.file_name, f.rows_in, f.rows_loaded, f.rows_duplicate, f.rows_rejected, Markdown(_yes_no(f.reconciles))]
+            for f in files
+        ),
+        align="lrrrrl",
+    )
 
 
 def _table_counts(warehouse: WarehouseResource) -> dict[str, int]:
@@ -69,9 +82,7 @@ def _rejection_reasons(warehouse: WarehouseResource, files: list[str]) -> str:
         ).fetchall()
     if not rows:
         return "no rows rejected"
-    lines = ["| reason | rows | first example |", "|---|---:|---|"]
-    lines += [f"| {reason} | {n} | {example} |" for reason, n, example in rows]
-    return "\n".join(lines)
+    return md_table(["reason", "rows", "first example"], rows, align="lrl")
 
 
 def _raw_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
@@ -125,18 +136,18 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 
     def on_file(result: FileResult) -> None:
         message = (
-            f"{result.file_name}: {result.status}; {result.rows_in} in = {result.rows_loaded} loaded + "
+            f"{plain_text(result.file_name)}: {result.status}; {result.rows_in} in = {result.rows_loaded} loaded + "
             f"{result.rows_duplicate} duplicate + {result.rows_rejected} rejected ({result.seconds:.1f}s)"
         )
         if result.detail:
-            message += f"; {result.detail}"
+            message += f"; {plain_text(result.detail, 500)}"
         (context.log.warning if result.status in WARNING_STATUSES else context.log.info)(message)
 
     summary: IngestSummary = ingest_landing(settings, on_file=on_file)
     if summary.symlinks_skipped:
         context.log.warning(
             f"{len(summary.symlinks_skipped)} symlink(s) in the landing folder were not followed nor loaded: "
-            + ", ".join(summary.symlinks_skipped[:10])
+            + ", ".join(plain_text(name) for name in summary.symlinks_skipped[:10])
             + (" ..." if len(summary.symlinks_skipped) > 10 else "")
         )
     importing_gx.join()
@@ -176,9 +187,7 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             **common,
             "files": dg.MetadataValue.md(files_markdown(summary.files)),
             "failed_files": dg.MetadataValue.md(files_markdown(summary.failed) if summary.failed else "none"),
-            "skipped_symlinks": dg.MetadataValue.md(
-                "\n".join(f"- {name}" for name in summary.symlinks_skipped[:50]) or "none"
-            ),
+            "skipped_symlinks": dg.MetadataValue.md(md_list(summary.symlinks_skipped, max_items=50) or "none"),
             "all_files_reconcile": all(r.reconciles for r in summary.files),
             "dagster/row_count": counts["load_manifest"],
         },
@@ -205,16 +214,16 @@ def _batch_gate_result(gate) -> dg.AssetCheckResult:
     metadata = {
         "batch_id": gate.batch_id,
         "rows_loaded": gate.rows_loaded,
-        "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in gate.batch_problems) or "none"),
+        "problems": dg.MetadataValue.md(md_list(gate.batch_problems, max_chars=500, max_items=50) or "none"),
         "files_still_quarantined": len(gate.still_quarantined),
     }
     if gate.batch_problems:
         return dg.AssetCheckResult(
             asset_key=RAW_EVENTS, check_name="batch_gate", passed=False, metadata=metadata,
-            description="; ".join(gate.batch_problems),
+            description=_joined(gate.batch_problems, max_chars=500),
         )  # fmt: skip
     if gate.still_quarantined:
-        shown = ", ".join(gate.still_quarantined[:5]) + (" ..." if len(gate.still_quarantined) > 5 else "")
+        shown = _joined(gate.still_quarantined, separator=", ", limit=5)
         return dg.AssetCheckResult(
             asset_key=RAW_EVENTS, check_name="batch_gate", passed=False, severity=dg.AssetCheckSeverity.WARN,
             metadata=metadata,
@@ -224,11 +233,17 @@ def _batch_gate_result(gate) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(asset_key=RAW_EVENTS, check_name="batch_gate", passed=True, metadata=metadata)
 
 
+def _joined(texts: list[str], *, separator: str = "; ", limit: int = 10, max_chars: int = 200) -> str:
+    """The first `limit` texts escaped for a check description (rendered as Markdown), then how many more."""
+    shown = separator.join(md_escape(text, max_chars) for text in texts[:limit])
+    return shown + (f" … {len(texts) - limit} more" if len(texts) > limit else "")
+
+
 def _gate_checks(gate) -> list[dg.AssetCheckResult]:
     suite = gate.suite
     suite_metadata: dict[str, object] = {"rows_validated": suite.rows if suite else 0}
     if suite is not None:
-        suite_metadata["expectations"] = dg.MetadataValue.md(suite.markdown())
+        suite_metadata["expectations"] = dg.MetadataValue.md(expectations_markdown(suite))
         suite_metadata["failed_expectations"] = len(suite.failures)
         suite_metadata.update(docs_links(suite))
     return [
@@ -238,12 +253,15 @@ def _gate_checks(gate) -> list[dg.AssetCheckResult]:
             check_name="raw_events_expectations",
             passed=gate.suite_passed,
             metadata=suite_metadata,
-            description=None if gate.suite_passed else "; ".join(f.expectation for f in suite.failures),
+            description=None if suite is None else failed_expectations(suite),
         ),
         dg.AssetCheckResult(
             asset_key=RAW_MANIFEST,
             check_name="files_reconcile",
             passed=gate.reconciles,
-            metadata={"files": dg.MetadataValue.md(gate.reconciliation_markdown()), "files_checked": len(gate.files)},
+            metadata={
+                "files": dg.MetadataValue.md(reconciliation_markdown(gate.files)),
+                "files_checked": len(gate.files),
+            },
         ),
     ]

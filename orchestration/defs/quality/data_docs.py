@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from ingestion.markup import Markdown, md_escape, md_table
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 if TYPE_CHECKING:
@@ -19,6 +20,27 @@ VALIDATED = [
     dg.AssetKey(["marts", "cohort_retention"]),
     dg.AssetKey(["marts", "daily_kpis"]),
 ]
+
+
+def expectations_markdown(outcome: "ValidationOutcome", examples: int = 5) -> str:
+    """Which expectations failed, on how many rows, with examples: a table whose cells are escaped (the examples are
+    values from the data, sent by clients)."""
+    rows = [
+        [
+            o.expectation,
+            Markdown("yes" if o.success else "**no**"),
+            o.unexpected_count,
+            ", ".join(repr(e) for e in o.examples[:examples]),
+        ]
+        for o in sorted(outcome.outcomes, key=lambda o: o.success)
+    ]
+    return md_table(["expectation", "passed", "unexpected rows", "examples"], rows, align="llrl")
+
+
+def failed_expectations(outcome: "ValidationOutcome") -> str | None:
+    """A check's description: the failed expectations, escaped (None when all passed)."""
+    failures = outcome.failures
+    return "; ".join(md_escape(f.expectation) for f in failures) if failures else None
 
 
 def docs_links(outcome: "ValidationOutcome") -> dict[str, dg.MetadataValue]:
