@@ -119,6 +119,14 @@ def md_table(
     return "\n".join(lines)
 
 
+def md_frame(frame, *, max_chars: int | None = MAX_CHARS, max_rows: int | None = None) -> str:
+    """A pandas DataFrame (duck-typed: columns, dtypes, itertuples) as md_table, numeric columns right-aligned;
+    round it first for fewer digits."""
+    align = "".join("r" if dtype.kind in "iuf" else "l" for dtype in frame.dtypes)
+    rows = frame.itertuples(index=False, name=None)
+    return md_table([str(c) for c in frame.columns], rows, align=align, max_chars=max_chars, max_rows=max_rows)
+
+
 def md_list(items: Iterable[object], *, max_chars: int | None = MAX_CHARS, max_items: int | None = None) -> str:
     """A bullet list, one escaped item a line ("" for no items)."""
     items = list(items)

@@ -172,3 +172,46 @@ def test_gate_problems_and_quarantined_names_are_escaped_in_the_check():
     assert check.severity == dg.AssetCheckSeverity.WARN
     assert check.description.endswith(r"0\_\<img src=x\>\.jsonl, 1\_\<img src=x\>\.jsonl, 2\_\<img src=x\>\.jsonl, "
                                       r"3\_\<img src=x\>\.jsonl, 4\_\<img src=x\>\.jsonl … 2 more")  # fmt: skip
+
+
+def test_factorial_effects_table_escapes_experiment_ids_and_effect_names():
+    import pandas as pd
+
+    from orchestration.defs.experiments.assets import effects_markdown
+
+    effects = pd.DataFrame(
+        [{"experiment_id": "exp|1", "effect": "tour=" + HOSTILE_VARIANT, "log_odds": 0.5, "ci_low": -0.1,
+          "ci_high": 1.1, "odds_ratio": 1.6487, "p_value": 0.01234}]
+    )  # fmt: skip
+    assert table_rows(effects_markdown(effects), 6) == [
+        [r"exp\|1", r"tour=\*\*evil\*\*\<img src=x onerror=alert\(1\)\>", "0.500", "-0.100 .. 1.100", "1.65", "0.0123"]
+    ]
+
+
+def test_activation_tables_escape_the_endpoints_answer():
+    from activation import ActivationReport
+    from orchestration.defs.activation.assets import alerts_markdown, report_markdown
+
+    report = ActivationReport("https://hooks.example")
+    audience = report.audience("audience_churn_risk")
+    audience.new_entries, audience.failed, audience.last_status = 3, 3, 500
+    audience.last_response = "<html>\n| oops | [x](javascript:alert(1))" + "y" * 1_000
+    (row,) = table_rows(report_markdown(report), 7)
+    assert row[:6] == [r"audience\_churn\_risk", "3", "0", "3", "0", "0"]
+    assert (
+        row[6] == r"500 \<html\>\\n\| oops \| \[x\]\(javascript\:alert\(1\)\)" + "y" * 75 + ELLIPSIS
+    )  # 120 characters as sent
+
+    alert = {"kpi": "dau", "value": 1.0, "expected": 10.0, "band_low": 5.0, "band_high": 15.0, "direction": "down"}
+    assert table_rows(alerts_markdown([alert]), 5) == [["dau", "1.0", "10.0", "5.0 .. 15.0", "down"]]
+
+
+def test_ml_tables_are_escaped_frames_with_numbers_right_aligned():
+    import pandas as pd
+
+    from orchestration.defs.ml.assets import markdown_table
+
+    frame = pd.DataFrame({"cluster_name": ["power|users", "light"], "users": [3, 4], "share": [0.42857, 0.57143]})
+    table = markdown_table(frame).value
+    assert table.split("\n")[:2] == ["| cluster\\_name | users | share |", "|---|---:|---:|"]
+    assert table_rows(table, 3) == [[r"power\|users", "3", "0.429"], ["light", "4", "0.571"]]

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from ingestion.discover import count_waiting, latest_arrival, settled_files
+from ingestion.markup import plain_text
 from ingestion.settings import IngestSettings
 from orchestration.defs.jobs import follow_up_job, landing_refresh_job
 
@@ -82,7 +83,9 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
         )
     context.update_cursor(cursor)
     run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:16] + f"-{len(new)}"
-    return dg.RunRequest(run_key=run_key, tags={"landing/new_files": str(len(new)), "landing/first": new[0]})
+    return dg.RunRequest(
+        run_key=run_key, tags={"landing/new_files": str(len(new)), "landing/first": plain_text(new[0])}
+    )
 
 
 def follow_up_interval_seconds() -> float:

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 
 from activation import ActivationReport, ActivationSettings, deliver_alerts, deliver_audiences
+from ingestion.markup import Markdown, md_table, plain_text
 from ingestion.schema import connect
 from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
@@ -16,15 +17,17 @@ KPI_ALERTS = dg.AssetKey(["marts", "kpi_alerts"])
 
 def report_markdown(report: ActivationReport) -> str:
     """One line per audience: new entries, sent, failed, batches, attempts and the endpoint's last answer."""
-    lines = [
-        "| audience | new entries | sent | failed | batches | attempts | last answer |",
-        "|---|---:|---:|---:|---:|---:|---|",
-    ]
+    rows = []
     for name, a in sorted(report.audiences.items()):
+        # the endpoint's answer is whatever it sent back: escaped and cut like client text
         answer = "" if a.last_status is None and not a.last_response else f"{a.last_status} {a.last_response or ''}"
-        answer = answer.replace("|", "\\|").replace("\n", " ")[:120]
-        lines.append(f"| {name} | {a.new_entries} | {a.sent} | {a.failed} | {a.batches} | {a.attempts} | {answer} |")
-    return "\n".join(lines)
+        rows.append([name, a.new_entries, a.sent, a.failed, a.batches, a.attempts, answer])
+    return md_table(
+        ["audience", "new entries", "sent", "failed", "batches", "attempts", "last answer"],
+        rows,
+        align="lrrrrrl",
+        max_chars=120,
+    )
 
 
 def webhook_metadata(settings: ActivationSettings) -> str:
@@ -58,7 +61,7 @@ def audience_deliveries(context: dg.AssetExecutionContext, warehouse: WarehouseR
         report = deliver_audiences(con, settings)
         logged = con.execute("select count(*) from activation.delivery_log").fetchone()[0]
     for name, a in sorted(report.audiences.items()):
-        context.log.info(f"{name}: {a.new_entries} new, {a.sent} sent, {a.failed} failed")
+        context.log.info(f"{plain_text(name)}: {a.new_entries} new, {a.sent} sent, {a.failed} failed")
     yield dg.MaterializeResult(
         metadata={
             "webhook": webhook_metadata(settings),
@@ -102,11 +105,12 @@ def latest_day_alerts(warehouse: WarehouseResource) -> tuple[object, list[dict]]
 
 
 def alerts_markdown(rows: list[dict]) -> str:
-    lines = ["| kpi | value | expected | band | direction |", "|---|---:|---:|---|---|"]
-    for r in rows:
-        band = f"{r['band_low']:.1f} .. {r['band_high']:.1f}"
-        lines.append(f"| {r['kpi']} | {r['value']:.1f} | {r['expected']:.1f} | {band} | {r['direction']} |")
-    return "\n".join(lines)
+    cells = (
+        [r["kpi"], Markdown(f"{r['value']:.1f}"), Markdown(f"{r['expected']:.1f}"),
+         Markdown(f"{r['band_low']:.1f} .. {r['band_high']:.1f}"), r["direction"]]
+        for r in rows
+    )  # fmt: skip
+    return md_table(["kpi", "value", "expected", "band", "direction"], cells, align="lrrll")
 
 
 @dg.asset_check(

@@ -4,6 +4,7 @@ experiment whose seed row names factors, written to ml.experiment_factorial_effe
 import dagster as dg
 import pandas as pd
 
+from ingestion.markup import Markdown, md_table, plain_text
 from ingestion.schema import connect
 from ml.experiments import EFFECT_COLUMNS, FactorialResult, fit_factorial, log_to_mlflow
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
@@ -20,13 +21,13 @@ create table if not exists ml.experiment_factorial_effects (
 
 
 def effects_markdown(effects: pd.DataFrame) -> str:
-    lines = ["| experiment | effect | log-odds | 95% CI | odds ratio | p |", "|---|---|---:|---|---:|---:|"]
-    for r in effects.itertuples():
-        lines.append(
-            f"| {r.experiment_id} | {r.effect} | {r.log_odds:.3f} | {r.ci_low:.3f} .. {r.ci_high:.3f} | "
-            f"{r.odds_ratio:.2f} | {r.p_value:.4f} |"
-        )
-    return "\n".join(lines)
+    """Experiment ids and effect names (made of variant names) are client values: escaped and cut."""
+    rows = (
+        [r.experiment_id, r.effect, Markdown(f"{r.log_odds:.3f}"), Markdown(f"{r.ci_low:.3f} .. {r.ci_high:.3f}"),
+         Markdown(f"{r.odds_ratio:.2f}"), Markdown(f"{r.p_value:.4f}")]
+        for r in effects.itertuples()
+    )  # fmt: skip
+    return md_table(["experiment", "effect", "log-odds", "95% CI", "odds ratio", "p"], rows, align="llrlrr")
 
 
 @dg.asset(
@@ -61,11 +62,12 @@ def experiment_factorial_effects(context: dg.AssetExecutionContext, warehouse: W
         if result.left_out:
             left_out[experiment_id] = result.left_out
             context.log.warning(
-                f"{experiment_id}: {len(result.left_out)} cell(s) left out of the fit: {result.left_out_text()}"
+                f"{plain_text(experiment_id)}: {len(result.left_out)} cell(s) left out of the fit: "
+                f"{plain_text(result.left_out_text(), 2000)}"
             )
         if result.skipped:
             skipped[experiment_id] = result.skipped
-            context.log.warning(f"{experiment_id}: not fitted: {result.skipped}")
+            context.log.warning(f"{plain_text(experiment_id)}: not fitted: {plain_text(result.skipped, 2000)}")
         else:
             frames.append(result.effects.assign(mlflow_run_id=runs[experiment_id]))
     effects = pd.concat(frames) if frames else pd.DataFrame(columns=[*EFFECT_COLUMNS, "mlflow_run_id"])
@@ -78,7 +80,7 @@ def experiment_factorial_effects(context: dg.AssetExecutionContext, warehouse: W
             con.register("effects_frame", effects)
             con.execute("insert into ml.experiment_factorial_effects by name select * from effects_frame")
         con.execute("commit")
-    reason = "; ".join(f"{k}: {v}" for k, v in skipped.items())
+    reason = plain_text("; ".join(f"{k}: {v}" for k, v in skipped.items()), 2000)
     if cells.empty:
         reason = "no experiment in seed experiments names factors, or none has exposures yet"
     return dg.MaterializeResult(
@@ -88,7 +90,10 @@ def experiment_factorial_effects(context: dg.AssetExecutionContext, warehouse: W
             # cells whose variant name does not fit the design (client values): left out, never an error
             "cells_left_out": sum(len(cells) for cells in left_out.values()),
             "cells_left_out_reasons": dg.MetadataValue.json(
-                {experiment: dict(sorted(cells.items())[:20]) for experiment, cells in left_out.items()}
+                {
+                    plain_text(experiment): {plain_text(v): plain_text(why) for v, why in sorted(cells.items())[:20]}
+                    for experiment, cells in left_out.items()
+                }
             ),
             "effects": dg.MetadataValue.md(effects_markdown(effects) if len(effects) else "nothing fitted"),
             "mlflow_runs": dg.MetadataValue.json(runs),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
+from ingestion.markup import md_frame
 from ingestion.schema import connect
 from ml.features import NotEnoughData, load_churn_snapshots, load_user_features
 from ml.settings import CHURN_MODEL, CLUSTER_MODEL
@@ -114,8 +115,9 @@ def _published(outcome, headline: dict[str, object], reasons: list[str]) -> dict
     }
 
 
-def _markdown(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.round(digits).to_markdown(index=False))
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
+    """A frame as a Markdown table whose cells are escaped and cut (md_frame)."""
+    return dg.MetadataValue.md(md_frame(frame.round(digits)))
 
 
 @dg.asset(
@@ -150,8 +152,8 @@ def cluster_model(
         "algorithm": result.algorithm,
         "k": result.k,
         "holdout_silhouette": result.holdout_silhouette,
-        "k_selection": _markdown(result.scores),
-        "clusters": _markdown(result.profiles[["cluster_id", "cluster_name", "users", "share_of_users"]]),
+        "k_selection": markdown_table(result.scores),
+        "clusters": markdown_table(result.profiles[["cluster_id", "cluster_name", "users", "share_of_users"]]),
     }
     return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
 
@@ -189,8 +191,8 @@ def churn_model(
         "model_family": result.model_family,
         **{f"holdout_{k}": v for k, v in result.holdout_metrics.items()},
         "threshold": result.threshold,
-        "cv_by_family": _markdown(cv),
-        "top_features": _markdown(result.importance.head(8)),
+        "cv_by_family": markdown_table(cv),
+        "top_features": markdown_table(result.importance.head(8)),
     }
     return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
 
@@ -227,7 +229,7 @@ def user_clusters(
         metadata={
             "dagster/row_count": rows,
             "model_version": version,
-            "clusters": _markdown(sizes),
+            "clusters": markdown_table(sizes),
             "model_uri": f"models:/{CLUSTER_MODEL}@champion",
         }
     )
@@ -263,7 +265,7 @@ def churn_scores(
         metadata={
             "dagster/row_count": rows,
             "model_version": version,
-            "risk_tiers": _markdown(tiers),
+            "risk_tiers": markdown_table(tiers),
             "mean_churn_probability": float(frame["churn_probability"].mean()) if rows else 0.0,
             "model_uri": f"models:/{CHURN_MODEL}@champion",
         }
@@ -286,4 +288,4 @@ def model_metrics_table(warehouse: WarehouseResource, mlflow: MLflowResource) ->
     frame = model_metrics()
     rows = _write(warehouse, "model_metrics", frame)
     champions = frame[frame["is_champion"].astype(bool)].drop_duplicates("model_name")[["model_name", "model_version"]]
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "champions": _markdown(champions)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "champions": markdown_table(champions)})

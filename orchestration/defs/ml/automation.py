@@ -15,6 +15,7 @@ from orchestration.defs.ml.assets import (
     SNAPSHOTS,
     TRAIN_TAG,
     USER_CLUSTERS,
+    markdown_table,
     read_frame,
 )
 from orchestration.defs.ml.resources import MLflowResource
@@ -66,7 +67,7 @@ def drift_check_result(result: "DriftResult") -> dg.AssetCheckResult:
             "psi_threshold": result.threshold,
             "drifted_features": ", ".join(drifted) or "none",
             "retraining": retraining,
-            "features": dg.MetadataValue.md(result.report.round(4).to_markdown(index=False)),
+            "features": markdown_table(result.report, digits=4),
         },
     )
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from ingestion.markup import md_table
 from ingestion.schema import connect
 from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
@@ -35,13 +36,12 @@ def serving_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     with connect(str(warehouse.warehouse_path)) as con:
         result = publish(con, warehouse.data_path / "serving.duckdb", warehouse.data_path / "exports")
     context.log.info(f"Published {len(result.tables)} tables to {result.version_dir} (now {result.serving_path})")
-    table_rows = "\n".join(f"| {name} | {rows} |" for name, rows in result.tables.items())
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(result.serving_path)),
             "exports": dg.MetadataValue.path(str(result.exports_dir)),
             "version": dg.MetadataValue.path(str(result.version_dir)),
-            "tables": dg.MetadataValue.md("| table | rows |\n|---|---:|\n" + table_rows),
+            "tables": dg.MetadataValue.md(md_table(["table", "rows"], result.tables.items(), align="lr")),
             "seconds_since_latest_load": result.seconds_since_latest_load,
             "seconds_since_latest_event": result.seconds_since_latest_event,
             "latest_event_at": str(result.latest_event_at),
