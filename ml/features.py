@@ -131,7 +131,17 @@ def load_churn_snapshots(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return _numeric(_read(con, SNAPSHOTS_TABLE))
 
 
+# Every feature is a count, a duration, a share, a ratio of counts or order revenue: none is negative by
+# definition, and none nears this bound on real data. Values outside [0, FEATURE_MAX] come only from rows the input
+# contract forbids (refunds booked as orders by another loader than ingestion, ...); they are clipped, because the
+# logarithm of a negative number is NaN and float32 (the trees) overflows near 3.4e38, either of which makes a
+# model raise on the whole frame.
+FEATURE_MAX = 1e12
+
+
 def _numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    """The features as finite floats in [0, FEATURE_MAX]: NaN and infinities are 0, the rest clipped."""
     present = [c for c in CHURN_FEATURES if c in frame]
-    frame[present] = frame[present].astype(float).replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    values = frame[present].astype(float).replace([np.inf, -np.inf], np.nan).fillna(0.0)
+    frame[present] = values.clip(lower=0.0, upper=FEATURE_MAX)
     return frame
