@@ -8,7 +8,9 @@
     cohort_grain   'day', 'week' (Monday start) or 'month': how start times are bucketed into cohorts
     window_days    none: calendar windows, period k = datediff(cohort_grain, cohort_start, trunc(activity day));
                    L (e.g. 1, 7, 30): rolling windows from each member's own start, k = floor((t - t0) / L days)
-    dimension      a column of int_users (first_touch_channel, country, plan, ...) to split cohorts by
+    dimension      a column of int_users (first_touch_channel, country, plan, ...) to split cohorts by; beyond the
+                   var label_max_values values with the most users (all users of int_users), the rest are one
+                   '(other)' value ('(invalid)' and 'unknown' always stay; macros/labels.sql)
 
     Output: [dimension_value,] cohort_start, period_number, cohort_size, returned_in_period_0, retained_users,
     retention_rate, retained_users_unbounded, retention_rate_unbounded, is_complete. Dense from period 0 to the
@@ -70,11 +72,15 @@
                 as cohort_start,
             cast({{ to_reporting_time('member_starts.start_at') }} as date) as start_date
             {%- if dimension %},
-            users.{{ dimension }} as dimension_value
+            -- a client value (a trait): beyond the var label_max_values values with the most users, '(other)'
+            case when dimension_ranks.is_folded then '(other)' else users.{{ dimension }} end as dimension_value
             {%- endif %}
         from member_starts
         {%- if dimension %}
         inner join {{ ref('int_users') }} as users on member_starts.user_id = users.user_id
+        left join (
+            {{ label_ranks(ref('int_users'), dimension, 'user_id', reserved=['(invalid)', 'unknown']) }}
+        ) as dimension_ranks on users.{{ dimension }} = dimension_ranks.label
         {%- endif %}
 
     ),

@@ -30,7 +30,22 @@ staged_files as (
 
 source_events as (
 
-    select * from {{ source('raw', 'events') }}
+    select
+        -- client ids, bounded (macros/labels.sql: longer than var id_max_length = '(long id) ' and the md5)
+        {{ bounded_id('message_id') }} as message_id,
+        {{ bounded_id('user_id') }} as user_id,
+        {{ bounded_id('anonymous_id') }} as anonymous_id,
+        type,
+        event,
+        timestamp,
+        received_at,
+        properties,
+        traits,
+        context,
+        source_file,
+        source_line,
+        loaded_at
+    from {{ source('raw', 'events') }}
     where source_file not in (select file_name from quarantined_files)
     {% if is_incremental() %}
       and source_file not in (select source_file from staged_files)
@@ -42,11 +57,15 @@ ranked_events as (
 
     select
         *,
+        -- on the bounded id, so that the table's message_id stays unique
         row_number() over (
             partition by message_id
             order by received_at, loaded_at, source_file, source_line
         ) as copy_rank
     from source_events
+    -- a row without any id (written by another path than ingestion) belongs to no user: left out, counted in
+    -- marts.data_health_flags (event_without_user)
+    where user_id is not null or anonymous_id is not null
 
 ),
 
@@ -103,12 +122,20 @@ named_events as (
 
     select
         *,
-        case type
-            when 'track' then {{ normalize_event_name('event') }}
-            when 'page' then 'page_viewed'
-            when 'screen' then 'screen_viewed'
-            else type
-        end as event_name
+        -- '(invalid)' when nothing is left of the name (a track call without one, written by another path than
+        -- ingestion): counted in marts.data_health_flags (unnamed_event)
+        coalesce(
+            nullif(
+                case type
+                    when 'track' then {{ normalize_event_name('event') }}
+                    when 'page' then 'page_viewed'
+                    when 'screen' then 'screen_viewed'
+                    else type
+                end,
+                ''
+            ),
+            '(invalid)'
+        ) as event_name
     from stitched_events
 
 ),

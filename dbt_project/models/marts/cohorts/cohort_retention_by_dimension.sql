@@ -1,5 +1,6 @@
 -- First_ever retention (calendar windows) split by first-touch channel and by user traits, week and month grain.
-{%- set dimensions = ['first_touch_channel', 'country', 'plan'] %}
+-- Trait values are client values: beyond the var label_max_values values with the most users they are '(other)'.
+{%- set dimensions = retention_split_dimensions() %}
 {%- set grains = ['week', 'month'] %}
 {% for dimension in dimensions %}
 {%- set outer_loop = loop %}

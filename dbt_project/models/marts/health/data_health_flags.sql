@@ -3,6 +3,9 @@
 -- never a model, a test or a run fail; this mart is where what was flagged is counted. See data_health_flags.yml.
 {%- set fold = "'(other unplanned)'" %}
 {%- set known_types = "('track', 'page', 'screen', 'identify')" %}
+{%- set long_id_condition -%}
+    message_id like '(long id) %' or known_user_id like '(long id) %' or anonymous_id like '(long id) %'
+{%- endset %}
 with results as (
 
     select * from {{ ref('experiment_results') }}
@@ -52,8 +55,54 @@ event_flags as (
         count(distinct case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
                             then user_id end) as invalid_feature_users,
         min(case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
-                 then message_id end) as invalid_feature_example
+                 then message_id end) as invalid_feature_example,
+        sum(case when {{ long_id_condition }} then 1 else 0 end) as long_id,
+        count(distinct case when {{ long_id_condition }} then user_id end) as long_id_users,
+        min(case when {{ long_id_condition }} then message_id end) as long_id_example,
+        sum(case when event_name = '(invalid)' then 1 else 0 end) as unnamed_event,
+        count(distinct case when event_name = '(invalid)' then user_id end) as unnamed_event_users,
+        min(case when event_name = '(invalid)' then message_id end) as unnamed_event_example
     from {{ ref('stg_events') }}
+
+),
+
+-- rows of raw.events that name neither a user nor an anonymous id: staging leaves them out
+events_without_user as (
+
+    select count(*) as events, min(message_id) as example
+    from {{ source('raw', 'events') }}
+    where nullif(trim(user_id), '') is null and nullif(trim(anonymous_id), '') is null
+
+),
+
+-- feature names folded into marts.feature_adoption's '(other)' (the same ranks as that model)
+feature_uses as (
+
+    select user_id, {{ json_label('properties', 'feature') }} as feature
+    from {{ ref('int_activity_events') }}
+    where event_name = 'feature_used'
+
+),
+
+folded_features as (
+
+    select feature_ranks.label, feature_uses.user_id
+    from ({{ label_ranks('feature_uses', 'feature', 'user_id') }}) as feature_ranks
+    inner join feature_uses on feature_ranks.label = feature_uses.feature
+    where feature_ranks.is_folded
+
+),
+
+-- trait values folded into marts.cohort_retention_by_dimension's '(other)' (the same ranks as macro cohort_retention)
+folded_dimension_values as (
+
+    {% for dimension in retention_split_dimensions() %}
+    select {{ dbt.concat(["'" ~ dimension ~ ": '", 'dimension_ranks.label']) }} as label, users.user_id
+    from ({{ label_ranks(ref('int_users'), dimension, 'user_id', reserved=['(invalid)', 'unknown']) }}) as dimension_ranks
+    inner join users on dimension_ranks.label = users.{{ dimension }}
+    where dimension_ranks.is_folded
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
 
 ),
 
@@ -75,7 +124,9 @@ kept_unplanned_experiments as (
     from results
     where not is_planned_experiment and experiment_id <> {{ fold }}
 
-)
+),
+
+flag_rows as (
 
 select
     'unplanned_variant' as flag,
@@ -229,3 +280,70 @@ select
     'Users whose first-touch utm source, medium or campaign is an object, an array or longer than var label_max_length'
 from users
 where first_touch_source = '(invalid)' or first_touch_medium = '(invalid)' or first_touch_campaign = '(invalid)'
+
+union all
+
+select
+    'features_folded',
+    count(distinct label),
+    count(distinct user_id),
+    min(label),
+    'marts.feature_adoption (feature ''(other)'')',
+    'Feature names beyond the var label_max_values with the most users, folded into one ''(other)'' row per week'
+from folded_features
+
+union all
+
+select
+    'dimension_values_folded',
+    count(distinct label),
+    count(distinct user_id),
+    min(label),
+    'marts.cohort_retention_by_dimension (dimension_value ''(other)'')',
+    'Trait or channel values beyond the var label_max_values with the most users, folded into ''(other)'''
+from folded_dimension_values
+
+union all
+
+select
+    'long_id',
+    long_id,
+    long_id_users,
+    long_id_example,
+    'staging.stg_events (message_id, known_user_id, anonymous_id ''(long id) <md5>'')',
+    'Events whose message_id, user_id or anonymous_id is longer than var id_max_length: kept as its md5'
+from event_flags
+
+union all
+
+select
+    'unnamed_event',
+    unnamed_event,
+    unnamed_event_users,
+    unnamed_event_example,
+    'staging.stg_events (event_name ''(invalid)'')',
+    'Events with nothing left of their name (only another path than ingestion can write them): kept as activity'
+from event_flags
+
+union all
+
+select
+    'event_without_user',
+    events_without_user.events,
+    0,
+    events_without_user.example,
+    'raw.events (left out of staging.stg_events)',
+    'Rows of raw.events with neither user_id nor anonymous_id (only another path than ingestion writes them)'
+from events_without_user
+
+)
+
+-- examples are client text: at most 200 characters
+select
+    flag,
+    flagged,
+    users,
+    substring(example, 1, 200) as example,
+    flagged_in,
+    description
+from flag_rows

@@ -17,7 +17,9 @@ calendar as (
     select {{ dbt.dateadd('day', 'day_series.n', 'bounds.first_date') }} as activity_date
     from (select min(activity_date) as first_date from activity) as bounds
     cross join as_of_point
-    inner join ({{ integer_series(4000) }}) as day_series
+    -- 40,000 days: from ingestion's earliest event time (2000-01-01) on for a century, so that an old (valid)
+    -- client timestamp can never cut the recent days off the calendar
+    inner join ({{ integer_series(40000) }}) as day_series
         on day_series.n <= {{ dbt.datediff('bounds.first_date', 'as_of_point.as_of_date', 'day') }}
 
 ),
