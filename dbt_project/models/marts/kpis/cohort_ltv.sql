@@ -38,7 +38,9 @@ cohort_periods as (
     select cohorts.cohort_start, cohorts.cohort_size, period_series.n as period_number, as_of_point.as_of_local
     from cohorts
     cross join as_of_point
-    inner join ({{ integer_series(600) }}) as period_series
+    -- 6,000 weeks: from ingestion's earliest event time (2000-01-01) on for a century, so that an old (valid)
+    -- client timestamp never cuts its cohort's periods short of as_of
+    inner join ({{ integer_series(6000) }}) as period_series
         on period_series.n <= {{ dbt.datediff('cohorts.cohort_start', 'as_of_point.as_of_week', 'week') }}
 
 )
