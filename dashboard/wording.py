@@ -1,12 +1,19 @@
-"""Experiment results in sentences a marketer reads (plain functions over marts.experiment_results rows)."""
+"""Experiment results in sentences a marketer reads (plain functions over marts.experiment_results rows).
+
+The sentences are Markdown (st.markdown, st.success, ...). Experiment ids and variant names come from clients: they
+go in through md_escape or md_code (ingestion.markup), cut at NAME_CHARS, so they show as sent and inject nothing.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from ingestion.markup import md_code, md_escape
+
 # A sample-ratio mismatch is flagged at this p-value when the mart has no has_sample_ratio_mismatch column: strict,
 # because with many users tiny imbalances are "significant" while a real assignment bug gives p-values far below.
 SRM_ALPHA = 0.001
+NAME_CHARS = 60  # a variant or experiment name in a sentence
 
 
 def srm_sentence(rows: pd.DataFrame) -> tuple[bool, str]:
@@ -38,7 +45,7 @@ def unplanned_sentence(rows: pd.DataFrame) -> str | None:
     unplanned = rows[rows["is_planned_variant"].eq(False)]
     if unplanned.empty:
         return None
-    names = ", ".join(f"`{_name(row.variant)}` ({int(row.users):,} users)" for row in unplanned.head(5).itertuples())
+    names = ", ".join(f"{_code(row.variant)} ({int(row.users):,} users)" for row in unplanned.head(5).itertuples())
     if len(unplanned) > 5:
         names += f" and {len(unplanned) - 5} more rows"
     total = int(unplanned["users"].sum())
@@ -58,13 +65,18 @@ def planned_experiment_sentence(rows: pd.DataFrame) -> str | None:
             "7 days, control `control`, equal split)."
         )
     if "config_error" in rows.columns and rows["config_error"].notna().any():
-        notes.append(f"Its seed row has a problem: {rows['config_error'].dropna().iloc[0]}.")
+        notes.append(f"Its seed row has a problem: {md_escape(rows['config_error'].dropna().iloc[0], 300)}.")
     return " ".join(notes) or None
 
 
 def _name(value: object) -> str:
-    text = str(value).replace("`", "'")
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A client-sent name as Markdown text that shows literally."""
+    return md_escape(value, NAME_CHARS)
+
+
+def _code(value: object) -> str:
+    """A client-sent name as a code span."""
+    return md_code(value, NAME_CHARS)
 
 
 def _p(value: float) -> str:
@@ -78,7 +90,8 @@ def power_sentence(rows: pd.DataFrame) -> tuple[bool, str]:
     smallest = rows.loc[rows["users"].idxmin()]
     if bool(rows["is_underpowered"].any()):
         return False, (
-            f"Not enough users yet: the smallest variant ({smallest['variant']}) has {int(smallest['users']):,} users. "
+            f"Not enough users yet: the smallest variant ({_name(smallest['variant'])}) has "
+            f"{int(smallest['users']):,} users. "
             "Wait for more before deciding; differences now are mostly chance."
         )
     return True, f"Enough users to read (smallest variant: {int(smallest['users']):,})."

@@ -5,6 +5,7 @@ The numbers each test expects are worked out by hand from tests/dashboard_wareho
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import queries, wording
 from dashboard.source import ServingCopy
 from ingestion import IngestSettings, ingest_landing
+from ingestion.markup import md_escape
 from ingestion.schema import connect
 from serving import publish
 from tests.conftest import event, run_dbt, write_lines
@@ -228,7 +230,8 @@ def test_churn_tiers_model_and_at_risk_list(published):
 
 def test_experiments_in_words(published):
     at = open_page("experiments", complete=True)
-    assert [s.value for s in at.main.subheader][1:] == ["Experiment checkout_button", "Experiment onboarding"]
+    # experiment ids are client values, escaped as Markdown
+    assert [s.value for s in at.main.subheader][1:] == [r"Experiment checkout\_button", "Experiment onboarding"]
     assert "Traffic split as planned (control 200, green 210" in texts(at.success)
     assert "Traffic split is off from the plan" in texts(at.error)
     assert "Not enough users yet: the smallest variant (short) has 35 users" in texts(at.warning)
@@ -251,7 +254,8 @@ def test_experiments_in_words(published):
 
 def test_data_health_files_rejects_and_gate(published):
     at = open_page("data_health", complete=True)
-    assert "is **quarantined**: volume: 49 rows loaded is 0.01x the trailing average" in texts(at.error)
+    # the gate's detail can name client files: escaped as Markdown
+    assert r"is **quarantined**: volume\: 49 rows loaded is 0\.01x the trailing average" in texts(at.error)
     shown = metrics(at)
     assert (shown["Files"], shown["Rows in"], shown["Loaded"], shown["Rejected"]) == ("2", "150", "144", "4")
     rejects = frame(at, "sample_line")
@@ -374,3 +378,79 @@ def test_the_marts_own_srm_verdict_and_planned_split_are_used_when_present():
     assert ok and sentence == "Traffic split as planned (control 300, b 100; planned 75%/25%; check p = 0.0004)."
     ok, sentence = wording.srm_sentence(rows.assign(has_sample_ratio_mismatch=True, srm_p_value=0.2))
     assert not ok and sentence.startswith("Traffic split is off from the plan (control 300, b 100; planned 75%/25%;")
+
+
+HOSTILE_VARIANT = "**evil**<img src=x onerror=alert(1)>"
+HOSTILE_SHORT = "short_[x](javascript:alert(1))"
+HOSTILE_EXPERIMENT = "onboard|ing\n\n# <b>big</b> :red[x]"
+HOSTILE_PLAN = "pro](javascript:alert(1))"
+HOSTILE_DETAIL = "a|b](javascript:alert(1)).jsonl: lacks required column(s): timestamp\n| forged | row |"
+MARKDOWN_ELEMENTS = ("markdown", "caption", "subheader", "success", "error", "warning", "info")
+
+
+@pytest.fixture
+def hostile(data_dir: Path) -> Path:
+    """The tiny warehouse with client-sent names made hostile: a variant with markup, a compared variant with a
+    link, an experiment id with a table pipe, blank line and heading, a plan value with a link, a gate detail
+    naming a hostile file."""
+    warehouse = data_dir / "warehouse.duckdb"
+    build_and_publish(data_dir)
+    with connect(str(warehouse)) as con:
+        for table in ("marts.experiment_results",):
+            con.execute(f"update {table} set variant = ? where variant = 'evil'", [HOSTILE_VARIANT])
+            con.execute(f"update {table} set variant = ? where variant = 'short'", [HOSTILE_SHORT])
+            con.execute(
+                f"update {table} set experiment_id = ? where experiment_id = 'onboarding'", [HOSTILE_EXPERIMENT]
+            )
+        con.execute("update marts.cohort_retention_by_dimension set dimension_value = ? where dimension_value = 'pro'",
+                    [HOSTILE_PLAN])  # fmt: skip
+        con.execute("update raw.batches set gate_detail = ? where batch_id = 'batch2'", [HOSTILE_DETAIL])
+        publish(con, data_dir / "serving.duckdb", data_dir / "exports")
+    return data_dir
+
+
+def markdown_texts(at: AppTest) -> list[str]:
+    """The Markdown source of every element Streamlit renders as Markdown."""
+    values = [str(e.value) for kind in MARKDOWN_ELEMENTS for e in at.get(kind)]
+    return values + [e.label for e in at.get("expander")]
+
+
+def assert_no_markup(at: AppTest, *hostile: str) -> None:
+    for text in markdown_texts(at):
+        for value in hostile:
+            assert value not in text, (value, text)
+        outside_code = text.replace(f"`{HOSTILE_VARIANT}`", "")
+        # no link can open and no tag start: every '[', ']', '(', '<' of a client value is escaped
+        assert not re.search(r"(?<!\\)\]\(javascript|(?<!\\)<[a-z/]", outside_code), text
+
+
+def test_hostile_names_show_escaped_on_the_experiments_page(hostile):
+    at = open_page("experiments", complete=True)
+    escaped_id = md_escape(HOSTILE_EXPERIMENT, wording.NAME_CHARS)
+    assert escaped_id == r"onboard\|ing\\n\\n\# \<b\>big\</b\> \:red\[x\]"
+    assert [s.value for s in at.main.subheader][1:] == [r"Experiment checkout\_button", f"Experiment {escaped_id}"]
+    assert f"{escaped_id}: numbers" in [e.label for e in at.get("expander")]
+    lines = texts(at.markdown)
+    assert r"**\*\*evil\*\*\<img src=x onerror=alert\(1\)\>** (unplanned variant, 3 users) converts at 33.3%" in lines
+    assert r"**short\_\[x\]\(javascript\:alert\(1\)\)** converts at 22.9% against 20.0% for control" in lines
+    # the unplanned variant as code: literal in Markdown, no backtick in the name to close it
+    assert f"(`{HOSTILE_VARIANT}` (3 users))" in texts(at.warning)
+    assert r"the smallest variant (short\_\[x\]\(javascript\:alert\(1\)\)) has 35 users" in texts(at.warning)
+    assert r"(control 40, short\_\[x\]\(javascript\:alert\(1\)\) 35;" in texts(at.error)
+    assert_no_markup(at, HOSTILE_EXPERIMENT, HOSTILE_SHORT)
+    # the raw values are still what the tables show
+    assert set(frame(at, "experiment_id", "variant")["variant"]) <= {"green", HOSTILE_SHORT}
+
+
+def test_hostile_detail_and_dimension_value_show_escaped(hostile):
+    at = open_page("data_health", complete=True)
+    detail = r"a\|b\]\(javascript\:alert\(1\)\)\.jsonl\: lacks required column\(s\)\: timestamp\\n\| forged \| row \|"
+    assert f"is **quarantined**: {detail}. Its rows are kept out" in texts(at.error)
+    assert_no_markup(at, HOSTILE_DETAIL)
+
+    at = open_page("retention", complete=True)
+    at.selectbox(key="retention_breakdown").set_value("plan").run()
+    at.multiselect(key="retention_values_plan").set_value([HOSTILE_PLAN]).run()
+    assert metrics(at)["Average retention, week 1"] == "50.0%"  # the same users as "pro"
+    assert r"Cohort heatmap for plan pro\]\(javascript\:alert\(1\)\)" in [s.value for s in at.main.subheader]
+    assert_no_markup(at, HOSTILE_PLAN)

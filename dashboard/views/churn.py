@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import charts, ui
+from ingestion.markup import md_escape
 
 SHOWN_USERS = 1000  # rows listed on the page; the download has every user that matches
 
@@ -47,7 +48,7 @@ if ui.need("ml.churn_scores", what="the churn page"):
     st.subheader("Model")
     versions = ui.load("churn_model_versions")
     if versions:
-        st.caption(f"Scores written by model version {', '.join(versions)}.")
+        st.caption(f"Scores written by model version {md_escape(', '.join(versions))}.")
     if ui.need("ml.model_metrics", what="the model's holdout metrics"):
         metrics = ui.load("champion_metrics")
         churn_models = metrics[metrics["model_name"].str.contains("churn", case=False)]
@@ -59,7 +60,7 @@ if ui.need("ml.churn_scores", what="the churn page"):
             for model_name, rows in metrics.groupby("model_name", sort=True):
                 first = rows.iloc[0]
                 st.markdown(
-                    f"Champion **{model_name}** version **{first['model_version']}**, trained "
+                    f"Champion **{md_escape(model_name)}** version **{md_escape(first['model_version'])}**, trained "
                     f"{first['trained_at']:%Y-%m-%d %H:%M} UTC on data up to {first['as_of']:%Y-%m-%d}."
                 )
                 tiles = st.columns(min(len(rows), 6))

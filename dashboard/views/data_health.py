@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries, ui
+from ingestion.markup import md_escape, plain_text
 
 CHARTED_FILES = 30  # newest first; the table lists every file
 
@@ -45,8 +46,9 @@ if ui.need("ops.batches", what="the gate results"):
         )
     else:
         st.error(
-            f"The latest batch ({latest['files']} files, {when}) is **{latest['gate_status']}**: "
-            f"{latest['gate_detail'] or 'no reason recorded'}. Its rows are kept out of the marts until released."
+            f"The latest batch ({latest['files']} files, {when}) is **{md_escape(latest['gate_status'])}**: "
+            f"{md_escape(latest['gate_detail'], 500) if latest['gate_detail'] else 'no reason recorded'}. Its rows "
+            "are kept out of the marts until released."
         )
     quarantined = batches[batches["gate_status"] != "passed"]
     if len(quarantined) and latest["gate_status"] == "passed":
@@ -90,7 +92,10 @@ if ui.need("ops.rejects_by_file_reason", what="the rejected rows", allow_empty=T
     files = ui.load("rejects")
     file_names = sorted(files["source_file"].unique()) if not files.empty else []
     with st.sidebar:
-        chosen = st.multiselect("Files (rejects)", file_names, default=[], key="health_files", placeholder="all files")
+        chosen = st.multiselect(
+            "Files (rejects)", file_names, default=[], key="health_files", placeholder="all files",
+            format_func=lambda name: plain_text(name, 100),
+        )  # fmt: skip
     rows = ui.load("rejects", files=tuple(chosen)) if chosen else files
     if rows.empty:
         st.success("No rejected rows." if not chosen else "No rejected rows in these files.")

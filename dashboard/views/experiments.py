@@ -4,12 +4,15 @@ unplanned variants and experiments (client-sent names the seed does not plan) ar
 import streamlit as st
 
 from dashboard import charts, ui, wording
+from ingestion.markup import md_escape, plain_text
 
 if ui.need("marts.experiment_results", what="the experiments page"):
     names = ui.load("experiment_ids")
     with st.sidebar:
         st.subheader("Filters")
-        chosen = st.multiselect("Experiments", names, default=names, key="experiments_chosen")
+        chosen = st.multiselect(
+            "Experiments", names, default=names, key="experiments_chosen", format_func=lambda n: plain_text(n, 100)
+        )
     if not chosen:
         st.info("Pick at least one experiment.")
     else:
@@ -30,7 +33,7 @@ if ui.need("marts.experiment_results", what="the experiments page"):
             empty="These experiments have no variant besides control.",
         )
         for experiment_id, rows in results.groupby("experiment_id", sort=False):
-            st.subheader(f"Experiment {experiment_id}")
+            st.subheader(f"Experiment {md_escape(experiment_id, wording.NAME_CHARS)}")
             srm_ok, srm_text = wording.srm_sentence(rows)
             enough, power_text = wording.power_sentence(rows)
             (st.success if srm_ok else st.error)(srm_text)
@@ -44,5 +47,5 @@ if ui.need("marts.experiment_results", what="the experiments page"):
                 control = rows[rows["is_control"]]
                 st.markdown(wording.lift_sentence(row, control.iloc[0] if not control.empty else None))
             st.altair_chart(charts.variant_rates(rows), width="stretch")
-            with st.expander(f"{experiment_id}: numbers"):
+            with st.expander(f"{md_escape(experiment_id, wording.NAME_CHARS)}: numbers"):
                 st.dataframe(rows, hide_index=True, width="stretch", key=f"experiments_rows_{experiment_id}")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import charts, queries, ui
+from ingestion.markup import md_escape, plain_text
 
 DEFAULT_COHORTS = {"day": 30, "week": 12, "month": 6}
 DEFAULT_PERIODS = {"day": 30, "week": 12, "month": 6}
@@ -70,6 +71,7 @@ if ui.need("marts.cohort_retention", what="the retention page"):
                     options,
                     default=options,
                     key=f"retention_values_{dimension}",
+                    format_func=lambda value: plain_text(value, 100),
                 )
                 values = tuple(chosen)
         if dimension and not values:
@@ -94,7 +96,7 @@ if ui.need("marts.cohort_retention", what="the retention page"):
             )
             tiles[3].metric("Retention", "classic" if mode == "classic" else "unbounded")
             scope_text = (
-                f" for {breakdown_label} {', '.join(values)}"
+                f" for {breakdown_label} {', '.join(md_escape(value, 60) for value in values)}"
                 if dimension and len(values) < 8
                 else f" for {len(values)} {breakdown_label} values"
                 if dimension
