@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ingestion.loader import FileResult, ingest_landing
+from ingestion.markup import plain_text
 from ingestion.settings import IngestSettings
 
 
@@ -32,14 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     bar = tqdm(unit=" rows", unit_scale=True, disable=args.quiet, desc="ingest")
 
     def on_batch(file_name: str, rows: int) -> None:
-        bar.set_postfix_str(file_name, refresh=False)
+        bar.set_postfix_str(plain_text(file_name, 80), refresh=False)
         bar.update(rows)
 
     def on_file(result: FileResult) -> None:
         if result.status not in ("loaded", "repeat") or result.rows_rejected:
             bar.write(
-                f"{result.file_name}: {result.status}, {result.rows_rejected} rejected"
-                + (f" ({result.detail})" if result.detail else "")
+                # names and details as one line of text: no terminal escape or line break from a file reaches it
+                f"{plain_text(result.file_name, 500)}: {result.status}, {result.rows_rejected} rejected"
+                + (f" ({plain_text(result.detail, 2000)})" if result.detail else "")
             )
 
     summary = ingest_landing(settings, on_batch=on_batch, on_file=on_file)

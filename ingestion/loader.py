@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from ingestion.discover import LandingFile, count_waiting, scan_landing, settled_files, sha256_of
+from ingestion.markup import plain_text
 from ingestion.readers import FileReader, file_format
 from ingestion.schema import connect, ensure_raw_schema
 from ingestion.settings import IngestSettings
@@ -149,7 +150,9 @@ def ingest_landing(
     scan = scan_landing(settings.landing_dir)
     summary.symlinks_skipped = scan.symlinks
     if scan.symlinks:
-        shown = ", ".join(scan.symlinks[:5]) + (" ..." if len(scan.symlinks) > 5 else "")
+        shown = ", ".join(plain_text(name, 500) for name in scan.symlinks[:5]) + (
+            " ..." if len(scan.symlinks) > 5 else ""
+        )
         log.warning("%d symlink(s) in the landing folder, not followed and not loaded: %s", len(scan.symlinks), shown)
     con = _connect(settings)
     try:
@@ -165,14 +168,14 @@ def ingest_landing(
             summary.files.append(result)
             (log.warning if result.status in FAILED_STATUSES else log.info)(
                 "%s: %s, %d in = %d loaded + %d duplicate + %d rejected (%.2fs)%s",
-                result.file_name,
+                plain_text(result.file_name, 500),  # one line in the log, whatever the name holds
                 result.status,
                 result.rows_in,
                 result.rows_loaded,
                 result.rows_duplicate,
                 result.rows_rejected,
                 result.seconds,
-                f" - {result.detail}" if result.detail else "",
+                f" - {plain_text(result.detail, 2000)}" if result.detail else "",
             )
             if on_file:
                 on_file(result)

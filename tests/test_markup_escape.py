@@ -215,3 +215,17 @@ def test_ml_tables_are_escaped_frames_with_numbers_right_aligned():
     table = markdown_table(frame).value
     assert table.split("\n")[:2] == ["| cluster\\_name | users | share |", "|---|---:|---:|"]
     assert table_rows(table, 3) == [[r"power\|users", "3", "0.429"], ["light", "4", "0.571"]]
+
+
+def test_log_lines_of_ingestion_hold_a_hostile_name_on_one_line(data_dir: Path, caplog):
+    import logging
+
+    from ingestion import IngestSettings, ingest_landing
+
+    name = "x\x1b[2Jy\nforged: loaded.jsonl"
+    write_lines(data_dir / "landing" / name, [event("m1"), event("m2", type="a\nb")])
+    with caplog.at_level(logging.INFO, logger="ingestion.loader"):
+        (result,) = ingest_landing(IngestSettings(data_dir=data_dir)).files
+    assert result.file_name == name and result.rows_rejected == 1  # the name is kept as it is in the tables
+    (line,) = [r.getMessage() for r in caplog.records if "loaded +" in r.getMessage()]
+    assert line.startswith(r"x\x1b[2Jy\nforged: loaded.jsonl: loaded, 2 in = 1 loaded") and "\n" not in line
