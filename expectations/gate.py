@@ -76,15 +76,6 @@ class GateOutcome:
     def passed(self) -> bool:
         return not self.batch_problems and self.reconciles and self.suite_passed
 
-    def reconciliation_markdown(self) -> str:
-        lines = ["| file | rows in | loaded | duplicate | rejected | reconciles |", "|---|---:|---:|---:|---:|---|"]
-        lines += [
-            f"| {f.file_name} | {f.rows_in} | {f.rows_loaded} | {f.rows_duplicate} | {f.rows_rejected} | "
-            f"{'yes' if f.reconciles else '**no**'} |"
-            for f in self.files
-        ]
-        return "\n".join(lines)
-
 
 def run_gate(
     con: duckdb.DuckDBPyConnection, batch_id: str, runner: SuiteRunner, settings: GateSettings | None = None

@@ -56,17 +56,6 @@ class ValidationOutcome:
     def failures(self) -> list[ExpectationOutcome]:
         return [outcome for outcome in self.outcomes if not outcome.success]
 
-    def markdown(self) -> str:
-        """Which expectations failed, on how many rows, with examples."""
-        lines = ["| expectation | passed | unexpected rows | examples |", "|---|---|---:|---|"]
-        for outcome in sorted(self.outcomes, key=lambda o: o.success):
-            examples = ", ".join(repr(e) for e in outcome.examples[:EXAMPLES]).replace("|", "\\|")
-            lines.append(
-                f"| {outcome.expectation} | {'yes' if outcome.success else '**no**'} | "
-                f"{outcome.unexpected_count} | {examples} |"
-            )
-        return "\n".join(lines)
-
 
 class SuiteRunner:
     """Validates suites against a DuckDB connection.
