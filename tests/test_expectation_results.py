@@ -58,3 +58,22 @@ def test_prune_keeps_the_newest_by_run_time_and_leaves_other_suites_alone(tmp_pa
     assert sorted(p.name for p in (store / "daily_kpis" / "__none__").iterdir()) == [stamps[0], stamps[2]]
     assert (store / "stg_events" / "__none__" / stamps[1]).is_dir()
     assert prune_results(tmp_path, "daily_kpis", keep=2) == 0
+
+
+def test_stg_events_names_are_snake_case_or_the_invalid_label(tmp_path):
+    runner = SuiteRunner(tmp_path)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("create schema staging")
+        for names, passes in ((["order_completed", "(invalid)", "page_viewed"], True), (["Bad Name", "x"], False)):
+            con.execute(
+                "create or replace table staging.stg_events as select 'm' || i as message_id, 'u' as user_id, "
+                "name as event_name, 'track' as event_type, timestamp '2026-01-01' as event_at, "
+                "date '2026-01-01' as event_date, true as is_activity, now() as staged_at, 0.0 as revenue "
+                "from (select unnest($names) as name, generate_subscripts($names, 1) as i)",
+                {"names": names},
+            )
+            outcome = runner.validate(con, SUITES["stg_events"])
+            assert outcome.success is passes
+            if not passes:
+                [failure] = outcome.failures
+                assert failure.unexpected_count == 1 and "Bad Name" in failure.examples

@@ -4,7 +4,9 @@ import great_expectations as gx
 
 from expectations.suites import SuiteSpec
 
-SNAKE_CASE = r"^[a-z0-9]+(_[a-z0-9]+)*$"
+# snake_case, or the '(invalid)' staging gives a row whose name normalises to nothing (flagged as unnamed_event in
+# marts.data_health_flags, so it is not this check's to block)
+EVENT_NAME = r"^([a-z0-9]+(_[a-z0-9]+)*|\(invalid\))$"
 
 
 def build() -> gx.ExpectationSuite:
@@ -12,7 +14,7 @@ def build() -> gx.ExpectationSuite:
     for column in ("message_id", "user_id", "event_name", "event_at", "event_date", "is_activity"):
         suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
     suite.add_expectation(gx.expectations.ExpectColumnValuesToBeUnique(column="message_id"))
-    suite.add_expectation(gx.expectations.ExpectColumnValuesToMatchRegex(column="event_name", regex=SNAKE_CASE))
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToMatchRegex(column="event_name", regex=EVENT_NAME))
     suite.add_expectation(
         gx.expectations.ExpectColumnValuesToBeInSet(
             column="event_type", value_set=["track", "page", "screen", "identify"]
