@@ -133,8 +133,8 @@ def test_job_and_schedule(defs):
         "ml/model_metrics", "marts/cluster_profiles", "marts/audience_churn_risk", "activation/audience_deliveries",
         "marts/cohort_retention_rolling", "marts/cohort_retention_by_dimension", "marts/cohort_retention_by_start",
         "marts/cohort_retention_brackets", "intermediate/int_experiment_exposures",
-        "intermediate/int_experiment_variants", "marts/experiment_results", "serving/serving_copy",
-        "quality/data_docs",
+        "intermediate/int_experiment_variants", "marts/experiment_results", "marts/data_health_flags",
+        "serving/serving_copy", "quality/data_docs",
     }  # fmt: skip
     assert {"marts/daily_kpis", "marts/user_segments", "marts/cohort_retention", "staging/stg_events"} <= refreshed
 
