@@ -35,6 +35,8 @@ from pathlib import Path
 
 import orjson
 
+from bench.probes import serving_has_user, wait_until_idle
+
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "collector.json"
 BATCH_SIZES = (1, 100, 500)
@@ -230,20 +232,6 @@ def throughput(seconds: float, concurrency: int, workers: int) -> dict[str, obje
 # -- end to end ---------------------------------------------------------------------------------------------------
 
 
-def serving_has_user(serving: Path, user_id: str) -> bool:
-    import duckdb
-
-    if not serving.exists():
-        return False
-    try:
-        with duckdb.connect(str(serving), read_only=True) as con:
-            return (
-                con.execute("select count(*) from marts.user_segments where user_id = ?", [user_id]).fetchone()[0] > 0
-            )
-    except duckdb.Error:
-        return False  # mid-swap or not built yet
-
-
 def landed_file_with(landing: Path, message_id: str, seen: set[Path]) -> bool:
     needle = message_id.encode()
     for path in landing.glob("*.jsonl"):
@@ -310,8 +298,6 @@ def end_to_end(
 
 def _trials(url, write_key, landing, serving, dagster_home, trials, timeout, steady) -> list[dict[str, object]]:
     from segment.analytics.client import Client
-
-    from bench.run import wait_until_idle
 
     results = []
     for trial in range(trials):

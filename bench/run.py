@@ -23,7 +23,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.collector import serving_has_user
+from bench.probes import runs_in_progress, serving_has_user, wait_until_idle
 from demo_events import GeneratorConfig, generate, users_for_events
 
 ROOT = Path(__file__).resolve().parent
@@ -57,31 +57,6 @@ def wait_for(condition, timeout: float, every: float = 0.5) -> float | None:
 def published_at(serving: Path) -> float:
     """Modification time of the serving copy (0 before the first publish); a publish renames a new file over it."""
     return serving.stat().st_mtime if serving.exists() else 0.0
-
-
-def runs_in_progress(dagster_home: str, job_name: str | None = None) -> int:
-    """Runs (of `job_name`, or any) queued or running in the Dagster instance at `dagster_home`."""
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-
-    statuses = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                DagsterRunStatus.STARTED]  # fmt: skip
-    with DagsterInstance.from_config(dagster_home) as instance:
-        return len(instance.get_runs(RunsFilter(job_name=job_name, statuses=statuses)))
-
-
-def wait_until_idle(dagster_home: str, timeout: float, quiet_seconds: float = 12) -> None:
-    """Until no run has been queued or running for `quiet_seconds` (longer than the gap between a refresh's
-    success and the scoring run its sensor starts)."""
-    deadline = time.perf_counter() + timeout
-    quiet_since = None
-    while time.perf_counter() < deadline:
-        if runs_in_progress(dagster_home):
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.perf_counter()
-        elif time.perf_counter() - quiet_since >= quiet_seconds:
-            return
-        time.sleep(1)
 
 
 def drop_probe(data_dir: Path, name: str) -> str:
