@@ -30,12 +30,13 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install lock demo run test dev sql collect dashboard screenshots bench lint format manifest clean
+.PHONY: help install lock demo run test test-fast dev sql collect dashboard screenshots bench lint format manifest clean
 
 help:
 	@echo "make demo   fresh machine to finished warehouse: install, generate demo events, run everything"
 	@echo "make run    load what is in \$$DATA_DIR/landing and materialise every asset"
 	@echo "make test   the whole test suite (what CI runs)"
+	@echo "make test-fast  the tests not marked slow (no dbt or Dagster end-to-end run)"
 	@echo "make dev    Dagster UI (:3000) with schedules and sensors, collector (:8090), dashboard (:8501), MLflow UI (:5000)"
 	@echo "make sql    read-only SQL shell on the published copy (serving.duckdb)"
 	@echo "make collect  the event collector alone (Segment's HTTP Tracking API on 127.0.0.1:8090)"
@@ -82,6 +83,10 @@ run: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 
 test: $(MANIFEST)
 	$(BIN)/python -m pytest
+
+# The tests not marked slow (no dbt or Dagster end-to-end run): a quick check while working
+test-fast: $(MANIFEST)
+	$(BIN)/python -m pytest -m "not slow"
 
 # The collector, the dashboard and the MLflow UI run beside Dagster; Ctrl-C (or Dagster exiting) stops them, and
 # the collector rotates its spool on the way out. (The MLflow UI runs a uvicorn child: its children go first.)

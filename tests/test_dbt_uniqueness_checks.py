@@ -8,6 +8,8 @@ import pytest
 from ingestion import ingest_landing
 from tests.conftest import event, run_dbt, write_lines
 
+pytestmark = pytest.mark.slow
+
 
 def duplicate_fails(data_dir, statement: str, selection: str, test_name: str) -> None:
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
