@@ -185,3 +185,59 @@ def test_the_run_publishes_every_mart_to_the_serving_copy_and_parquet(pipeline):
         e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "serving/serving_copy"
     ]
     assert materialization.materialization.metadata["seconds_since_latest_load"].value >= 0
+
+
+def test_every_path_the_run_leaves_in_data_dir_is_registered(pipeline):
+    from stores import store_for_path, unregistered_paths
+
+    data_dir = pipeline[0]
+    assert unregistered_paths(data_dir) == []
+    # the run made the stores an erasure walk must reach, and each resolves to its own entry
+    for path, pattern in [
+        ("warehouse.duckdb", "warehouse.duckdb"),
+        ("serving.duckdb", "serving.duckdb"),
+        ("published/current", "published/current"),
+        ("mlflow.db", "mlflow.db"),
+    ]:
+        assert (data_dir / path).exists() and store_for_path(path).pattern == pattern
+    version = (data_dir / "published" / "current").resolve().name
+    assert store_for_path(f"published/{version}/exports/marts/user_segments.parquet").holds_personal_data
+    assert list((data_dir / "activation").glob("*/*.jsonl"))  # audience exports: covered here, alerts in test_stores
+
+
+def test_every_table_of_the_warehouse_and_the_serving_copy_is_registered(pipeline):
+    import duckdb
+
+    from stores import unregistered_tables
+
+    data_dir = pipeline[0]
+    for database in ("warehouse", "serving"):
+        with duckdb.connect(str(data_dir / f"{database}.duckdb"), read_only=True) as con:
+            assert unregistered_tables(con, database) == [], database
+
+
+def test_the_registered_user_columns_are_the_columns_the_real_tables_have(pipeline):
+    """The dbt rule (schema yml columns) and the hand-listed ids against the columns DuckDB reports."""
+    import duckdb
+
+    from stores import table_stores
+    from stores.registry import USER_COLUMNS
+
+    data_dir = pipeline[0]
+    for database in ("warehouse", "serving"):
+        with duckdb.connect(str(data_dir / f"{database}.duckdb"), read_only=True) as con:
+            columns: dict[str, set[str]] = {}
+            for schema, table, column in con.execute(
+                "select schema_name, table_name, column_name from duckdb_columns() "
+                "where database_name = current_database()"
+            ).fetchall():
+                columns.setdefault(f"{schema}.{table}", set()).add(column)
+        for store in table_stores():
+            if store.database != database or store.table not in columns:
+                continue
+            ids = columns[store.table] & set(USER_COLUMNS)
+            assert set(store.user_columns) <= columns[store.table], store.table
+            if ids:
+                assert store.holds_personal_data, store.table
+            if store.owner in ("dbt", "serving") and not store.table.startswith("ops."):
+                assert set(store.user_columns) == ids, store.table
