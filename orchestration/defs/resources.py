@@ -1,19 +1,14 @@
 """Resources shared by every asset, configured from environment variables with working defaults."""
 
 import os
-import shutil
-import sys
-from collections.abc import Sequence
 from dataclasses import replace
-from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
-from packaging import version
 
 from ingestion.settings import IngestSettings
 from orchestration.defs.dbt.project import dbt_project
+from orchestration.defs.dbt.workarounds import WarehouseDbtResource, dbt_executable
 
 # Every process that writes the DuckDB file runs in this pool; dagster.yaml limits it to one at a time.
 DUCKDB_WRITER_POOL = "duckdb_writer"
@@ -45,31 +40,6 @@ class WarehouseResource(dg.ConfigurableResource):
         would point somewhere else there.
         """
         os.environ["DATA_DIR"] = str(self.data_path)
-
-
-class WarehouseDbtResource(DbtCliResource):
-    """dbt's CLI as dagster-dbt runs it, without two start-up costs we have no use for.
-
-    Before each invocation dagster-dbt runs `dbt --version` in a subprocess and builds a dbt adapter in the Dagster
-    process (loading the project, the profile and dbt's macros), about 5 s together on this machine. The adapter only
-    serves `fetch_row_counts` and `fetch_column_metadata`, which these assets do not call, and the dbt installed
-    beside this Python is the dbt-core this process imports.
-    """
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        from dbt.version import __version__
-
-        return version.parse(__version__)
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
-        return None
-
-
-def dbt_executable() -> str:
-    """The dbt installed beside this Python (the dbt-core it imports, venv activated or not), else dbt from PATH."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else shutil.which("dbt") or "dbt"
 
 
 @dg.definitions

@@ -14,11 +14,8 @@ would split one selection around the ML assets into more invocations, each payin
 """
 
 import importlib
-import os
-import shutil
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
@@ -26,6 +23,7 @@ from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
 from orchestration.defs.dbt.mart_charts import CHARTS, chart_metadata
 from orchestration.defs.dbt.project import dbt_project
 from orchestration.defs.dbt.translator import WarehouseTranslator
+from orchestration.defs.dbt.workarounds import keep_parse_state
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 
 ML_FEATURES = "path:models/marts/ml"
@@ -83,23 +81,6 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
             event = event.with_metadata({**event.metadata, **pictures})
         yield event
     keep_parse_state(invocation.target_path)
-
-
-def keep_parse_state(invocation_target: Path) -> None:
-    """Make this invocation's parse state the one the next invocation starts from.
-
-    dagster-dbt gives every invocation its own target folder and seeds it with target/partial_parse.msgpack. That
-    file is written by `make manifest`, for the DATA_DIR of that moment; dbt reparses the whole project (about 10 s
-    here) whenever the profile it renders differs, e.g. under another DATA_DIR. Copying the latest state back keeps
-    partial parsing on from one run to the next.
-    """
-    state = invocation_target / "partial_parse.msgpack"
-    if not state.exists():
-        return
-    project_target = Path(dbt_project.project_dir) / dbt_project.target_path
-    staged = project_target / f".partial_parse.{os.getpid()}.tmp"
-    shutil.copyfile(state, staged)
-    os.replace(staged, project_target / "partial_parse.msgpack")
 
 
 @dbt_assets(
