@@ -8,27 +8,37 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
 
+from event_contract import (
+    API_ONLY_TYPES,
+    EVENT_NAME_RE,
+    FUTURE_TOLERANCE_HOURS,
+    MALFORMED_EVENT_NAME,
+    MIN_EVENT_TIME,
+    MISSING_EVENT_NAME,
+    NOT_AN_OBJECT,
+    REASON_PREVIEW_CHARS,
+    STORED_TYPES,
+    TIMESTAMP_BEFORE_MIN_CODE,
+    UNKNOWN_TYPE,
+    UNPARSEABLE_TIMESTAMP,
+    min_event_time_reason,
+)
+
 log = logging.getLogger("collector")
 
-# Types the landing contract (ingestion) accepts, and the API's other calls: answered, counted, not spooled.
-SPOOLED_TYPES = frozenset({"track", "page", "screen", "identify"})
-API_ONLY_TYPES = frozenset({"group", "alias"})
-KNOWN_TYPES = SPOOLED_TYPES | API_ONLY_TYPES
-# The same well-formed event name as ingestion/validate.py's EVENT_NAME_PATTERN (kept in step by a test).
-EVENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/&()'-]{0,199}")
-# Not written to landing: the key, fields the collector sets itself, and the snake_case spellings ingestion would
-# read before the camelCase fields the collector writes.
-# The reason text of the lower bound on event time; ingestion words the same rule the same way.
-MIN_EVENT_TIME_REASON = "timestamp before min_event_time"
+# Types the landing contract accepts, and the API's other calls: answered, counted, not spooled.
+SPOOLED_TYPES = frozenset(STORED_TYPES)
+KNOWN_TYPES = SPOOLED_TYPES | frozenset(API_ONLY_TYPES)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+# Not written to landing: the key, fields the collector sets itself, and the snake_case spellings ingestion would
+# read before the camelCase fields the collector writes.
 DROPPED_FIELDS = (
     "writeKey", "userId", "anonymousId", "originalTimestamp",
     "message_id", "user_id", "anonymous_id", "received_at",
@@ -63,16 +73,16 @@ class RequestInfo:
     received_at: datetime
     sent_at: Any = None  # the request's sentAt as sent (batch level); an event's own sentAt wins
     max_event_bytes: int = 32 * 1024
-    future_tolerance: timedelta = timedelta(hours=24)
+    future_tolerance: timedelta = timedelta(hours=FUTURE_TOLERANCE_HOURS)
     base_context: dict[str, Any] | None = None  # a batch's top-level context, under each event's own
     max_depth: int = 64
-    min_event_time: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    min_event_time: datetime = MIN_EVENT_TIME
     received_text: str = field(init=False)
     sent_parsed: datetime | None = field(init=False)
     received_us: int = field(init=False)  # times as microseconds since the epoch: no datetime overflow
     earliest_us: int = field(init=False)
     latest_us: int = field(init=False)
-    min_text: str = field(init=False)
+    min_reason: str = field(init=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -81,8 +91,7 @@ class RequestInfo:
         set_(self, "received_us", micros(self.received_at))
         set_(self, "earliest_us", micros(self.min_event_time))
         set_(self, "latest_us", self.received_us + self.future_tolerance // MICROSECOND)
-        text = self.min_event_time.astimezone(UTC).isoformat(timespec="auto").replace("+00:00", "Z")
-        set_(self, "min_text", text)
+        set_(self, "min_reason", min_event_time_reason(self.min_event_time))
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -115,7 +124,7 @@ def too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-def preview(value: Any, limit: int = 80) -> str:
+def preview(value: Any, limit: int = REASON_PREVIEW_CHARS) -> str:
     """At most `limit` characters of a client's value for a reason text, whatever the value is."""
     if type(value) is str:
         return value[:limit]
@@ -197,7 +206,7 @@ def _prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None) -
         if kind is None:
             return Rejection(index, "missing_type", "event has no type", known_id)
         if type(kind) is not str or kind.strip().lower() not in KNOWN_TYPES:
-            return Rejection(index, "unknown_type", f"unknown type: {preview(kind)}", known_id)
+            return Rejection(index, UNKNOWN_TYPE.code, UNKNOWN_TYPE.text + preview(kind), known_id)
         kind = kind.strip().lower()
 
     user_id = _identifier(get("userId"))
@@ -210,14 +219,15 @@ def _prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None) -
     properties, traits, context = get("properties"), get("traits"), get("context")
     for name, value in (("properties", properties), ("traits", traits), ("context", context)):
         if value is not None and type(value) is not dict:
-            return Rejection(index, "field_not_an_object", f"{name} is not a JSON object", known_id)
+            return Rejection(index, NOT_AN_OBJECT.code, name + NOT_AN_OBJECT.text, known_id)
 
     if kind == "track":
         event_name = get("event")
         if type(event_name) is not str or not event_name.strip():
-            return Rejection(index, "missing_event_name", "track event without an event name", known_id)
+            return Rejection(index, MISSING_EVENT_NAME.code, MISSING_EVENT_NAME.text, known_id)
         if not EVENT_NAME_RE.fullmatch(event_name.strip()):
-            return Rejection(index, "malformed_event_name", f"malformed event name: {preview(event_name)}", known_id)
+            reason = MALFORMED_EVENT_NAME.text + preview(event_name)
+            return Rejection(index, MALFORMED_EVENT_NAME.code, reason, known_id)
 
     sent_text = get("sentAt")
     if sent_text is None:
@@ -230,7 +240,8 @@ def _prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None) -
     else:
         parsed = parse_time(original)
         if parsed is None:
-            return Rejection(index, "bad_timestamp", f"unparseable timestamp: {preview(original)}", known_id)
+            reason = UNPARSEABLE_TIMESTAMP.text + preview(original)
+            return Rejection(index, UNPARSEABLE_TIMESTAMP.code, reason, known_id)
         moment = micros(parsed)
         if sent_text is not None:
             if sent_at is None:
@@ -241,7 +252,7 @@ def _prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None) -
         hours = info.future_tolerance.total_seconds() / 3600
         return Rejection(index, "future_timestamp", f"timestamp more than {hours:g} hours after receivedAt", known_id)
     if moment < info.earliest_us:
-        return Rejection(index, "timestamp_before_min", f"{MIN_EVENT_TIME_REASON} {info.min_text}", known_id)
+        return Rejection(index, TIMESTAMP_BEFORE_MIN_CODE, info.min_reason, known_id)
     timestamp = EPOCH + moment * MICROSECOND  # within [min_event_time, receivedAt + tolerance]: representable
 
     if kind in API_ONLY_TYPES:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from event_contract import FUTURE_TOLERANCE_HOURS, MIN_EVENT_TIME
+
 log = logging.getLogger(__name__)
 
 # Segment's HTTP Tracking API limits: 32 KB a call or event, 500 KB a batch request.
@@ -15,7 +17,6 @@ MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 DEV_WRITE_KEYS = {"dev": "dev"}
 MAX_JSON_DEPTH = 64  # nesting of objects and arrays in one event, the event itself being level 1
-MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)  # the same default as ingestion's MIN_EVENT_TIME
 READ_TIMEOUT_SECONDS = 10.0  # from a request's first byte (or the connection's opening) to its last body byte
 KEEP_ALIVE_SECONDS = 5.0
 MAX_CONNECTIONS = 1000  # under a 1024 open-file limit with room for the spool, logs and the listening socket
@@ -81,7 +82,7 @@ class CollectorSettings:
     rotate_events: int = 50_000
     max_event_bytes: int = MAX_EVENT_BYTES
     max_batch_bytes: int = MAX_BATCH_BYTES
-    future_tolerance_hours: float = 24.0
+    future_tolerance_hours: float = FUTURE_TOLERANCE_HOURS
     spool_dir_override: Path | None = None
     dev_key_warning: bool = False
     workers: int = 1  # processes; each spools on its own and keeps its own /metrics (a scrape sees one of them)
@@ -132,7 +133,7 @@ class CollectorSettings:
             rotate_events=int(_number("COLLECTOR_ROTATE_EVENTS", 50_000, minimum=1)),
             max_event_bytes=int(_number("COLLECTOR_MAX_EVENT_BYTES", MAX_EVENT_BYTES, minimum=1)),
             max_batch_bytes=int(_number("COLLECTOR_MAX_BATCH_BYTES", MAX_BATCH_BYTES, minimum=1)),
-            future_tolerance_hours=_number("FUTURE_TOLERANCE_HOURS", 24.0),
+            future_tolerance_hours=_number("FUTURE_TOLERANCE_HOURS", FUTURE_TOLERANCE_HOURS),
             spool_dir_override=Path(spool).expanduser().resolve() if spool else None,
             dev_key_warning=raw_keys is None or not raw_keys.strip(),
             workers=int(_number("COLLECTOR_WORKERS", 1, minimum=1)),

@@ -20,8 +20,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from collector import CollectorSettings
-from collector.events import MIN_EVENT_TIME_REASON, Accepted, Rejection, RequestInfo, prepare
+from collector.events import Accepted, Rejection, RequestInfo, prepare
 from collector.settings import SettingsError
+from event_contract import MIN_EVENT_TIME_REASON
 from tests.collector_server import ThreadServer, free_port, landed_lines
 
 KEYS = {"web-key": "web"}
