@@ -22,30 +22,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from event_contract import CAMEL_CASE, FIELDS, ID_FIELDS, OBJECT_FIELDS, REQUIRED_FIELDS
 from ingestion.streams import DamagedFile, LineSplitter, LongLine, TooLarge, file_blocks, open_landing
 
-CANONICAL_FIELDS = (
-    "message_id",
-    "user_id",
-    "anonymous_id",
-    "type",
-    "event",
-    "timestamp",
-    "received_at",
-    "properties",
-    "traits",
-    "context",
-)
-# Segment's camelCase export names for the snake_case fields of the contract.
-CAMEL_ALIASES = {
-    "messageid": "message_id",
-    "userid": "user_id",
-    "anonymousid": "anonymous_id",
-    "receivedat": "received_at",
-}
-REQUIRED_COLUMNS = ("message_id", "timestamp")
-ID_COLUMNS = ("user_id", "anonymous_id")
-JSON_FIELDS = ("properties", "traits", "context")
+# Column names as the readers receive them, lower-cased without underscores, for Segment's camelCase exports.
+CAMEL_ALIASES = {camel.lower(): snake for snake, camel in CAMEL_CASE.items()}
 
 LINE_SUFFIXES = (".jsonl", ".ndjson", ".json")
 # What a corrupt Parquet file raises from pyarrow; opening errors are raised before these are caught.
@@ -57,7 +38,7 @@ _LONE_CR = re.compile(rb"(?<=\r)(?!\n)")
 LINE_SCHEMA = pa.schema([("line_number", pa.int64()), ("raw_line", pa.string()), ("pre_reason", pa.string())])
 TABLE_SCHEMA = pa.schema(
     [("line_number", pa.int64()), ("raw_line", pa.string()), ("pre_reason", pa.string())]
-    + [(name, pa.string()) for name in CANONICAL_FIELDS]
+    + [(name, pa.string()) for name in FIELDS]
 )
 
 
@@ -218,8 +199,8 @@ class FileReader:
 
     def _check_columns(self, columns: Iterable[str]) -> None:
         present = set(columns)
-        self.missing_columns = [name for name in REQUIRED_COLUMNS if name not in present]
-        if not present.intersection(ID_COLUMNS):
+        self.missing_columns = [name for name in REQUIRED_FIELDS if name not in present]
+        if not present.intersection(ID_FIELDS):
             self.missing_columns.append("user_id or anonymous_id")
 
     # -- Parquet ------------------------------------------------------------------------------------------
@@ -264,14 +245,14 @@ class FileReader:
                 pa.string(),
             ),
         }
-        for name in CANONICAL_FIELDS:
+        for name in FIELDS:
             data[name] = pa.nulls(n, pa.string())
         for name, column in zip(columns, batch.columns, strict=True):
-            if name in CANONICAL_FIELDS:
-                data[name] = _as_text(column, as_json=name in JSON_FIELDS)
+            if name in FIELDS:
+                data[name] = _as_text(column, as_json=name in OBJECT_FIELDS)
         table = pa.table(data, schema=TABLE_SCHEMA)
         sizes = np.zeros(n, dtype=np.int64)
-        for name in CANONICAL_FIELDS:
+        for name in FIELDS:
             sizes += pc.binary_length(table[name]).fill_null(0).to_numpy(zero_copy_only=False)
         too_long = sizes > self.max_line_bytes
         return self._reject_rows(table, too_long) if too_long.any() else table
@@ -279,7 +260,7 @@ class FileReader:
     def _reject_rows(self, table: pa.Table, rows: np.ndarray) -> pa.Table:
         """Rows whose cells together are over max_line_bytes: rejected, with the start of each cell as raw text."""
         mask = pa.array(rows)
-        heads = table.filter(mask).select(list(CANONICAL_FIELDS)).to_pylist()
+        heads = table.filter(mask).select(list(FIELDS)).to_pylist()
         texts = iter(
             _text(orjson.dumps({k: v[:200] for k, v in row.items() if v is not None})[:LONG_LINE_HEAD_BYTES])
             for row in heads
@@ -293,7 +274,7 @@ class FileReader:
         columns = {name: table[name] for name in TABLE_SCHEMA.names}
         columns["raw_line"] = pa.array(raw, pa.string())
         columns["pre_reason"] = pa.array(reasons, pa.string())
-        for name in CANONICAL_FIELDS:
+        for name in FIELDS:
             columns[name] = pc.if_else(mask, pa.scalar(None, pa.string()), table[name])
         return pa.table(columns, schema=TABLE_SCHEMA)
 
@@ -434,14 +415,14 @@ def _decode_line_by_line(
 
 def _table_from_rows(rows: list[tuple[int, str | None, list[str], str | None]], columns: list[str]) -> pa.Table:
     data: dict[str, list] = {name: [] for name in TABLE_SCHEMA.names}
-    positions = {name: i for i, name in enumerate(columns) if name in CANONICAL_FIELDS}
+    positions = {name: i for i, name in enumerate(columns) if name in FIELDS}
     for line_number, reason, record, raw in rows:
         data["line_number"].append(line_number)
         data["pre_reason"].append(reason)
         # Only rejected rows need their raw text; keep it for those alone.
         data["raw_line"].append(raw if raw is not None else _csv_line(record) if reason else None)
         usable = reason is None
-        for name in CANONICAL_FIELDS:
+        for name in FIELDS:
             position = positions.get(name)
             value = record[position] if usable and position is not None else None
             data[name].append(value if value != "" else None)

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from event_contract import FUTURE_TOLERANCE_HOURS, MAX_PROPERTY_BYTES, MIN_EVENT_TIME
+
 KIB = 1 << 10
 MIB = 1 << 20
 GIB = 1 << 30
-MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def data_dir_from_env() -> Path:
@@ -56,8 +57,8 @@ class IngestSettings:
 
     data_dir: Path
     settle_seconds: float = 5.0
-    future_tolerance_hours: float = 24.0
-    max_property_bytes: int = 1_048_576
+    future_tolerance_hours: float = FUTURE_TOLERANCE_HOURS
+    max_property_bytes: int = MAX_PROPERTY_BYTES
     batch_rows: int = 100_000
     # A line (JSONL) or record (CSV, Parquet row) longer than this is one rejected row; it is never held whole.
     max_line_bytes: int = 4 * MIB
@@ -89,7 +90,7 @@ class IngestSettings:
         settings = cls(
             data_dir=data_dir_from_env(),
             settle_seconds=float(os.environ.get("SETTLE_SECONDS", "5")),
-            future_tolerance_hours=float(os.environ.get("FUTURE_TOLERANCE_HOURS", "24")),
+            future_tolerance_hours=float(os.environ.get("FUTURE_TOLERANCE_HOURS", FUTURE_TOLERANCE_HOURS)),
             max_line_bytes=_int_env("MAX_LINE_BYTES", cls.max_line_bytes),
             max_raw_line_bytes=_int_env("MAX_RAW_LINE_BYTES", cls.max_raw_line_bytes, minimum=16),
             max_inflated_bytes=_int_env("MAX_INFLATED_BYTES", cls.max_inflated_bytes),

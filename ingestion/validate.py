@@ -1,21 +1,33 @@
 """The contract's row-level rules, as one DuckDB query over a registered Arrow batch named `batch`.
 
-Fixed SQL text only; thresholds arrive as bound parameters (see `VALIDATE_PARAMS`).
+Fixed SQL text only: the contract's names and reason texts (event_contract) are written into it once, at import;
+thresholds arrive as bound parameters (see `validate_params`).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ingestion.settings import MIN_EVENT_TIME
+from event_contract import (
+    DEFAULT_TYPE,
+    EVENT_NAME_PATTERN,
+    MALFORMED_EVENT_NAME,
+    MAX_ABS_REVENUE,
+    MIN_EVENT_TIME,
+    MISSING_EVENT_NAME,
+    NOT_AN_OBJECT,
+    REASON_PREVIEW_CHARS,
+    STORED_TYPES,
+    UNKNOWN_TYPE,
+    UNPARSEABLE_TIMESTAMP,
+    min_event_time_reason,
+)
 
-# The start of the reason of a row dated before MIN_EVENT_TIME; the collector rejects with the same words.
-MIN_EVENT_TIME_REASON = "timestamp before min_event_time"
-KNOWN_TYPES = ("track", "page", "screen", "identify")
-# A well-formed event name as apps send it: starts with a letter or digit, then letters, digits, spaces and a
-# little punctuation, at most 200 characters. (RE2 and Python read it the same way.)
-EVENT_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 _.:/&()'-]{0,199}"
-MAX_ABS_REVENUE = 1_000_000
+
+def _sql_text(value: str) -> str:
+    """`value` as a SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
 
 # Fields of a JSON line; both naming styles of the contract are accepted.
 _LINE_FIELDS = """
@@ -78,7 +90,7 @@ _TABLE_FIELDS = """
     from batch
 """
 
-_CHECKS = """
+_CHECKS_TEMPLATE = """
 , cleaned as (
     select
         * exclude (message_id, user_id, anonymous_id, event, properties, traits, context),
@@ -86,7 +98,7 @@ _CHECKS = """
         nullif(trim(user_id), '') as user_id,
         nullif(trim(anonymous_id), '') as anonymous_id,
         nullif(trim(event), '') as event,
-        lower(coalesce(nullif(trim(type_text), ''), 'track')) as type,
+        lower(coalesce(nullif(trim(type_text), ''), {default_type})) as type,
         try_cast(timestamp_text as timestamptz) at time zone 'UTC' as event_ts,
         try_cast(received_text as timestamptz) at time zone 'UTC' as received_ts,
         case when json_type(properties) <> 'NULL' then properties end as properties,
@@ -107,10 +119,11 @@ _CHECKS = """
             when user_id is null and anonymous_id is null then 'missing both user_id and anonymous_id'
             when timestamp_text is null then 'missing timestamp'
             -- 'infinity' parses, but is no time an event happened at
-            when event_ts is null or not isfinite(event_ts) then 'unparseable timestamp: ' || left(timestamp_text, 80)
+            when event_ts is null or not isfinite(event_ts)
+                then {unparseable_timestamp} || left(timestamp_text, {preview})
             when event_ts < $min_event_time then $min_event_time_reason
             when received_text is not null and (received_ts is null or not isfinite(received_ts))
-                then 'unparseable received_at: ' || left(received_text, 80)
+                then 'unparseable received_at: ' || left(received_text, {preview})
             -- received_at comes from the file too: bounded, so that it cannot carry the timestamp's bound away
             when received_ts > $loaded_at + to_microseconds($tolerance_us)
                 then 'received_at more than ' || $tolerance_hours || ' hours after load time'
@@ -119,24 +132,24 @@ _CHECKS = """
                 -- no timestamp in the text: one reason per rule keeps "group by reason" useful
                 then 'timestamp more than ' || $tolerance_hours || ' hours after '
                      || case when received_ts is null then 'load time' else 'received_at' end
-            when type not in ('track', 'page', 'screen', 'identify') then 'unknown type: ' || left(type, 80)
-            when type = 'track' and event is null then 'track event without an event name'
+            when type not in ({stored_types}) then {unknown_type} || left(type, {preview})
+            when type = 'track' and event is null then {missing_event_name}
             when properties_unparseable then 'properties is not valid JSON'
             when traits_unparseable then 'traits is not valid JSON'
             when context_unparseable then 'context is not valid JSON'
-            when properties is not null and json_type(properties) <> 'OBJECT' then 'properties is not a JSON object'
-            when traits is not null and json_type(traits) <> 'OBJECT' then 'traits is not a JSON object'
-            when context is not null and json_type(context) <> 'OBJECT' then 'context is not a JSON object'
+            when properties is not null and json_type(properties) <> 'OBJECT' then {properties_not_an_object}
+            when traits is not null and json_type(traits) <> 'OBJECT' then {traits_not_an_object}
+            when context is not null and json_type(context) <> 'OBJECT' then {context_not_an_object}
             when strlen(properties::varchar) > $max_property_bytes
                 then 'properties blob of ' || strlen(properties::varchar) || ' bytes is over the limit of '
                      || $max_property_bytes || ' bytes'
             when type = 'track' and not regexp_full_match(event, $event_name_pattern)
-                then 'malformed event name: ' || left(event, 80)
+                then {malformed_event_name} || left(event, {preview})
             when revenue_type is not null and revenue_type <> 'NULL' and revenue is null
-                then 'revenue is not a number: ' || left(json_extract_string(properties, '$.revenue'), 80)
+                then 'revenue is not a number: ' || left(json_extract_string(properties, '$.revenue'), {preview})
             -- 'NaN', 'Infinity' and 1e400 cast to a double; NaN would otherwise pass as beyond the limit
             when isnan(revenue) or isinf(revenue)
-                then 'revenue is not a finite number: ' || left(json_extract_string(properties, '$.revenue'), 80)
+                then 'revenue is not a finite number: ' || left(json_extract_string(properties, '$.revenue'), {preview})
             when event_key = 'ordercompleted' and revenue < 0
                 then 'negative revenue on an order (only refunds may be negative)'
             when event_key = 'orderrefunded' and revenue > 0 then 'positive revenue on a refund'
@@ -166,15 +179,18 @@ select
 from checked
 """
 
+_CHECKS = _CHECKS_TEMPLATE.format(
+    default_type=_sql_text(DEFAULT_TYPE),
+    stored_types=", ".join(_sql_text(kind) for kind in STORED_TYPES),
+    preview=REASON_PREVIEW_CHARS,
+    unparseable_timestamp=_sql_text(UNPARSEABLE_TIMESTAMP.text),
+    unknown_type=_sql_text(UNKNOWN_TYPE.text),
+    missing_event_name=_sql_text(MISSING_EVENT_NAME.text),
+    malformed_event_name=_sql_text(MALFORMED_EVENT_NAME.text),
+    **{f"{name}_not_an_object": _sql_text(name + NOT_AN_OBJECT.text) for name in ("properties", "traits", "context")},
+)
 VALIDATE_LINES_SQL = "with fields as (" + _LINE_FIELDS + ")" + _CHECKS
 VALIDATE_TABLE_SQL = "with fields as (" + _TABLE_FIELDS + ")" + _CHECKS
-
-
-def min_event_time_reason(min_event_time: datetime) -> str:
-    """The reason for a row dated before `min_event_time`: 'timestamp before min_event_time 2000-01-01T00:00:00Z'."""
-    moment = min_event_time.astimezone(UTC) if min_event_time.tzinfo else min_event_time
-    text = moment.replace(tzinfo=None).isoformat(timespec="microseconds" if moment.microsecond else "seconds")
-    return f"{MIN_EVENT_TIME_REASON} {text}Z"
 
 
 def validate_params(

@@ -26,11 +26,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from event_contract import MIN_EVENT_TIME, MIN_EVENT_TIME_REASON
 from ingestion import FileResult, IngestSettings, ingest_landing
 from ingestion.readers import FileReader
 from ingestion.schema import connect
-from ingestion.settings import MIN_EVENT_TIME
-from ingestion.validate import MIN_EVENT_TIME_REASON
 from tests.conftest import event, query, settle, write_lines
 
 BOM = b"\xef\xbb\xbf"

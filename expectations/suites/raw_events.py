@@ -2,9 +2,9 @@
 
 import great_expectations as gx
 
+from event_contract import EVENT_NAME_PATTERN, FUTURE_TOLERANCE_HOURS, MAX_ABS_REVENUE, STORED_TYPES
 from expectations.suites import SuiteSpec
 from ingestion.settings import min_event_time_from_env
-from ingestion.validate import EVENT_NAME_PATTERN, KNOWN_TYPES, MAX_ABS_REVENUE
 
 
 def build() -> gx.ExpectationSuite:
@@ -13,12 +13,15 @@ def build() -> gx.ExpectationSuite:
         suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column=column))
     suite.add_expectation(gx.expectations.ExpectColumnValuesToBeUnique(column="message_id"))
     suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column="any_user_id"))
-    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(column="type", value_set=list(KNOWN_TYPES)))
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(column="type", value_set=list(STORED_TYPES)))
     suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column="track_event"))
     suite.add_expectation(
         gx.expectations.ExpectColumnValuesToMatchRegex(column="event", regex=f"^{EVENT_NAME_PATTERN}$")
     )
-    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(column="hours_ahead", max_value=24))
+    # the contract's default tolerance, not the FUTURE_TOLERANCE_HOURS setting
+    suite.add_expectation(
+        gx.expectations.ExpectColumnValuesToBeBetween(column="hours_ahead", max_value=FUTURE_TOLERANCE_HOURS)
+    )
     # the same lower bound as ingestion's MIN_EVENT_TIME, read when the suite is built (each validation): the value
     # goes into the expectation, never into the relation's SQL
     suite.add_expectation(
