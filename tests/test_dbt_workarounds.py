@@ -131,7 +131,7 @@ def test_a_real_build_through_the_resource_runs_dbt_once_and_builds_no_adapter(d
     ours = resource(WarehouseDbtResource).cli(args, manifest=dbt_project.manifest_path, target_path=data_dir / "ours")
     events = list(ours.stream())
     assert dbt_commands(spawns) == [args], f"WarehouseDbtResource ran more than dbt {args}: {UPGRADE_HINT}"
-    assert ours.adapter is None
+    assert ours.adapter is None, f"WarehouseDbtResource built a dbt adapter in process: {UPGRADE_HINT}"
     assert ours.is_successful()
     assert [event.asset_key for event in events if isinstance(event, dg.AssetMaterialization)] == [
         dg.AssetKey(["seeds", "channel_mapping"])
