@@ -67,10 +67,21 @@ log = logging.getLogger(__name__)
 
 
 def client() -> MlflowClient:
-    """A client on the configured tracking and registry URI (also set as mlflow's global default)."""
+    """A client on the configured tracking and registry URI (also set as mlflow's global default).
+
+    mlflow.set_tracking_uri and set_registry_uri also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into
+    os.environ, which tracking_uri() would then take for the user's setting: a later DATA_DIR in the same process
+    would still track into the first one's store. The environment is put back as it was.
+    """
     uri = tracking_uri()
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -238,3 +238,15 @@ def test_a_pickled_champion_from_an_earlier_version_is_refused_and_replaced_by_t
     assert not marker.exists()
     run = MlflowClient().get_run(MlflowClient().get_model_version(CHURN_MODEL, new).run_id)
     assert f"champion v{version} could not be scored" in run.data.tags["decision"]
+
+
+def test_each_data_dir_tracks_into_its_own_store(tmp_path, monkeypatch):
+    """client() must not leave MLflow's URI in the environment, where tracking_uri() would take it for the user's."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    for name in ("first", "second"):
+        monkeypatch.setenv("DATA_DIR", str(tmp_path / name))
+        (tmp_path / name).mkdir()
+        assert client().tracking_uri == f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+        assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / name / 'mlflow.db'}"
