@@ -241,19 +241,23 @@ def log_to_mlflow(
     as metrics and a CSV. Tracks to ml.settings.tracking_uri(); returns the run id."""
     import mlflow
 
-    from ml.settings import artifact_root, tracking_uri
+    from ml.settings import artifact_root
+    from ml.tracking import client
 
-    mlflow.set_tracking_uri(tracking_uri())
-    if mlflow.get_experiment_by_name(mlflow_experiment) is None:
+    client()  # sets mlflow's default URI without leaving it in os.environ (see ml.tracking.client)
+    found = mlflow.get_experiment_by_name(mlflow_experiment)
+    if found is None:
         location = artifact_root() / mlflow_experiment
         location.mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(mlflow_experiment, artifact_location=location.as_uri())
-    mlflow.set_experiment(mlflow_experiment)
+        tracking_experiment = mlflow.create_experiment(mlflow_experiment, artifact_location=location.as_uri())
+    else:
+        tracking_experiment = found.experiment_id
     if experiment_id is None:
         experiment_id = str(result.effects["experiment_id"].iloc[0]) if len(result.effects) else "unknown"
     if result.design is not None:
         experiment_id = result.design.experiment_id
-    with mlflow.start_run(run_name=experiment_id) as run:
+    # experiment given to the run, not by mlflow.set_experiment (which leaves MLFLOW_EXPERIMENT_ID in os.environ)
+    with mlflow.start_run(experiment_id=tracking_experiment, run_name=experiment_id) as run:
         mlflow.log_input(mlflow.data.from_pandas(result.cells, name=f"{experiment_id}_cells"), context="training")
         mlflow.log_text(result.cells.to_csv(index=False), "inputs/cells.csv")
         params = {

@@ -77,3 +77,24 @@ def test_three_level_factor_gets_an_effect_per_level_and_interaction():
     design = parse_design("e", "a;b", "a0+b0", ["a0+b0", "a1+b0", "a2+b0", "a0+b1", "a1+b1", "a2+b1"])
     assert design == FactorialDesign("e", ("a", "b"), {"a": ("a0", "a1", "a2"), "b": ("b0", "b1")})
     assert design.effect_names() == ["a=a1", "a=a2", "b=b1", "a=a1:b=b1", "a=a2:b=b1"]
+
+
+def test_each_fit_is_one_run_in_this_data_dirs_store_and_the_environment_stays_clean(tmp_path, monkeypatch):
+    import os
+
+    from mlflow.tracking import MlflowClient
+
+    from ml.experiments import log_to_mlflow
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    result = fit_factorial("e", "a;b", "a0+b0", CELLS, min_users_per_cell=100)
+    run_id = log_to_mlflow(result, experiment_id="e")
+    log_to_mlflow(result, experiment_id="e")  # the second fit finds the experiment the first created
+    store = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = store.get_experiment_by_name("factorial_experiments")
+    assert store.get_run(run_id).info.experiment_id == experiment.experiment_id
+    assert len(store.search_runs([experiment.experiment_id])) == 2
+    # mlflow's set_tracking_uri / set_experiment would leave these behind for the next DATA_DIR in the process
+    assert not {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID"} & set(os.environ)
