@@ -15,8 +15,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from pathlib import Path
+
+from demo_events.hostile import huge_line_gzip
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "hostile_ingest.json"
@@ -63,14 +64,8 @@ def _event(message_id: str) -> bytes:
 
 def build_hostile(path: Path) -> int:
     """The gzip file: one line of HUGE_LINE_MIB MiB, then GOOD_LINES good events; returns its size."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
-    parts = [compressor.compress(b'{"message_id": "huge", "user_id": "u", "padding": "')]
-    block = b"x" * (1 << 20)
-    parts += [compressor.compress(block) for _ in range(HUGE_LINE_MIB)]
-    tail = b'"}\n' + b"".join(_event(f"after-huge-{i}") + b"\n" for i in range(GOOD_LINES))
-    parts += [compressor.compress(tail), compressor.flush()]
-    path.write_bytes(b"".join(parts))
-    return path.stat().st_size
+    good = [json.loads(_event(f"after-huge-{i}")) for i in range(GOOD_LINES)]
+    return huge_line_gzip(path, HUGE_LINE_MIB << 20, good)
 
 
 def build_clean(path: Path) -> int:
