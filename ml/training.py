@@ -52,10 +52,11 @@ def as_of_of(features: pd.DataFrame) -> str:
 
 def _champion_or_none(name: str) -> object | None:
     """The champion, or None when there is none or it is refused (then ids start afresh, as for a first model)."""
-    if champion_version(client(), name) is None:
+    version = champion_version(client(), name)
+    if version is None:
         return None
     try:
-        return load_model(name)
+        return load_model(name, version)
     except ModelRefused as refused:
         log.warning(f"training {name} without the previous champion: {refused}")
         return None
