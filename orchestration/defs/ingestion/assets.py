@@ -49,7 +49,7 @@ def _yes_no(ok: bool) -> str:
 
 
 def reconciliation_markdown(files: list[FileResult]) -> str:
-    """The files of a gated batch and whether each reconciles (escaped; GateOutcome.reconciliation_markdown is not)."""
+    """The files of a gated batch and whether each reconciles, file names escaped and cut."""
     return md_table(
         ["file", "rows in", "loaded", "duplicate", "rejected", "reconciles"],
         (
