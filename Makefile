@@ -59,9 +59,10 @@ install: $(INSTALLED)
 lock: $(INSTALLED)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
 
-# dagster-dbt reads target/manifest.json; it is built here, never at import time.
+# dagster-dbt reads target/manifest.json; it is built here, never at import time. The vars are those the Dagster
+# dbt resource passes, so that the parse state saved here stays valid for its runs (partial parsing).
 $(MANIFEST): $(INSTALLED) $(DBT_SOURCES)
-	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
+	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet --vars '{"data_dir": "$(DATA_DIR)"}'
 	touch $@
 
 manifest: $(MANIFEST)

@@ -15,7 +15,6 @@ sends that batch again.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,92 +25,23 @@ import duckdb
 import orjson
 
 from activation.webhook import PostResult, WebhookClient
+from settings import ActivationSettings
+from stores.schema import ensure
 
-LOG_DDL = (
-    "create schema if not exists activation",
-    """
-    create table if not exists activation.delivery_log (
-        delivery_key varchar primary key,
-        audience varchar not null,
-        source_table varchar not null,
-        user_id varchar,
-        entered_at timestamp,
-        exported_file varchar,
-        exported_at timestamp,
-        status varchar not null,       -- files_only, pending, sent, failed
-        attempts integer not null default 0,
-        last_http_status integer,
-        last_response varchar,
-        last_attempt_at timestamp,
-        batch_id varchar,
-        sent_at timestamp
-    )
-    """,
-    """
-    create table if not exists activation.delivery_attempts (
-        batch_id varchar not null,
-        audience varchar not null,
-        attempt integer not null,
-        attempted_at timestamp not null,
-        items integer not null,
-        http_status integer,
-        response varchar,
-        accepted boolean not null
-    )
-    """,
-)
 ALERTS = "kpi_alerts"
 
 
-@dataclass(frozen=True)
-class ActivationSettings:
-    """Where files go and where (if anywhere) the webhook is; from the environment with working defaults."""
-
-    export_dir: Path
-    webhook_url: str | None = None
-    secret: str | None = None
-    batch_size: int = 500
-    max_attempts: int = 5
-    backoff_seconds: float = 0.5
-    timeout_seconds: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"ACTIVATION_BATCH_SIZE must be at least 1, got {self.batch_size}")
-        if self.webhook_url and not self.secret:
-            raise ValueError(
-                "ACTIVATION_WEBHOOK_URL is set but ACTIVATION_WEBHOOK_SECRET is not: refusing to send unsigned"
-            )
-
-    @classmethod
-    def from_env(cls, data_dir: Path) -> ActivationSettings:
-        """ACTIVATION_WEBHOOK_URL (unset: files only), ACTIVATION_WEBHOOK_SECRET, ACTIVATION_BATCH_SIZE (500),
-        ACTIVATION_MAX_ATTEMPTS (5), ACTIVATION_BACKOFF_SECONDS (0.5), ACTIVATION_TIMEOUT_SECONDS (10)."""
-
-        def number(name: str, default: str, kind: type) -> float | int:
-            raw = os.environ.get(name, default)
-            try:
-                return kind(raw)
-            except ValueError:
-                raise ValueError(f"{name} must be a number, got {raw!r}") from None
-
-        return cls(
-            export_dir=Path(data_dir) / "activation",
-            webhook_url=os.environ.get("ACTIVATION_WEBHOOK_URL") or None,
-            secret=os.environ.get("ACTIVATION_WEBHOOK_SECRET") or None,
-            batch_size=int(number("ACTIVATION_BATCH_SIZE", "500", int)),
-            max_attempts=int(number("ACTIVATION_MAX_ATTEMPTS", "5", int)),
-            backoff_seconds=float(number("ACTIVATION_BACKOFF_SECONDS", "0.5", float)),
-            timeout_seconds=float(number("ACTIVATION_TIMEOUT_SECONDS", "10", float)),
-        )
-
-    def client(self) -> WebhookClient | None:
-        """The webhook client, or None when no webhook is configured (files only)."""
-        if not self.webhook_url:
-            return None
-        return WebhookClient(
-            self.webhook_url, self.secret or "", self.timeout_seconds, self.max_attempts, self.backoff_seconds
-        )
+def webhook_client(settings: ActivationSettings) -> WebhookClient | None:
+    """The webhook client, or None when no webhook is configured (files only)."""
+    if not settings.webhook_url:
+        return None
+    return WebhookClient(
+        settings.webhook_url,
+        settings.secret or "",
+        settings.timeout_seconds,
+        settings.max_attempts,
+        settings.backoff_seconds,
+    )
 
 
 @dataclass
@@ -146,8 +76,7 @@ class ActivationReport:
 
 def ensure_log(con: duckdb.DuckDBPyConnection) -> None:
     """Create the activation schema and its two tables when missing."""
-    for statement in LOG_DDL:
-        con.execute(statement)
+    ensure(con, "activation")
 
 
 def audience_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -320,7 +249,7 @@ def send_pending(
 ) -> None:
     """POST every pending or failed item (of the `sources` tables, default all) in batches per audience; a failed
     batch stays failed and is retried by the next run."""
-    client = client or settings.client()
+    client = client or webhook_client(settings)
     if client is None:
         return
     for audience, keys in _pending(con, sources).items():

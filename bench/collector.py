@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     if args.e2e:
-        from collector.settings import parse_write_keys
+        from settings import parse_write_keys
 
         host = os.environ.get("COLLECTOR_HOST", "127.0.0.1")
         url = args.url or f"http://{host}:{os.environ.get('COLLECTOR_PORT', '8090')}"

@@ -29,7 +29,7 @@ CHILD = """
 import json, sys
 from pathlib import Path
 from ingestion import IngestSettings, ingest_landing
-from ingestion.schema import connect
+from stores.schema import connect
 settings = IngestSettings.from_env()
 summary = ingest_landing(settings)
 with connect(str(settings.warehouse_path), read_only=True) as con:

@@ -43,7 +43,7 @@ PLAIN_UVICORN = """
 import uvicorn
 from collector.app import create_app
 from collector.logs import log_config
-from collector.settings import CollectorSettings
+from settings import CollectorSettings
 settings = CollectorSettings.from_env()
 uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=log_config("WARNING"),
             access_log=False, timeout_graceful_shutdown=30)

@@ -13,7 +13,7 @@ from uvicorn.supervisors import Multiprocess
 from collector.app import create_app
 from collector.logs import log_config
 from collector.server import uvicorn_config
-from collector.settings import CollectorSettings, SettingsError
+from settings import CollectorSettings, SettingError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.config.dictConfig(config)
     try:
         settings = CollectorSettings.from_env()
-    except SettingsError as error:
+    except SettingError as error:
         logging.getLogger("collector").error(str(error))
         return 2
     # one process serves in-process; several run under uvicorn's supervisor, each building the app from the env

@@ -34,8 +34,8 @@ from starlette.routing import Route
 from collector.events import SPOOLED_TYPES, Accepted, Rejection, RequestInfo, prepare, too_deep
 from collector.metrics import CollectorMetrics
 from collector.server import SideServer
-from collector.settings import CollectorSettings
 from collector.spool import Spool, SpoolWriter
+from settings import CollectorSettings
 
 log = logging.getLogger("collector")
 

@@ -19,7 +19,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from collector.settings import CollectorSettings
+from settings import CollectorSettings
 
 log = logging.getLogger("collector")
 

@@ -6,7 +6,6 @@ Uses Debian's chromium and chromium-driver (nothing is downloaded): CHROMIUM_BIN
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from settings import child_environment
+from settings import load as load_settings
 
 if TYPE_CHECKING:  # selenium is a dev dependency, imported lazily below
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -62,11 +64,9 @@ return widget !== null && widget.offsetParent !== null;
 
 
 def chromium_paths() -> tuple[Path, Path]:
-    """(browser binary, driver) from CHROMIUM_BINARY / CHROMEDRIVER or Debian's default paths."""
-    return (
-        Path(os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")),
-        Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")),
-    )
+    """(browser binary, driver): the settings CHROMIUM_BINARY / CHROMEDRIVER, Debian's paths by default."""
+    tools = load_settings().tools
+    return tools.chromium_binary, tools.chromedriver
 
 
 def missing_browser() -> str | None:
@@ -107,7 +107,7 @@ def running_app(data_dir: Path, port: int | None = None, timeout: float = 60) ->
     port = port or free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this statement; closed in the finally below
     process = subprocess.Popen(
-        app_command(port), env={**os.environ, "DATA_DIR": str(data_dir)}, stdout=log, stderr=subprocess.STDOUT
+        app_command(port), env=child_environment(DATA_DIR=str(data_dir)), stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -8,19 +8,20 @@ that identity and a republish shows on the next page load.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from settings import load as load_settings
+
 SERVING_FILE = "serving.duckdb"
 
 
 def data_dir() -> Path:
-    """$DATA_DIR (default ./data), resolved."""
-    return Path(os.environ.get("DATA_DIR", "data")).resolve()
+    """The setting DATA_DIR (default ./data), resolved."""
+    return load_settings().data_dir
 
 
 @dataclass(frozen=True)

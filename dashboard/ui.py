@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.source import ServingCopy
+from settings import load as load_settings
 
 MAKE_IT = "run `make demo` (demo data) or `make run` (the files in the landing folder)"
 # Where each table comes from, said to someone who has only the dashboard in front of them.
@@ -85,7 +85,7 @@ def freshness_line() -> None:
     as_of_text = "no events yet" if as_of is None else f"{as_of:%Y-%m-%d %H:%M} UTC"
     age = queries.age_in_words(published_at, now)
     text = f"Data as of **{as_of_text}** · last published **{age} ago** ({published_at:%Y-%m-%d %H:%M} UTC)"
-    bound_minutes = float(os.environ.get("FRESHNESS_BOUND_MINUTES", "1560"))
+    bound_minutes = load_settings().serving.freshness_bound_minutes
     if (now - published_at).total_seconds() > bound_minutes * 60:
         st.warning(f"{text}: older than the {bound_minutes:.0f}-minute freshness bound.", icon=":material/schedule:")
     else:

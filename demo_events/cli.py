@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import replace
@@ -13,6 +12,7 @@ from pathlib import Path
 from demo_events.config import FORMATS, GeneratorConfig
 from demo_events.generate import generate, users_for_events
 from demo_events.hostile import plant_hostile
+from settings import load as load_settings
 
 
 def _end(text: str) -> datetime:
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("DATA_DIR", "data")),
+        default=load_settings().data_dir,
         help="root of runtime state; files go to <data-dir>/landing (default: $DATA_DIR or data)",
     )
     size = parser.add_mutually_exclusive_group()

@@ -9,7 +9,6 @@ raw.load_manifest and staging leaves their rows out, so marts stay exactly as th
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,35 +17,9 @@ import duckdb
 from expectations.runner import SuiteRunner, ValidationOutcome
 from expectations.suites import SUITES
 from ingestion.loader import FileResult
+from settings import GateSettings
 
 NULL_SHARE_COLUMNS = ("user_id", "properties", "context")
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    """Thresholds of the batch-level rules."""
-
-    volume_min_ratio: float = 0.05
-    volume_max_ratio: float = 20.0
-    volume_history: int = 7
-    volume_min_history: int = 5
-    # Batches smaller than this are not judged on volume and are left out of the trailing average: a collector
-    # rotating its spool every few seconds, or a sensor run started by one small file, lands batches of a handful of
-    # rows whose size says nothing about whether an upstream export was cut short.
-    volume_min_rows: int = 1000
-    null_share_jump: float = 0.25
-    min_rows_for_shares: int = 100
-
-    @classmethod
-    def from_env(cls) -> GateSettings:
-        """GATE_VOLUME_MIN_RATIO, GATE_VOLUME_MAX_RATIO, GATE_VOLUME_MIN_ROWS, GATE_NULL_SHARE_JUMP override the
-        defaults."""
-        return cls(
-            volume_min_rows=int(os.environ.get("GATE_VOLUME_MIN_ROWS", cls.volume_min_rows)),
-            volume_min_ratio=float(os.environ.get("GATE_VOLUME_MIN_RATIO", cls.volume_min_ratio)),
-            volume_max_ratio=float(os.environ.get("GATE_VOLUME_MAX_RATIO", cls.volume_max_ratio)),
-            null_share_jump=float(os.environ.get("GATE_NULL_SHARE_JUMP", cls.null_share_jump)),
-        )
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
 from expectations.suites import SuiteSpec
+from settings import QualitySettings
 
 log = logging.getLogger(__name__)
 EXAMPLES = 5
@@ -61,16 +61,19 @@ class SuiteRunner:
     """Validates suites against a DuckDB connection.
 
     With `project_root` (DATA_DIR) it keeps a GX file project in `project_root/gx`, stores each result there with
-    its Data Docs page, and keeps the latest `keep_results` of each suite (env GX_KEEP_RESULTS, default 50).
+    its Data Docs page, and keeps the latest `keep_results` of each suite (setting GX_KEEP_RESULTS, default 50).
     The index page (`gx/uncommitted/data_docs/local_site/index.html`) is rebuilt by `build_docs_index` only: GX
     reads every stored result to rebuild it, which took 0.9 s of each 1.5 s validation here.
     """
 
     def __init__(
-        self, project_root: Path | None = None, chunk_rows: int = 500_000, keep_results: int | None = None
+        self,
+        project_root: Path | None = None,
+        chunk_rows: int = 500_000,
+        keep_results: int = QualitySettings.gx_keep_results,
     ) -> None:
         self.chunk_rows = chunk_rows
-        self.keep_results = max(1, keep_results or int(os.environ.get("GX_KEEP_RESULTS", "50")))
+        self.keep_results = max(1, keep_results)
         if project_root is None:
             self.context = gx.get_context(mode="ephemeral")
         else:

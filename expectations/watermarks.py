@@ -14,17 +14,14 @@ import duckdb
 
 from expectations.runner import SuiteRunner, ValidationOutcome
 from expectations.suites import SuiteSpec
+from stores.schema import ensure
 
 WATERMARKS_TABLE = "meta.suite_watermarks"
 
 
 def ensure_watermarks_table(con: duckdb.DuckDBPyConnection) -> None:
     """Create meta.suite_watermarks (suite, validated_through, updated_at) when missing."""
-    con.execute("create schema if not exists meta")
-    con.execute(
-        f"create table if not exists {WATERMARKS_TABLE} ("
-        "suite varchar primary key, validated_through timestamp not null, updated_at timestamp not null)"
-    )
+    ensure(con, WATERMARKS_TABLE)
 
 
 def validated_through(con: duckdb.DuckDBPyConnection, suite: str) -> datetime | None:

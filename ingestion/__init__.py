@@ -4,6 +4,6 @@ Plain Python (no dagster import): Dagster assets and the `ingest-landing` CLI bo
 """
 
 from ingestion.loader import FileResult, IngestSummary, ingest_file, ingest_landing
-from ingestion.settings import IngestSettings
+from settings import IngestSettings
 
 __all__ = ["FileResult", "IngestSettings", "IngestSummary", "ingest_file", "ingest_landing"]

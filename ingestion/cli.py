@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ingestion.loader import FileResult, ingest_landing
 from ingestion.markup import plain_text
-from ingestion.settings import IngestSettings
+from settings import IngestSettings
 
 
 def main(argv: list[str] | None = None) -> int:

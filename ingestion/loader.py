@@ -24,9 +24,9 @@ import duckdb
 from ingestion.discover import LandingFile, count_waiting, scan_landing, settled_files, sha256_of
 from ingestion.markup import plain_text
 from ingestion.readers import FileReader, file_format
-from ingestion.schema import connect, ensure_raw_schema
-from ingestion.settings import IngestSettings
 from ingestion.validate import VALIDATE_LINES_SQL, VALIDATE_TABLE_SQL, validate_params
+from settings import IngestSettings
+from stores.schema import connect, ensure
 
 FAILED_STATUSES = ("failed", "quarantined")
 MAX_DETAIL_CHARS = 2000
@@ -156,7 +156,7 @@ def ingest_landing(
         log.warning("%d symlink(s) in the landing folder, not followed and not loaded: %s", len(scan.symlinks), shown)
     con = _connect(settings)
     try:
-        ensure_raw_schema(con)
+        ensure(con, "raw")
         for landing_file in settled_files(settings.landing_dir, settings.settle_seconds, scan=scan):
             try:
                 result = _process(con, landing_file, settings, summary.batch_id, on_batch)

@@ -35,7 +35,8 @@ from mlflow.tracking import MlflowClient
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from ml.features import DataVersion
-from ml.settings import CHURN_MODEL, CLUSTER_MODEL, artifact_root, tracking_uri
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL, artifact_root, current, tracking_uri
+from stores.schema import TABLES
 
 __all__ = ["CHURN_MODEL", "CLUSTER_MODEL"]
 CHAMPION = "champion"
@@ -86,8 +87,8 @@ def client() -> MlflowClient:
 
 
 def ui_url() -> str:
-    """Where the MLflow UI is served (`MLFLOW_UI_URL`, default http://127.0.0.1:5000, what `make dev` starts)."""
-    return os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
+    """Where the MLflow UI is served (setting MLFLOW_UI_URL, default http://127.0.0.1:5000, what `make dev` starts)."""
+    return current().ui_url.rstrip("/")
 
 
 def experiment_id(mlflow_client: MlflowClient, name: str) -> str:
@@ -314,8 +315,9 @@ def champion_reference(name: str) -> tuple[str, pd.DataFrame] | None:
 
 
 def retrain_cooldown() -> pd.Timedelta:
-    """`ML_RETRAIN_COOLDOWN_HOURS` (default 24): after a training, drift marks the model again only this much later."""
-    return pd.Timedelta(hours=float(os.environ.get("ML_RETRAIN_COOLDOWN_HOURS", "24")))
+    """Setting `ML_RETRAIN_COOLDOWN_HOURS` (default 24): after a training, drift marks the model again only this
+    much later."""
+    return pd.Timedelta(hours=current().retrain_cooldown_hours)
 
 
 def request_retraining(name: str, reason: str) -> str | None:
@@ -356,7 +358,7 @@ def clear_retraining(mlflow_client: MlflowClient, name: str) -> None:
         mlflow_client.delete_registered_model_tag(name, RETRAIN_TAG)
 
 
-METRICS_COLUMNS = ["model_name", "model_version", "is_champion", "trained_at", "as_of", "metric", "value", "run_id"]
+METRICS_COLUMNS = list(TABLES["ml.model_metrics"].column_types)  # the contract of ml.model_metrics
 
 
 def model_metrics(names: tuple[str, ...] = (CLUSTER_MODEL, CHURN_MODEL)) -> pd.DataFrame:

@@ -5,31 +5,11 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-# Same columns as dbt's macro create_ml_contract_tables (which creates them empty before any training).
+from stores.schema import ML_CONTRACT_TABLES, TABLES, ensure
+
+# the ml.* contract tables' columns, from their one declaration in stores.schema
 CONTRACTS: dict[str, dict[str, str]] = {
-    "user_clusters": {
-        "user_id": "varchar",
-        "cluster_id": "integer",
-        "cluster_name": "varchar",
-        "model_version": "varchar",
-    },
-    "churn_scores": {
-        "user_id": "varchar",
-        "churn_probability": "double",
-        "risk_tier": "varchar",
-        "as_of": "timestamp",
-        "model_version": "varchar",
-    },
-    "model_metrics": {
-        "model_name": "varchar",
-        "model_version": "varchar",
-        "is_champion": "boolean",
-        "trained_at": "timestamp",
-        "as_of": "timestamp",
-        "metric": "varchar",
-        "value": "double",
-        "run_id": "varchar",
-    },
+    name.removeprefix("ml."): TABLES[name].column_types for name in ML_CONTRACT_TABLES
 }
 
 
@@ -41,10 +21,8 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
     missing = set(columns) - set(frame.columns)
     if missing:
         raise ValueError(f"rows for ml.{table} lack columns {sorted(missing)}")
-    definition = ", ".join(f"{name} {kind}" for name, kind in columns.items())
     select = ", ".join(f"cast({name} as {kind}) as {name}" for name, kind in columns.items())
-    con.execute("create schema if not exists ml")
-    con.execute(f"create table if not exists ml.{table} ({definition})")  # names from CONTRACTS only
+    ensure(con, f"ml.{table}")
     rows = frame[list(columns)]
     con.register("ml_rows", rows)
     try:

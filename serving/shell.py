@@ -8,11 +8,12 @@ idle. `.tables` lists tables, `.quit` (or Ctrl-D) leaves.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from pathlib import Path
 
 import duckdb
+
+from settings import load as load_settings
 
 with contextlib.suppress(ImportError):  # line editing and history for input(), where the platform has it
     import readline  # noqa: F401
@@ -24,7 +25,7 @@ TABLES_SQL = (
 
 
 def serving_path() -> Path:
-    return Path(os.environ.get("DATA_DIR", "data")).resolve() / "serving.duckdb"
+    return load_settings().data_dir / "serving.duckdb"
 
 
 def run(statement: str, path: Path) -> str:

@@ -252,6 +252,7 @@ PATH_STORES: tuple[PathStore, ...] = (
 
 
 # -- tables dbt does not build ---------------------------------------------------------------------------------
+# (their DDL: stores/schema.py; tests/test_stores.py checks that both name the same warehouse tables)
 
 _ROWS_BY_USER = "rows deleted by user_id"
 HAND_TABLES: tuple[TableStore, ...] = (
@@ -265,11 +266,13 @@ HAND_TABLES: tuple[TableStore, ...] = (
         True, ("raw_line",), "rows deleted whose raw_line contains the user's ids (text search: no id column)",
     ),
     TableStore(
-        "raw.load_manifest", "warehouse", "one row per landing file and run: counts, checksum, status, gate verdict",
+        "raw.load_manifest", "warehouse",
+        "one row per landing file and run: counts, checksum, status (ingestion), and the batch and gate verdict "
+        "(expectations.gate sets batch_id and gate_status)",
         "ingestion", False, (), "not personal (update checksum, size and mtime when a landing file is rewritten)",
     ),
     TableStore(
-        "raw.batches", "warehouse", "one row per ingestion run with the batch gate's verdict", "ingestion", False,
+        "raw.batches", "warehouse", "one row per ingestion run with the batch gate's verdict", "expectations", False,
         (), "not personal",
     ),
     TableStore(

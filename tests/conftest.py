@@ -91,3 +91,15 @@ def run_dbt(data_dir: Path, *args: str, dbt_vars: dict | None = None) -> subproc
     if result.returncode != 0:
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
     return result
+
+
+def sensor_context(**kwargs: object):
+    """A sensor context with the code location's resources, built from the environment as `dagster dev` would."""
+    import dagster as dg
+
+    from orchestration.defs.ml.resources import MLflowResource
+    from orchestration.defs.resources import warehouse_resource
+    from orchestration.settings_resources import env_fields
+
+    resources = {"warehouse": warehouse_resource(), "mlflow": MLflowResource(**env_fields(MLflowResource))}
+    return dg.build_sensor_context(resources=resources, **kwargs)

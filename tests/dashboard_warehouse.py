@@ -25,8 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.schema import connect, ensure_raw_schema
 from serving import PublishResult, publish
+from stores.schema import connect, ensure
 
 AS_OF = datetime(2026, 1, 20, 12, 0)
 FIRST_DAY = date(2026, 1, 5)
@@ -49,7 +49,7 @@ def build(warehouse: Path, *, dau_offset: int = 0, without: tuple[str, ...] = ()
     with connect(str(warehouse)) as con:
         for schema in ("marts", "ml", "intermediate"):
             con.execute(f"create schema if not exists {schema}")
-        ensure_raw_schema(con)
+        ensure(con, "raw")
         con.execute("create or replace table intermediate.int_as_of as select ?::timestamp as as_of", [AS_OF])
         _kpis(con, dau_offset)
         _retention(con)

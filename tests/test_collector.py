@@ -19,11 +19,12 @@ import pytest
 
 from collector import CollectorSettings
 from collector.events import RequestInfo, prepare
-from collector.settings import SettingsError, parse_write_keys
 from collector.spool import Spool
 from event_contract import EVENT_NAME_PATTERN, EVENT_NAME_RE
 from ingestion import IngestSettings
 from ingestion.loader import ingest_landing
+from settings import SettingError as SettingsError
+from settings import parse_write_keys
 from tests.collector_server import ThreadServer, landed_lines
 from tests.conftest import query
 

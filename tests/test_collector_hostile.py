@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from collector import CollectorSettings
 from collector.events import Accepted, Rejection, RequestInfo, prepare
-from collector.settings import SettingsError
 from event_contract import MIN_EVENT_TIME_REASON
+from settings import SettingError as SettingsError
 from tests.collector_server import ThreadServer, free_port, landed_lines
 
 KEYS = {"web-key": "web"}

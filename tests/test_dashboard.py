@@ -19,8 +19,8 @@ from dashboard import queries, wording
 from dashboard.source import ServingCopy
 from ingestion import IngestSettings, ingest_landing
 from ingestion.markup import md_escape
-from ingestion.schema import connect
 from serving import publish
+from stores.schema import connect
 from tests.conftest import event, run_dbt, write_lines
 from tests.dashboard_warehouse import build_and_publish
 

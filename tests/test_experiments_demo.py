@@ -19,6 +19,7 @@ from demo_events import GeneratorConfig, Truth, generate
 from ingestion import IngestSettings, ingest_landing
 from ml.settings import tracking_uri
 from orchestration.defs.experiments.assets import experiment_factorial_effects
+from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import WarehouseResource
 from tests.conftest import event, query, run_dbt, write_lines
 
@@ -94,7 +95,11 @@ def test_factorial_effects_cover_the_planted_ones_and_are_logged_to_mlflow(demo,
     data_dir, truth = demo
     monkeypatch.setenv("DATA_DIR", str(data_dir))
     result = dg.materialize(
-        [experiment_factorial_effects], resources={"warehouse": WarehouseResource(data_dir=str(data_dir))}
+        [experiment_factorial_effects],
+        resources={
+            "warehouse": WarehouseResource(data_dir=str(data_dir)),
+            "mlflow": MLflowResource(),
+        },
     )
     assert result.success
     effects = query(data_dir, "select effect, log_odds, ci_low, ci_high, p_value, mlflow_run_id "

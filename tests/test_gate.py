@@ -7,7 +7,7 @@ import pytest
 from expectations import SUITES, SuiteRunner
 from expectations.gate import GateSettings, run_gate
 from ingestion import ingest_landing
-from ingestion.schema import connect
+from stores.schema import connect
 from tests.conftest import event, query, settle, write_lines
 
 

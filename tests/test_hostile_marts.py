@@ -24,6 +24,7 @@ from ingestion import IngestSettings, ingest_landing
 from ml.experiments import fit_factorial
 from ml.settings import tracking_uri
 from orchestration.defs.experiments.assets import experiment_factorial_effects
+from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import WarehouseResource
 from tests.conftest import DBT_PROJECT_DIR, event, query, run_dbt, write_lines
 
@@ -291,7 +292,11 @@ def message_ids_of_incomplete_views() -> list[str]:
 def test_factorial_asset_leaves_out_the_unfit_cells_and_fits_the_rest(warehouse, monkeypatch):
     monkeypatch.setenv("DATA_DIR", str(warehouse))
     result = dg.materialize(
-        [experiment_factorial_effects], resources={"warehouse": WarehouseResource(data_dir=str(warehouse))}
+        [experiment_factorial_effects],
+        resources={
+            "warehouse": WarehouseResource(data_dir=str(warehouse)),
+            "mlflow": MLflowResource(),
+        },
     )
     assert result.success
     (materialization,) = [e.materialization for e in result.get_asset_materialization_events()]

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from event_contract import MIN_EVENT_TIME, MIN_EVENT_TIME_REASON
 from ingestion import FileResult, IngestSettings, ingest_landing
 from ingestion.readers import FileReader
-from ingestion.schema import connect
+from stores.schema import connect
 from tests.conftest import event, query, settle, write_lines
 
 BOM = b"\xef\xbb\xbf"

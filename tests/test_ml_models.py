@@ -32,6 +32,7 @@ from ml.tracking import (
 )
 from ml.training import CLUSTER_INPUTS, measure_drift, train_churn_model, train_cluster_model
 from orchestration.defs.ml.assets import training_reasons
+from tests.conftest import sensor_context
 from tests.ml_helpers import build_generated_warehouse, read_features
 
 pytestmark = pytest.mark.slow
@@ -205,7 +206,7 @@ def test_drift_marks_the_champion_for_retraining_and_the_sensor_starts_training(
     monkeypatch.setenv("ML_RETRAIN_COOLDOWN_HOURS", "0")  # the fixture has just trained it
     _, features, _, _ = population
     assert not measure_drift(CHURN_MODEL, features, 0.25).drifted_features  # today's data: no drift
-    assert isinstance(ml_drift_sensor(dg.build_sensor_context()), dg.SkipReason)
+    assert isinstance(ml_drift_sensor(sensor_context()), dg.SkipReason)
     # users who suddenly visit far less often
     shifted = features.assign(
         active_days_7=0, sessions_7=0, events_7=0, trend_7_28=features["trend_7_28"] / 4, recency_days=29.0
@@ -215,7 +216,7 @@ def test_drift_marks_the_champion_for_retraining_and_the_sensor_starts_training(
     assert "recency_days" in check.metadata["drifted_features"].value
     mark = retraining_requested(CHURN_MODEL)
     assert mark and mark.startswith("PSI over 0.25 on ")
-    request = ml_drift_sensor(dg.build_sensor_context())
+    request = ml_drift_sensor(sensor_context())
     assert isinstance(request, dg.RunRequest) and request.tags["ml/train"] == "true"
     # the next training run knows why it trains
     reasons = training_reasons(
@@ -233,4 +234,4 @@ def test_drift_marks_the_champion_for_retraining_and_the_sensor_starts_training(
     held = drift_check_result(measure_drift(CHURN_MODEL, shifted, 0.25))
     assert not held.passed and "retraining held: last trained " in held.description
     assert retraining_requested(CHURN_MODEL) is None
-    assert isinstance(ml_drift_sensor(dg.build_sensor_context()), dg.SkipReason)
+    assert isinstance(ml_drift_sensor(sensor_context()), dg.SkipReason)

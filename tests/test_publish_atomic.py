@@ -14,10 +14,10 @@ import pytest
 
 import serving.publish as publishing
 from dashboard.source import ServingCopy
-from ingestion.schema import connect
 from serving import publish
 from serving.publish import read_manifest
 from serving.shell import run
+from stores.schema import connect
 
 
 def build_warehouse(path: Path, rows: int) -> None:

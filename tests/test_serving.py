@@ -9,7 +9,6 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
-from ingestion.schema import connect, ensure_raw_schema
 from orchestration.defs.sensors import (
     follow_up_after_refresh,
     follow_up_decision,
@@ -19,7 +18,8 @@ from orchestration.defs.sensors import (
 )
 from serving import publish
 from serving.shell import run
-from tests.conftest import event, write_lines
+from stores.schema import connect, ensure
+from tests.conftest import event, sensor_context, write_lines
 
 
 def build_warehouse(path, rows: int) -> None:
@@ -90,17 +90,17 @@ def test_the_sensor_batches_new_complete_files_and_remembers_them(settings, data
     write_lines(landing / "upload.jsonl.part", [event("p")])
 
     with dg.instance_for_test() as instance:
-        first = landing_folder_sensor(dg.build_sensor_context(instance=instance))
+        first = landing_folder_sensor(sensor_context(instance=instance))
         assert isinstance(first, dg.RunRequest)  # one run for the three files
         assert first.tags["landing/new_files"] == "3"
         new, cursor = new_landing_files(None, settings)
         assert new == ["small_0.jsonl", "small_1.jsonl", "small_2.jsonl"]
 
-        again = landing_folder_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        again = landing_folder_sensor(sensor_context(instance=instance, cursor=cursor))
         assert isinstance(again, dg.SkipReason) and "1 still being written" in again.skip_message
 
         write_lines(landing / "small_3.jsonl", [event("m3")])
-        later = landing_folder_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+        later = landing_folder_sensor(sensor_context(instance=instance, cursor=cursor))
         assert isinstance(later, dg.RunRequest) and later.tags == {
             "landing/new_files": "1", "landing/first": "small_3.jsonl",
         }  # fmt: skip
@@ -113,14 +113,14 @@ def test_new_files_wait_until_no_refresh_is_in_progress(settings, data_dir):
         for status in (dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTED):
             refresh = dg.DagsterRun(job_name="landing_refresh", status=status)
             instance.add_run(refresh)
-            waiting = landing_folder_sensor(dg.build_sensor_context(instance=instance))
+            waiting = landing_folder_sensor(sensor_context(instance=instance))
             assert isinstance(waiting, dg.SkipReason)
             assert f"1 new file(s) wait for refresh {refresh.run_id[:8]}" in waiting.skip_message
             instance.report_run_canceled(refresh)
 
         # a follow-up run does not hold a refresh back (the refresh outranks it for the writer)
         instance.add_run(dg.DagsterRun(job_name="refresh_follow_up", status=dg.DagsterRunStatus.STARTED))
-        assert isinstance(landing_folder_sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
+        assert isinstance(landing_folder_sensor(sensor_context(instance=instance)), dg.RunRequest)
 
 
 def test_a_failed_refresh_that_dagster_will_retry_holds_new_files_until_the_retry_is_launched(settings, data_dir):
@@ -129,7 +129,7 @@ def test_a_failed_refresh_that_dagster_will_retry_holds_new_files_until_the_retr
         # what orchestration.recover leaves: failed, and tagged by the instance for a retry not launched yet
         failed = _run(instance, "landing_refresh", dg.DagsterRunStatus.FAILURE, {"dagster/will_retry": "true"})
         ended = instance.get_run_record_by_id(failed.run_id).update_timestamp.timestamp()
-        waiting = landing_folder_sensor(dg.build_sensor_context(instance=instance))
+        waiting = landing_folder_sensor(sensor_context(instance=instance))
         assert f"wait for refresh {failed.run_id[:8]}, in progress or about to be retried" in waiting.skip_message
         # a retry that never comes holds them for a minute at most
         assert run_in_progress(instance, "landing_refresh", now=ended + 59) == failed.run_id
@@ -138,7 +138,7 @@ def test_a_failed_refresh_that_dagster_will_retry_holds_new_files_until_the_retr
         instance.add_run_tags(failed.run_id, {"dagster/auto_retry_run_id": "retry"})
         assert run_in_progress(instance, "landing_refresh") is None
         _run(instance, "landing_refresh", dg.DagsterRunStatus.FAILURE, {"dagster/will_retry": "false"})
-        assert isinstance(landing_folder_sensor(dg.build_sensor_context(instance=instance)), dg.RunRequest)
+        assert isinstance(landing_folder_sensor(sensor_context(instance=instance)), dg.RunRequest)
 
 
 def test_refreshes_are_followed_up_when_events_pause_or_every_interval(data_dir):
@@ -187,7 +187,7 @@ def test_the_follow_up_sensor_keeps_its_wait_in_its_cursor_and_ignores_older_cur
         _run(instance, "refresh_follow_up", dg.DagsterRunStatus.SUCCESS)
         _run(instance, "landing_refresh", dg.DagsterRunStatus.SUCCESS)
         _run(instance, "landing_refresh", dg.DagsterRunStatus.STARTED)
-        context = dg.build_sensor_context(instance=instance, cursor=older)
+        context = sensor_context(instance=instance, cursor=older)
         assert "is in progress; the follow-up comes after it" in follow_up_after_refresh(context).skip_message
         assert json.loads(context.cursor)["held_since"] > 0
 
@@ -213,7 +213,7 @@ def test_publish_adds_the_data_health_tables_and_as_of(data_dir):
     warehouse = data_dir / "warehouse.duckdb"
     build_warehouse(warehouse, 2)
     with connect(str(warehouse)) as con:
-        ensure_raw_schema(con)
+        ensure(con, "raw")
         con.execute("create schema if not exists intermediate")
         con.execute("create table intermediate.int_as_of as select timestamp '2026-01-04 00:00:00' as as_of")
         con.execute(

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from activation.delivery import ALERTS, export_entries
-from collector.settings import CollectorSettings
 from collector.spool import Spool
 from serving.publish import OPS_TABLES
+from settings import CollectorSettings
 from stores import HAND_TABLES, PATH_STORES, store_for_path, table_stores, unregistered_paths, unregistered_tables
 from stores.docs import DOC, render
 from stores.registry import ROOT
@@ -105,3 +105,66 @@ def test_unregistered_tables_names_what_nobody_registered(tmp_path: Path):
         con.execute("create view main.scratch_view as select 1")
         assert unregistered_tables(con, "warehouse") == ["main.scratch", "main.scratch_view"]
         assert unregistered_tables(con, "serving") == ["main.scratch", "main.scratch_view", "raw.events"]
+
+
+# -- the DDL of the tables dbt does not build (stores.schema) ------------------------------------------------------
+
+
+def test_every_hand_written_warehouse_table_is_declared_once_and_registered():
+    from stores.schema import TABLES
+
+    registered = {store.table for store in HAND_TABLES if store.database == "warehouse"}
+    assert registered == set(TABLES)
+
+
+def test_ensure_creates_each_declared_table_with_its_columns_and_upgrades_an_older_one(tmp_path):
+    from stores.schema import TABLES, connect, ensure
+
+    with connect(str(tmp_path / "w.duckdb")) as con:
+        # a load manifest from before the batch gate: no batch_id, gate_status or attempts
+        con.execute("create schema raw")
+        con.execute(
+            "create table raw.load_manifest (file_name varchar not null, checksum varchar not null, "
+            "file_size bigint not null, file_mtime double not null, rows_in bigint not null, "
+            "rows_loaded bigint not null, rows_duplicate bigint not null, rows_rejected bigint not null, "
+            "status varchar not null, detail varchar, loaded_at timestamp not null, load_seconds double not null)"
+        )
+        ensure(con, "raw", "ml", "activation", "meta")
+        for name, spec in TABLES.items():
+            described = con.execute(f"describe {name}").fetchall()
+            assert {row[0]: row[1] for row in described} == {c: t.upper() for c, t in spec.column_types.items()}, name
+        with pytest.raises(ValueError, match="no table or schema"):
+            ensure(con, "raw.nothing")
+
+
+def _macro_columns() -> dict[str, list[str]]:
+    import re
+
+    macro = (ROOT / "dbt_project" / "macros" / "ml_contract_tables.sql").read_text()
+    tables = {}
+    for name, body in re.findall(r"create table if not exists (ml\.\w+) \((.*?)\);", macro, flags=re.DOTALL):
+        tables[name] = [" ".join(column.split()) for column in body.split(",")]
+    return tables
+
+
+def test_dbts_ml_contract_macro_creates_the_declared_columns():
+    from stores.schema import ML_CONTRACT_TABLES, TABLES
+
+    expected = {name: [f"{c} {t}" for c, t in TABLES[name].column_types.items()] for name in ML_CONTRACT_TABLES}
+    assert _macro_columns() == expected
+
+
+def test_dbt_sources_name_only_declared_tables_and_columns():
+    import yaml
+
+    from stores.schema import ML_CONTRACT_TABLES, TABLES
+
+    sources = yaml.safe_load((ROOT / "dbt_project" / "models" / "staging" / "__sources.yml").read_text())["sources"]
+    for source in sources:
+        for table in source["tables"]:
+            name = f"{source['schema']}.{table['name']}"
+            documented = [column["name"] for column in table.get("columns", [])]
+            assert name in TABLES, name
+            assert set(documented) <= set(TABLES[name].column_types), name
+            if name in ML_CONTRACT_TABLES:
+                assert documented == list(TABLES[name].column_types), name

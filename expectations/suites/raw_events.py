@@ -4,7 +4,7 @@ import great_expectations as gx
 
 from event_contract import EVENT_NAME_PATTERN, FUTURE_TOLERANCE_HOURS, MAX_ABS_REVENUE, STORED_TYPES
 from expectations.suites import SuiteSpec
-from ingestion.settings import min_event_time_from_env
+from settings import load as load_settings
 
 
 def build() -> gx.ExpectationSuite:
@@ -23,10 +23,10 @@ def build() -> gx.ExpectationSuite:
         gx.expectations.ExpectColumnValuesToBeBetween(column="hours_ahead", max_value=FUTURE_TOLERANCE_HOURS)
     )
     # the same lower bound as ingestion's MIN_EVENT_TIME, read when the suite is built (each validation): the value
-    # goes into the expectation, never into the relation's SQL
+    # goes into the expectation, never into the relation's SQL; a suite is built by name, so nothing hands it one
     suite.add_expectation(
         gx.expectations.ExpectColumnValuesToBeBetween(
-            column="timestamp_epoch_seconds", min_value=min_event_time_from_env().timestamp()
+            column="timestamp_epoch_seconds", min_value=load_settings().contract.min_event_time.timestamp()
         )
     )
     suite.add_expectation(gx.expectations.ExpectColumnValuesToBeJsonParseable(column="properties"))

@@ -6,7 +6,7 @@ import dagster as dg
 
 from orchestration.defs.dbt.assets import FOLLOW_UP_MARTS
 from orchestration.defs.quality.data_docs import DATA_DOCS
-from orchestration.defs.serving.assets import freshness_checks
+from orchestration.defs.serving.assets import FRESHNESS_CHECK_KEYS
 
 everything_job = dg.define_asset_job(
     "materialize_everything",
@@ -35,7 +35,7 @@ FOLLOW_UP = (
 
 # The freshness checks read only Dagster's records; their own sensor evaluates them. Left in the refresh they added
 # 2-3 s to the end of every run, and the next refresh waits for the one in progress to end.
-FRESHNESS_CHECKS = dg.AssetSelection.checks(*freshness_checks)
+FRESHNESS_CHECKS = dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS)
 
 # Their sensors start the next run only once the last one has ended, so a hung run is cancelled after half an hour
 # (a 10M-event refresh takes under 3 minutes), and a crashed one retried once, for the files it had taken.

@@ -1,45 +1,65 @@
-"""Resources shared by every asset, configured from environment variables with working defaults."""
+"""Resources shared by every asset: the pipeline's settings (through `dg.EnvVar`, see
+orchestration/settings_resources.py) and the dbt CLI."""
 
-import os
-from dataclasses import replace
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
 
-from ingestion.settings import IngestSettings
 from orchestration.defs.dbt.project import dbt_project
 from orchestration.defs.dbt.workarounds import WarehouseDbtResource, dbt_executable
+from orchestration.settings_resources import SettingsFields, env_fields, settings_resource_base
+from settings import (
+    ActivationSettings,
+    ContractSettings,
+    GateSettings,
+    IngestSettings,
+    QualitySettings,
+    RefreshSettings,
+    ServingSettings,
+    Settings,
+)
 
 # Every process that writes the DuckDB file runs in this pool; dagster.yaml limits it to one at a time.
 DUCKDB_WRITER_POOL = "duckdb_writer"
 
+_WarehouseFields = settings_resource_base(
+    "_WarehouseFields",
+    ContractSettings,
+    IngestSettings,
+    GateSettings,
+    ActivationSettings,
+    QualitySettings,
+    ServingSettings,
+    RefreshSettings,
+    extra=tuple(field for field in dataclasses.fields(Settings) if field.name == "data_dir"),
+)
 
-class WarehouseResource(dg.ConfigurableResource):
-    """Where runtime state lives (`DATA_DIR`) and the ingestion thresholds of the input contract."""
 
-    data_dir: str = "data"
-    settle_seconds: float = 5.0
-    future_tolerance_hours: float = 24.0
+class WarehouseResource(SettingsFields, _WarehouseFields):
+    """Where runtime state lives (`DATA_DIR`) and the settings of ingestion, the gate, activation, the suites,
+    freshness and the follow-up runs; one field per setting (see docs/settings.md)."""
 
     @property
     def data_path(self) -> Path:
-        return Path(self.data_dir).expanduser().resolve()
+        return self.settings().data_dir
 
     @property
     def warehouse_path(self) -> Path:
         return self.data_path / "warehouse.duckdb"
 
     def ingest_settings(self) -> IngestSettings:
-        base = IngestSettings(data_dir=self.data_path)
-        return replace(base, settle_seconds=self.settle_seconds, future_tolerance_hours=self.future_tolerance_hours)
+        return self.settings().ingest
 
-    def export_for_dbt(self) -> None:
-        """dbt's profiles.yml reads DATA_DIR; give it the same absolute path this resource uses.
+    def dbt_vars(self) -> dict[str, str]:
+        """The dbt vars every invocation gets: profiles.yml takes the warehouse's folder from `data_dir` (dbt runs
+        in the project folder, so a relative DATA_DIR would point somewhere else there)."""
+        return {"data_dir": str(self.data_path)}
 
-        dbt runs in a subprocess with the project folder as working directory, so a relative DATA_DIR
-        would point somewhere else there.
-        """
-        os.environ["DATA_DIR"] = str(self.data_path)
+
+def warehouse_resource() -> WarehouseResource:
+    """The resource, with an EnvVar for every one of its settings the environment sets."""
+    return WarehouseResource(**env_fields(WarehouseResource))
 
 
 @dg.definitions
@@ -49,11 +69,7 @@ def resources() -> dg.Definitions:
         # start-up time (about 9 s each here) to every run, which matters for event-driven freshness.
         executor=dg.in_process_executor,
         resources={
-            "warehouse": WarehouseResource(
-                data_dir=os.environ.get("DATA_DIR", "data"),
-                settle_seconds=float(os.environ.get("SETTLE_SECONDS", "5")),
-                future_tolerance_hours=float(os.environ.get("FUTURE_TOLERANCE_HOURS", "24")),
-            ),
+            "warehouse": warehouse_resource(),
             "dbt": WarehouseDbtResource(
                 project_dir=dbt_project,
                 profiles_dir=str(dbt_project.project_dir),

@@ -4,7 +4,6 @@ marts (when events pause, and at most every few minutes while they keep arriving
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -12,8 +11,9 @@ import dagster as dg
 
 from ingestion.discover import count_waiting, latest_arrival, settled_files
 from ingestion.markup import plain_text
-from ingestion.settings import IngestSettings
 from orchestration.defs.jobs import follow_up_job, landing_refresh_job
+from orchestration.defs.resources import WarehouseResource
+from settings import IngestSettings
 
 REFRESH_RUN_TAG = "landing/refresh_run"  # on a follow-up run: the refresh it follows
 IN_PROGRESS = [
@@ -66,8 +66,8 @@ def run_in_progress(instance: dg.DagsterInstance, job_name: str, now: float | No
     description="Starts one run for all complete files that appeared in the landing folder since the last tick, "
     "once no other refresh is in progress (the next one takes everything that landed meanwhile).",
 )
-def landing_folder_sensor(context: dg.SensorEvaluationContext):
-    settings = IngestSettings.from_env()
+def landing_folder_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    settings = warehouse.ingest_settings()
     new, cursor = new_landing_files(context.cursor, settings)
     if not new:
         waiting = count_waiting(settings.landing_dir, settings.settle_seconds)
@@ -86,11 +86,6 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext):
     return dg.RunRequest(
         run_key=run_key, tags={"landing/new_files": str(len(new)), "landing/first": plain_text(new[0])}
     )
-
-
-def follow_up_interval_seconds() -> float:
-    """FOLLOW_UP_EVERY_MINUTES (default 10): how often a follow-up runs while events keep arriving."""
-    return 60 * float(os.environ.get("FOLLOW_UP_EVERY_MINUTES", "10"))
 
 
 def follow_up_decision(
@@ -160,10 +155,13 @@ def follow_up_decision(
     "(default 10) while they keep arriving; after the refresh in progress, if there is one (waiting half an "
     "interval at most).",
 )
-def follow_up_after_refresh(context: dg.SensorEvaluationContext):
-    settings = IngestSettings.from_env()
+def follow_up_after_refresh(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    settings = warehouse.settings()
     decision, held_since = follow_up_decision(
-        context.instance, settings.landing_dir, follow_up_interval_seconds(), held_since=held_since_in(context.cursor)
+        context.instance,
+        settings.ingest.landing_dir,
+        60 * settings.refresh.follow_up_every_minutes,
+        held_since=held_since_in(context.cursor),
     )
     context.update_cursor(None if held_since is None else json.dumps({"held_since": held_since}))
     return decision

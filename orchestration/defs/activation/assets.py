@@ -6,9 +6,9 @@ import dagster as dg
 
 from activation import ActivationReport, ActivationSettings, deliver_alerts, deliver_audiences
 from ingestion.markup import Markdown, md_table, plain_text
-from ingestion.schema import connect
 from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from stores.schema import connect
 
 AUDIENCE_KEYS = [key for key in DBT_MODEL_KEYS if key.path[0] == "marts" and key.path[-1].startswith("audience_")]
 DELIVERIES = dg.AssetKey(["activation", "audience_deliveries"])
@@ -56,7 +56,7 @@ def webhook_metadata(settings: ActivationSettings) -> str:
     "activation.delivery_log keeps each delivery key once, so reruns and retries never send a user twice.",
 )
 def audience_deliveries(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    settings = ActivationSettings.from_env(warehouse.data_path)
+    settings = warehouse.settings().activation
     with connect(str(warehouse.warehouse_path)) as con:
         report = deliver_audiences(con, settings)
         logged = con.execute("select count(*) from activation.delivery_log").fetchone()[0]
@@ -122,7 +122,7 @@ def alerts_markdown(rows: list[dict]) -> str:
 )
 def kpi_alerts_latest_day(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     day, rows = latest_day_alerts(warehouse)
-    settings = ActivationSettings.from_env(warehouse.data_path)
+    settings = warehouse.settings().activation
     posted = 0
     if rows:
         with connect(str(warehouse.warehouse_path)) as con:

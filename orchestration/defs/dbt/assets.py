@@ -14,6 +14,7 @@ would split one selection around the ML assets into more invocations, each payin
 """
 
 import importlib
+import json
 import threading
 from collections.abc import Iterator
 
@@ -51,11 +52,15 @@ def charted_and_downstream(assets_def: dg.AssetsDefinition) -> set[dg.AssetKey]:
     return held
 
 
+def dbt_vars_args(warehouse: WarehouseResource) -> list[str]:
+    """`--vars` with what the warehouse resource hands dbt (the profile reads `data_dir` from it)."""
+    return ["--vars", json.dumps(warehouse.dbt_vars(), sort_keys=True)]
+
+
 def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> Iterator:
     """`dbt build` of the op's selection; the events of charted marts and of what depends on them are held back
     until dbt has exited (the charts read the warehouse, which dbt holds), then sent in their order with the
     charts added. Everything else streams as dbt goes."""
-    warehouse.export_for_dbt()
     waits = charted_and_downstream(context.assets_def)
     held = []
     # matplotlib takes a second or more to import: import it while dbt runs rather than after, when the marts'
@@ -65,7 +70,7 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
         importing_charts.start()
     # no JSON artifacts: nothing reads them (Dagster takes dbt's events from its log stream, and the parse state is
     # a msgpack file dbt writes anyway), and writing them took 1-2 s of every invocation
-    invocation = dbt.cli(["build", "--no-write-json"], context=context)
+    invocation = dbt.cli(["build", "--no-write-json", *dbt_vars_args(warehouse)], context=context)
     for event in invocation.stream():
         # a held model's children are held too, so no output ever precedes its parent's
         if _asset_key(context, event) in waits:

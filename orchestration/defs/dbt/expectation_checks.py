@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from ingestion.schema import connect
 from orchestration.defs.quality.data_docs import docs_links, expectations_markdown, failed_expectations
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from stores.schema import connect
 
 
 def suite_check_result(suite_name: str, warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -16,7 +16,7 @@ def suite_check_result(suite_name: str, warehouse: WarehouseResource) -> dg.Asse
     from expectations import SUITES, SuiteRunner
     from expectations.watermarks import validate_past_watermark
 
-    runner = SuiteRunner(warehouse.data_path)
+    runner = SuiteRunner(warehouse.data_path, keep_results=warehouse.settings().quality.gx_keep_results)
     spec = SUITES[suite_name]
     scope = "whole table"
     if spec.watermark_column is None:

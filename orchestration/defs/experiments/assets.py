@@ -5,19 +5,15 @@ import dagster as dg
 import pandas as pd
 
 from ingestion.markup import Markdown, md_table, plain_text
-from ingestion.schema import connect
 from ml.experiments import EFFECT_COLUMNS, FactorialResult, fit_factorial, log_to_mlflow
+from ml.settings import using
+from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from stores.schema import connect, ensure
 
 EFFECTS = dg.AssetKey(["ml", "experiment_factorial_effects"])
 VARIANTS = dg.AssetKey(["intermediate", "int_experiment_variants"])
-TABLE_DDL = """
-create table if not exists ml.experiment_factorial_effects (
-    experiment_id varchar, effect varchar, log_odds double, std_error double, ci_low double, ci_high double,
-    odds_ratio double, odds_ratio_ci_low double, odds_ratio_ci_high double, p_value double, users bigint,
-    mlflow_run_id varchar
-)
-"""
+EFFECTS_TABLE = "ml.experiment_factorial_effects"
 
 
 def effects_markdown(effects: pd.DataFrame) -> str:
@@ -41,7 +37,9 @@ def effects_markdown(effects: pd.DataFrame) -> str:
     "one MLflow run per experiment with its input cells. A cell whose variant name does not fit the design is left "
     "out with its reason (metadata cells_left_out, MLflow tag cells_left_out), never an error.",
 )
-def experiment_factorial_effects(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+def experiment_factorial_effects(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+):
     with connect(str(warehouse.warehouse_path), read_only=True) as con:
         cells = con.execute(
             "select experiment_id, variant, users, conversions, factors, control_variant, planned_split "
@@ -58,7 +56,8 @@ def experiment_factorial_effects(context: dg.AssetExecutionContext, warehouse: W
         except Exception as error:  # one experiment's fit must not fail the others (or the asset)
             result = FactorialResult(None, group[["variant", "users", "conversions"]],
                                      skipped=f"fit failed: {type(error).__name__}: {error}")  # fmt: skip
-        runs[experiment_id] = log_to_mlflow(result, experiment_id=experiment_id)
+        with using(mlflow.section(warehouse.data_path)):
+            runs[experiment_id] = log_to_mlflow(result, experiment_id=experiment_id)
         if result.left_out:
             left_out[experiment_id] = result.left_out
             context.log.warning(
@@ -72,8 +71,7 @@ def experiment_factorial_effects(context: dg.AssetExecutionContext, warehouse: W
             frames.append(result.effects.assign(mlflow_run_id=runs[experiment_id]))
     effects = pd.concat(frames) if frames else pd.DataFrame(columns=[*EFFECT_COLUMNS, "mlflow_run_id"])
     with connect(str(warehouse.warehouse_path)) as con:
-        con.execute("create schema if not exists ml")
-        con.execute(TABLE_DDL)
+        ensure(con, EFFECTS_TABLE)
         con.execute("begin transaction")
         con.execute("delete from ml.experiment_factorial_effects")
         if len(effects):

@@ -2,33 +2,20 @@
 
 import importlib
 import threading
-from dataclasses import replace
 
 import dagster as dg
 
-from ingestion import FileResult, IngestSettings, IngestSummary, ingest_landing
+from ingestion import FileResult, IngestSummary, ingest_landing
 from ingestion.markup import Markdown, md_escape, md_list, md_table, plain_text
-from ingestion.schema import connect
 from orchestration.defs.quality.data_docs import docs_links, expectations_markdown, failed_expectations
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from stores.schema import connect
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_REJECTED = dg.AssetKey(["raw", "events_rejected"])
 RAW_MANIFEST = dg.AssetKey(["raw", "load_manifest"])
 RAW_BATCHES = dg.AssetKey(["raw", "batches"])
 WARNING_STATUSES = ("damaged", "missing_columns", "failed", "quarantined")
-
-
-def ingest_settings(warehouse: WarehouseResource) -> IngestSettings:
-    """The resource's paths and thresholds, with every other bound (MAX_LINE_BYTES, MIN_EVENT_TIME, ...) from the
-    environment as the CLI reads it."""
-    base = warehouse.ingest_settings()
-    return replace(
-        IngestSettings.from_env(),
-        data_dir=base.data_dir,
-        settle_seconds=base.settle_seconds,
-        future_tolerance_hours=base.future_tolerance_hours,
-    )
 
 
 def files_markdown(results: list[FileResult], limit: int = 50) -> str:
@@ -131,7 +118,7 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         importlib.import_module(module)
     importing_gx = threading.Thread(target=importlib.import_module, args=("expectations.runner",), daemon=True)
     importing_gx.start()
-    settings = ingest_settings(warehouse)
+    settings = warehouse.ingest_settings()
     context.log.info(f"Loading from {settings.landing_dir} into {settings.warehouse_path}")
 
     def on_file(result: FileResult) -> None:
@@ -201,12 +188,12 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 
 def _run_gate(warehouse: WarehouseResource, batch_id: str):
     # GX takes seconds to import: only runs that ingest pay for it, not every load of the code location.
-    from expectations.gate import GateSettings, run_gate
+    from expectations.gate import run_gate
     from expectations.runner import SuiteRunner
 
-    runner = SuiteRunner(warehouse.data_path)
+    runner = SuiteRunner(warehouse.data_path, keep_results=warehouse.settings().quality.gx_keep_results)
     with connect(str(warehouse.warehouse_path)) as con:
-        return run_gate(con, batch_id, runner, GateSettings.from_env())
+        return run_gate(con, batch_id, runner, warehouse.settings().gate)
 
 
 def _batch_gate_result(gate) -> dg.AssetCheckResult:

@@ -12,12 +12,13 @@ import dagster as dg
 import pandas as pd
 
 from ingestion.markup import md_frame
-from ingestion.schema import connect
 from ml.features import NotEnoughData, load_churn_snapshots, load_user_features
-from ml.settings import CHURN_MODEL, CLUSTER_MODEL
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL, using
 from ml.warehouse import empty_frame, replace_table
 from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from settings import MLSettings
+from stores.schema import connect
 
 FEATURES = dg.AssetKey(["marts", "ml_user_features"])
 SNAPSHOTS = dg.AssetKey(["marts", "ml_churn_snapshots"])
@@ -70,7 +71,7 @@ def _requested_by(context: dg.AssetExecutionContext) -> str | None:
 # not when the code location loads.
 
 
-def _due(context: dg.AssetExecutionContext, name: str, as_of: pd.Timestamp, settings: MLflowResource) -> list[str]:
+def _due(context: dg.AssetExecutionContext, name: str, as_of: pd.Timestamp, settings: MLSettings) -> list[str]:
     from ml.tracking import champion_as_of, champion_version, client, retraining_requested
 
     return training_reasons(
@@ -135,27 +136,27 @@ def cluster_model(
     from ml.clustering import ClusterParams
     from ml.training import train_cluster_model
 
-    mlflow.activate(str(warehouse.data_path))
-    features = read_frame(warehouse, load_user_features)
-    if features.empty:
-        return _kept(CLUSTER_MODEL, context, "skipped: the feature mart is empty")
-    reasons = _due(context, CLUSTER_MODEL, pd.Timestamp(features["cutoff_at"].max()), mlflow)
-    if not reasons:
-        return _kept(CLUSTER_MODEL, context, "champion is current; training is due weekly or on drift")
-    try:
-        training = train_cluster_model(features, ClusterParams(min_active_days=mlflow.cluster_min_active_days))
-    except NotEnoughData as reason:
-        return _kept(CLUSTER_MODEL, context, f"skipped: {reason}")
-    result = training.result
-    context.log.info(training.outcome.decision)
-    headline = {
-        "algorithm": result.algorithm,
-        "k": result.k,
-        "holdout_silhouette": result.holdout_silhouette,
-        "k_selection": markdown_table(result.scores),
-        "clusters": markdown_table(result.profiles[["cluster_id", "cluster_name", "users", "share_of_users"]]),
-    }
-    return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
+    with using(mlflow.section(warehouse.data_path)) as ml:
+        features = read_frame(warehouse, load_user_features)
+        if features.empty:
+            return _kept(CLUSTER_MODEL, context, "skipped: the feature mart is empty")
+        reasons = _due(context, CLUSTER_MODEL, pd.Timestamp(features["cutoff_at"].max()), ml)
+        if not reasons:
+            return _kept(CLUSTER_MODEL, context, "champion is current; training is due weekly or on drift")
+        try:
+            training = train_cluster_model(features, ClusterParams(min_active_days=ml.cluster_min_active_days))
+        except NotEnoughData as reason:
+            return _kept(CLUSTER_MODEL, context, f"skipped: {reason}")
+        result = training.result
+        context.log.info(training.outcome.decision)
+        headline = {
+            "algorithm": result.algorithm,
+            "k": result.k,
+            "holdout_silhouette": result.holdout_silhouette,
+            "k_selection": markdown_table(result.scores),
+            "clusters": markdown_table(result.profiles[["cluster_id", "cluster_name", "users", "share_of_users"]]),
+        }
+        return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
 
 
 @dg.asset(
@@ -173,28 +174,28 @@ def churn_model(
 ) -> dg.MaterializeResult:
     from ml.training import train_churn_model
 
-    mlflow.activate(str(warehouse.data_path))
-    snapshots = read_frame(warehouse, load_churn_snapshots)
-    if snapshots.empty:
-        return _kept(CHURN_MODEL, context, "skipped: no churn snapshots (no activity before any past cutoff)")
-    reasons = _due(context, CHURN_MODEL, pd.Timestamp(snapshots["as_of"].max()), mlflow)
-    if not reasons:
-        return _kept(CHURN_MODEL, context, "champion is current; training is due weekly or on drift")
-    try:
-        training = train_churn_model(snapshots)
-    except NotEnoughData as reason:
-        return _kept(CHURN_MODEL, context, f"skipped: {reason}")
-    result = training.result
-    context.log.info(training.outcome.decision)
-    cv = result.cv_scores.groupby("family", as_index=False)[["roc_auc", "pr_auc"]].mean()
-    headline = {
-        "model_family": result.model_family,
-        **{f"holdout_{k}": v for k, v in result.holdout_metrics.items()},
-        "threshold": result.threshold,
-        "cv_by_family": markdown_table(cv),
-        "top_features": markdown_table(result.importance.head(8)),
-    }
-    return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
+    with using(mlflow.section(warehouse.data_path)) as ml:
+        snapshots = read_frame(warehouse, load_churn_snapshots)
+        if snapshots.empty:
+            return _kept(CHURN_MODEL, context, "skipped: no churn snapshots (no activity before any past cutoff)")
+        reasons = _due(context, CHURN_MODEL, pd.Timestamp(snapshots["as_of"].max()), ml)
+        if not reasons:
+            return _kept(CHURN_MODEL, context, "champion is current; training is due weekly or on drift")
+        try:
+            training = train_churn_model(snapshots)
+        except NotEnoughData as reason:
+            return _kept(CHURN_MODEL, context, f"skipped: {reason}")
+        result = training.result
+        context.log.info(training.outcome.decision)
+        cv = result.cv_scores.groupby("family", as_index=False)[["roc_auc", "pr_auc"]].mean()
+        headline = {
+            "model_family": result.model_family,
+            **{f"holdout_{k}": v for k, v in result.holdout_metrics.items()},
+            "threshold": result.threshold,
+            "cv_by_family": markdown_table(cv),
+            "top_features": markdown_table(result.importance.head(8)),
+        }
+        return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
 
 
 def _write(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int:
@@ -215,24 +216,24 @@ def user_clusters(
 ) -> dg.MaterializeResult:
     from ml.training import assign_clusters
 
-    mlflow.activate(str(warehouse.data_path))
-    features = read_frame(warehouse, load_user_features)
-    try:
-        frame, version = assign_clusters(features)
-    except NotEnoughData as reason:
-        context.log.warning(f"ml.user_clusters left empty: {reason}")
-        rows = _write(warehouse, "user_clusters", empty_frame("user_clusters"))
-        return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
-    rows = _write(warehouse, "user_clusters", frame)
-    sizes = frame.groupby(["cluster_id", "cluster_name"], as_index=False).size().rename(columns={"size": "users"})
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "model_version": version,
-            "clusters": markdown_table(sizes),
-            "model_uri": f"models:/{CLUSTER_MODEL}@champion",
-        }
-    )
+    with using(mlflow.section(warehouse.data_path)):
+        features = read_frame(warehouse, load_user_features)
+        try:
+            frame, version = assign_clusters(features)
+        except NotEnoughData as reason:
+            context.log.warning(f"ml.user_clusters left empty: {reason}")
+            rows = _write(warehouse, "user_clusters", empty_frame("user_clusters"))
+            return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
+        rows = _write(warehouse, "user_clusters", frame)
+        sizes = frame.groupby(["cluster_id", "cluster_name"], as_index=False).size().rename(columns={"size": "users"})
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "model_version": version,
+                "clusters": markdown_table(sizes),
+                "model_uri": f"models:/{CLUSTER_MODEL}@champion",
+            }
+        )
 
 
 @dg.asset(
@@ -249,27 +250,27 @@ def churn_scores(
 ) -> dg.MaterializeResult:
     from ml.training import score_churn
 
-    mlflow.activate(str(warehouse.data_path))
-    features = read_frame(warehouse, load_user_features)
-    try:
-        frame, version = score_churn(features)
-    except NotEnoughData as reason:
-        context.log.warning(f"ml.churn_scores left empty: {reason}")
-        rows = _write(warehouse, "churn_scores", empty_frame("churn_scores"))
-        return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
-    rows = _write(warehouse, "churn_scores", frame)
-    tiers = frame.groupby("risk_tier", as_index=False).agg(
-        users=("user_id", "size"), mean_probability=("churn_probability", "mean")
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": rows,
-            "model_version": version,
-            "risk_tiers": markdown_table(tiers),
-            "mean_churn_probability": float(frame["churn_probability"].mean()) if rows else 0.0,
-            "model_uri": f"models:/{CHURN_MODEL}@champion",
-        }
-    )
+    with using(mlflow.section(warehouse.data_path)):
+        features = read_frame(warehouse, load_user_features)
+        try:
+            frame, version = score_churn(features)
+        except NotEnoughData as reason:
+            context.log.warning(f"ml.churn_scores left empty: {reason}")
+            rows = _write(warehouse, "churn_scores", empty_frame("churn_scores"))
+            return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
+        rows = _write(warehouse, "churn_scores", frame)
+        tiers = frame.groupby("risk_tier", as_index=False).agg(
+            users=("user_id", "size"), mean_probability=("churn_probability", "mean")
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "model_version": version,
+                "risk_tiers": markdown_table(tiers),
+                "mean_churn_probability": float(frame["churn_probability"].mean()) if rows else 0.0,
+                "model_uri": f"models:/{CHURN_MODEL}@champion",
+            }
+        )
 
 
 @dg.asset(
@@ -284,8 +285,10 @@ def churn_scores(
 def model_metrics_table(warehouse: WarehouseResource, mlflow: MLflowResource) -> dg.MaterializeResult:
     from ml.tracking import model_metrics
 
-    mlflow.activate(str(warehouse.data_path))
-    frame = model_metrics()
-    rows = _write(warehouse, "model_metrics", frame)
-    champions = frame[frame["is_champion"].astype(bool)].drop_duplicates("model_name")[["model_name", "model_version"]]
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows, "champions": markdown_table(champions)})
+    with using(mlflow.section(warehouse.data_path)):
+        frame = model_metrics()
+        rows = _write(warehouse, "model_metrics", frame)
+        champions = frame[frame["is_champion"].astype(bool)].drop_duplicates("model_name")[
+            ["model_name", "model_version"]
+        ]
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "champions": markdown_table(champions)})

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml.features import NotEnoughData, load_user_features
-from ml.settings import CHURN_MODEL, CLUSTER_MODEL, tracking_uri
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL, using
 from orchestration.defs.ml.assets import (
     CHURN_MODEL_KEY,
     CHURN_SCORES,
@@ -83,13 +83,13 @@ def drift_check(asset: dg.AssetKey, model_name: str) -> dg.AssetChecksDefinition
     def _check(warehouse: WarehouseResource, mlflow: MLflowResource) -> dg.AssetCheckResult:
         from ml.training import measure_drift
 
-        mlflow.activate(str(warehouse.data_path))
-        features = read_frame(warehouse, load_user_features)
-        try:
-            result = measure_drift(model_name, features, mlflow.drift_psi_threshold)
-        except NotEnoughData as reason:
-            return dg.AssetCheckResult(passed=True, metadata={"skipped": str(reason)})
-        return drift_check_result(result)
+        with using(mlflow.section(warehouse.data_path)) as ml:
+            features = read_frame(warehouse, load_user_features)
+            try:
+                result = measure_drift(model_name, features, ml.drift_psi_threshold)
+            except NotEnoughData as reason:
+                return dg.AssetCheckResult(passed=True, metadata={"skipped": str(reason)})
+            return drift_check_result(result)
 
     return _check
 
@@ -98,8 +98,7 @@ cluster_drift = drift_check(USER_CLUSTERS, CLUSTER_MODEL)
 churn_drift = drift_check(CHURN_SCORES, CHURN_MODEL)
 
 
-def _store_exists() -> bool:
-    uri = tracking_uri()
+def _store_exists(uri: str) -> bool:
     return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
 
 
@@ -109,12 +108,14 @@ def _store_exists() -> bool:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Starts ml_training when a drift check has marked a champion for retraining.",
 )
-def ml_drift_sensor(context: dg.SensorEvaluationContext):
-    if not _store_exists():
+def ml_drift_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, mlflow: MLflowResource):
+    ml = mlflow.section(warehouse.data_path)
+    if not _store_exists(ml.tracking_store):
         return dg.SkipReason("No MLflow store yet: nothing has been trained.")
     from ml.tracking import retraining_requested
 
-    marks = {name: retraining_requested(name) for name in (CLUSTER_MODEL, CHURN_MODEL)}
+    with using(ml):
+        marks = {name: retraining_requested(name) for name in (CLUSTER_MODEL, CHURN_MODEL)}
     marks = {name: reason for name, reason in marks.items() if reason}
     if not marks:
         return dg.SkipReason("No model is marked for retraining.")

@@ -1,41 +1,27 @@
-"""Our own small MLflow resource (not dagster-mlflow): where tracking goes and the thresholds of the ML assets."""
+"""Our own small MLflow resource (not dagster-mlflow): where tracking goes and the thresholds of the ML assets,
+one field per setting of the ML section (see docs/settings.md), read through `dg.EnvVar`."""
 
-import os
+from dataclasses import replace
+from pathlib import Path
 
 import dagster as dg
 
+from orchestration.settings_resources import SettingsFields, env_fields, settings_resource_base
+from settings import MLSettings
 
-class MLflowResource(dg.ConfigurableResource):
+_MLflowFields = settings_resource_base("_MLflowFields", MLSettings)
+
+
+class MLflowResource(SettingsFields, _MLflowFields):
     """MLflow tracking/registry URI (empty: sqlite at $DATA_DIR/mlflow.db), the UI address for links, the PSI
-    over which drift marks a model for retraining, how old (in days of data) a champion may get, and the active
-    days a user needs to be clustered (fewer: cluster 0, light users)."""
+    over which drift marks a model for retraining, how old (in days of data) a champion may get, the active days a
+    user needs to be clustered (fewer: cluster 0, light users) and the retraining cooldown."""
 
-    tracking_uri: str = ""
-    ui_url: str = "http://127.0.0.1:5000"
-    drift_psi_threshold: float = 0.25
-    max_champion_age_days: float = 7.0
-    cluster_min_active_days: int = 8
-
-    def activate(self, data_dir: str) -> None:
-        """Point ml/ (which reads the environment, see ml/settings.py) at this resource's settings."""
-        os.environ["DATA_DIR"] = data_dir
-        os.environ["MLFLOW_UI_URL"] = self.ui_url
-        if self.tracking_uri:
-            os.environ["MLFLOW_TRACKING_URI"] = self.tracking_uri
-
-
-def mlflow_resource_from_env() -> MLflowResource:
-    """MLFLOW_TRACKING_URI, MLFLOW_UI_URL, ML_DRIFT_PSI_THRESHOLD, ML_MAX_CHAMPION_AGE_DAYS,
-    ML_CLUSTER_MIN_ACTIVE_DAYS (all optional)."""
-    return MLflowResource(
-        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
-        ui_url=os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000"),
-        drift_psi_threshold=float(os.environ.get("ML_DRIFT_PSI_THRESHOLD", "0.25")),
-        max_champion_age_days=float(os.environ.get("ML_MAX_CHAMPION_AGE_DAYS", "7")),
-        cluster_min_active_days=int(os.environ.get("ML_CLUSTER_MIN_ACTIVE_DAYS", "8")),
-    )
+    def section(self, data_dir: Path) -> MLSettings:
+        """The ML section for the warehouse under `data_dir`, to hand to ml/ with `ml.settings.using(...)`."""
+        return replace(self.settings().ml, data_dir=data_dir)
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"mlflow": mlflow_resource_from_env()})
+    return dg.Definitions(resources={"mlflow": MLflowResource(**env_fields(MLflowResource))})

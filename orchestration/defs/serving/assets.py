@@ -1,15 +1,16 @@
 """The published copy analysts and the dashboard read, with freshness checks on what it publishes."""
 
-import os
+from collections.abc import Sequence
 from datetime import timedelta
 
 import dagster as dg
 
 from ingestion.markup import md_table
-from ingestion.schema import connect
 from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 from serving import publish
+from settings import load as load_settings
+from stores.schema import connect
 
 MART_KEYS = [key for key in DBT_MODEL_KEYS if key.path[0] == "marts"]
 SERVING_COPY = dg.AssetKey(["serving", "serving_copy"])
@@ -49,14 +50,23 @@ def serving_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     )
 
 
-def freshness_bound() -> timedelta:
-    """FRESHNESS_BOUND_MINUTES (default 1,560: a daily refresh plus two hours of slack)."""
-    return timedelta(minutes=float(os.environ.get("FRESHNESS_BOUND_MINUTES", "1560")))
+# the checks that build_last_update_freshness_checks makes: one of this name on each asset
+FRESHNESS_CHECK_KEYS = [dg.AssetCheckKey(key, "freshness_check") for key in (*MART_KEYS, SERVING_COPY)]
 
 
-freshness_checks = dg.build_last_update_freshness_checks(
-    assets=[*MART_KEYS, SERVING_COPY], lower_bound_delta=freshness_bound()
-)
-freshness_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=freshness_checks, default_status=dg.DefaultSensorStatus.RUNNING
-)
+def freshness_checks(bound: timedelta) -> Sequence[dg.AssetChecksDefinition]:
+    """A freshness check on every mart and on the serving copy: it fails when one is older than `bound`."""
+    return dg.build_last_update_freshness_checks(assets=[*MART_KEYS, SERVING_COPY], lower_bound_delta=bound)
+
+
+@dg.definitions
+def serving() -> dg.Definitions:
+    """The serving copy, the freshness checks and their sensor (a module with a @dg.definitions function
+    contributes only what it returns). The bound (FRESHNESS_BOUND_MINUTES) is part of each check's definition, so
+    it is read when the code location loads, not through a resource at run time."""
+    bound = timedelta(minutes=load_settings().serving.freshness_bound_minutes)
+    checks = freshness_checks(bound)
+    sensor = dg.build_sensor_for_freshness_checks(
+        freshness_checks=checks, default_status=dg.DefaultSensorStatus.RUNNING
+    )
+    return dg.Definitions(assets=[serving_copy], asset_checks=checks, sensors=[sensor])
