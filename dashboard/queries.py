@@ -15,15 +15,6 @@ from dashboard.source import ServingCopy
 
 GRAINS = ("day", "week", "month")
 DIMENSIONS = {"first_touch_channel": "channel", "country": "country", "plan": "plan"}
-# Engagement bands over marts.user_segments.engagement_score (weighted key actions in the last 28 days; an order
-# weighs 10, a feature use 3, a product view 1): lower bound inclusive, label.
-ENGAGEMENT_BANDS: tuple[tuple[float, str], ...] = (
-    (0, "none (0)"),
-    (0.5, "low (0.5-9.5)"),
-    (10, "medium (10-49.5)"),
-    (50, "high (50-149.5)"),
-    (150, "very high (150+)"),
-)
 KPI_COLUMNS = ("dau", "wau", "mau", "stickiness", "new_users", "orders", "revenue", "conversion_rate")
 LIFECYCLE_STATUSES = ("new", "returning", "resurrecting", "dormant")
 
@@ -71,30 +62,14 @@ def kpi_date_bounds(db: ServingCopy) -> tuple[date, date] | None:
 
 
 def kpi_trend(db: ServingCopy, start: date, end: date, grain: str) -> pd.DataFrame:
-    """marts.daily_kpis between start and end, by day or rolled up to week/month.
-
-    Rolled up: DAU is the period's daily average, WAU and MAU their value on the period's last day in range,
-    stickiness the average daily DAU/MAU, new users, orders and revenue sums, and conversion the share of active
-    user-days with an order (daily rates weighted by DAU).
-    """
+    """marts.kpi_periods of a grain for the periods that overlap start..end (whole periods; the mart's yml says how
+    each KPI rolls up)."""
     _check_grain(grain)
-    if grain == "day":
-        return db.query(
-            "select activity_date as period_start, 1 as days, dau::double as dau, wau::double as wau, "
-            "mau::double as mau, stickiness, new_users::bigint as new_users, orders::bigint as orders, "
-            "revenue::double as revenue, conversion_rate from marts.daily_kpis "
-            "where activity_date between ? and ? order by 1",
-            [start, end],
-        )
     return db.query(
-        "select date_trunc(?, activity_date)::date as period_start, count(*) as days, avg(dau) as dau, "
-        "arg_max(wau, activity_date)::double as wau, arg_max(mau, activity_date)::double as mau, "
-        "avg(stickiness) as stickiness, sum(new_users)::bigint as new_users, sum(orders)::bigint as orders, "
-        "sum(revenue)::double as revenue, "
-        "sum(conversion_rate * dau) / nullif(sum(case when conversion_rate is not null then dau end), 0) "
-        "as conversion_rate "
-        "from marts.daily_kpis where activity_date between ? and ? group by 1 order by 1",
-        [grain, start, end],
+        "select period_start, days, dau, wau, mau, stickiness, new_users::bigint as new_users, "
+        "orders::bigint as orders, revenue::double as revenue, conversion_rate from marts.kpi_periods "
+        "where grain = ? and period_start <= ? and period_start >= date_trunc(?, ?::date) order by 1",
+        [grain, end, grain, start],
     )
 
 
@@ -200,31 +175,28 @@ def retention_average(
     split: bool = False,
     max_period: int | None = None,
 ) -> pd.DataFrame:
-    """The average curve of the chosen cohorts, weighted over complete cells only (as marts.retention_curve).
+    """The average curve of the chosen cohorts: the sum of their complete cells in marts.retention_curve_cells (or
+    _by_dimension), weighted over complete cells only as that mart defines (marts.retention_curve for all cohorts).
 
     With split, one curve per dimension value (values empty: every value).
     """
     _check_grain(grain)
-    if split:
-        _check_dimension(dimension or "")
-        value_filter = "and dimension_value in (select unnest(?))" if values else ""
-        source = (
-            "select dimension_value as segment, cohort_start, period_number, cohort_size, retained_users, "
-            "retained_users_unbounded, is_complete from marts.cohort_retention_by_dimension "
-            f"where grain = ? and dimension = ? {value_filter}"
-        )
-        params: list = [grain, dimension, *([_in(values)] if values else [])]
+    if dimension is None:
+        source, params = "marts.retention_curve_cells where grain = ?", [grain]
     else:
-        inner, params = _retention_source(grain, dimension, values)
-        source = f"select 'all cohorts' as segment, * from ({inner}) cells"
+        _check_dimension(dimension)
+        value_filter = "and dimension_value in (select unnest(?))" if values else ""
+        source = f"marts.retention_curve_cells_by_dimension where grain = ? and dimension = ? {value_filter}"
+        params = [grain, dimension, *([_in(values)] if values else [])]
+    segment = "dimension_value" if split else "'all cohorts'"
     return db.query(
-        "select segment, period_number::integer as period_number, count(*) as cohorts, "
-        "sum(cohort_size)::bigint as users_completed, sum(retained_users)::bigint as retained_users, "
-        "sum(retained_users) / sum(cohort_size) as retention_rate, "
+        f"select {segment} as segment, period_number::integer as period_number, count(distinct cohort_start) as "
+        "cohorts, sum(users_completed)::bigint as users_completed, sum(retained_users)::bigint as retained_users, "
+        "sum(retained_users) / sum(users_completed) as retention_rate, "
         "sum(retained_users_unbounded)::bigint as retained_users_unbounded, "
-        "sum(retained_users_unbounded) / sum(cohort_size) as retention_rate_unbounded "
-        f"from ({source}) cells where is_complete and cohort_start between ? and ? "
-        "and period_number <= coalesce(?, period_number) group by 1, 2 order by 1, 2",
+        "sum(retained_users_unbounded) / sum(users_completed) as retention_rate_unbounded "
+        f"from {source} and cohort_start between ? and ? and period_number <= coalesce(?, period_number) "
+        "group by 1, 2 order by 1, 2",
         [*params, first_cohort, last_cohort, max_period],
     )
 
@@ -257,16 +229,17 @@ def lifecycle(db: ServingCopy, grain: str, start: date, end: date) -> pd.DataFra
     )
 
 
-def lifecycle_wide(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per period with a column per status and the quick ratio (new + resurrecting) / dormant."""
-    if frame.empty:
-        return pd.DataFrame(columns=["period_start", *LIFECYCLE_STATUSES, "quick_ratio"])
-    wide = frame.pivot(index="period_start", columns="status", values="users").reindex(columns=LIFECYCLE_STATUSES)
-    wide = wide.fillna(0).astype(int).reset_index()
-    wide.columns.name = None
-    dormant = wide["dormant"].where(wide["dormant"] > 0)
-    wide["quick_ratio"] = (wide["new"] + wide["resurrecting"]) / dormant
-    return wide
+def lifecycle_periods(db: ServingCopy, grain: str, start: date, end: date) -> pd.DataFrame:
+    """marts.lifecycle_periods: one row per period starting between start and end, a column per status and the
+    quick ratio."""
+    _check_grain(grain)
+    return db.query(
+        "select period_start::date as period_start, new_users::bigint as new, returning_users::bigint as returning, "
+        "resurrecting_users::bigint as resurrecting, dormant_users::bigint as dormant, quick_ratio "
+        "from marts.lifecycle_periods "
+        "where grain = ? and period_start between ? and ? order by 1",
+        [grain, start, end],
+    )
 
 
 def stickiness_periods(db: ServingCopy, grain: str) -> pd.DataFrame:
@@ -313,24 +286,14 @@ def rfm_segments(db: ServingCopy, stages: tuple[str, ...] = (), high_frequency_o
 
 
 def engagement_bands(db: ServingCopy, stages: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Users per engagement band (ENGAGEMENT_BANDS), every band listed, among the users of the chosen stages."""
-    lows = [low for low, _ in ENGAGEMENT_BANDS]
-    at_least = ", ".join(f"count(*) filter (where engagement_score >= ?) as at_least_{i}" for i in range(len(lows)))
-    row = db.query(
-        f"select {at_least} from marts.user_segments where len(?) = 0 or lifecycle_stage in (select unnest(?))",
-        [*lows, _in(stages), _in(stages)],
-    ).iloc[0]
-    cumulative = [int(row[f"at_least_{i}"]) for i in range(len(lows))] + [0]
-    frame = pd.DataFrame(
-        {
-            "band": [label for _, label in ENGAGEMENT_BANDS],
-            "min_score": lows,
-            "users": [cumulative[i] - cumulative[i + 1] for i in range(len(lows))],
-        }
+    """Users per engagement band (marts.engagement_bands, every band listed) among the users of the chosen stages."""
+    return db.query(
+        "with chosen as (select band_order, band, min_score, coalesce(sum(users) filter (where len(?) = 0 or "
+        "lifecycle_stage in (select unnest(?))), 0)::bigint as users from marts.engagement_bands group by all) "
+        "select band, min_score, users, coalesce(users / nullif(sum(users) over (), 0), 0) as share_of_users "
+        "from chosen order by band_order",
+        [_in(stages), _in(stages)],
     )
-    total = int(frame["users"].sum())
-    frame["share_of_users"] = frame["users"] / total if total else 0.0
-    return frame
 
 
 def cluster_sizes(db: ServingCopy) -> pd.DataFrame:

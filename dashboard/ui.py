@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,12 @@ def _cached(path: str, identity: tuple[int, int, int], name: str, params: tuple[
     return getattr(queries, name)(ServingCopy(Path(path)), **dict(params))
 
 
-def load(name: str, **params: Any) -> Any:
-    """queries.<name>(serving copy, **params), cached until the serving copy is republished."""
+def load(query: Callable[..., Any], **params: Any) -> Any:
+    """query(serving copy, **params) for a function of dashboard.queries, cached until the serving copy is
+    republished."""
+    name = query.__name__
+    if getattr(queries, name, None) is not query:
+        raise ValueError(f"{name} is not a function of dashboard.queries")
     db = serving()
     identity = db.identity()
     if identity is None:
@@ -75,7 +79,7 @@ def freshness_line() -> None:
     if db.identity() is None:
         st.warning(f"No serving copy at `{db.path}` yet: {MAKE_IT} to build and publish one.", icon=":material/info:")
         return
-    info = load("publish_info")
+    info = load(queries.publish_info)
     if info is None:
         st.warning(f"The serving copy at `{db.path}` has no publish record: {MAKE_IT} to republish it.")
         return
@@ -105,7 +109,7 @@ def need(*names: str, what: str = "this section", allow_empty: bool = False) -> 
         return False
     if allow_empty:
         return True
-    counts = load("table_rows", tables=names)
+    counts = load(queries.table_rows, tables=names)
     empty = [name for name, rows in counts.items() if not rows]
     if empty:
         verb = "is" if len(empty) == 1 else "are"

@@ -17,7 +17,7 @@ from segment.analytics.client import Client as SegmentClient
 
 from ingestion import IngestSettings
 from ingestion.loader import ingest_landing
-from orchestration.defs.sensors import new_landing_files
+from orchestration.defs.refresh.automation import new_landing_files
 from tests.collector_server import ProcessServer, landed_lines
 from tests.conftest import query
 

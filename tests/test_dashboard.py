@@ -402,8 +402,8 @@ def hostile(data_dir: Path) -> Path:
             con.execute(
                 f"update {table} set experiment_id = ? where experiment_id = 'onboarding'", [HOSTILE_EXPERIMENT]
             )
-        con.execute("update marts.cohort_retention_by_dimension set dimension_value = ? where dimension_value = 'pro'",
-                    [HOSTILE_PLAN])  # fmt: skip
+        for table in ("marts.cohort_retention_by_dimension", "marts.retention_curve_cells_by_dimension"):
+            con.execute(f"update {table} set dimension_value = ? where dimension_value = 'pro'", [HOSTILE_PLAN])
         con.execute("update raw.batches set gate_detail = ? where batch_id = 'batch2'", [HOSTILE_DETAIL])
         publish(con, data_dir / "serving.duckdb", data_dir / "exports")
     return data_dir

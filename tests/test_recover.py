@@ -146,7 +146,7 @@ def test_a_reused_process_id_is_not_the_run_worker() -> None:
 
 
 def test_the_shipped_instance_monitors_and_retries_runs_of_the_sensor_driven_jobs(tmp_path: Path) -> None:
-    from orchestration.defs.jobs import follow_up_job, landing_refresh_job
+    from orchestration.defs.refresh.jobs import follow_up_job, landing_refresh_job
     from orchestration.paths import REPO_ROOT
 
     home = tmp_path / "dagster_home"

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
-from orchestration.defs.sensors import (
+from orchestration.defs.refresh.automation import (
     follow_up_after_refresh,
     follow_up_decision,
     landing_folder_sensor,

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, ui
+from dashboard import charts, queries, ui
 from ingestion.markup import md_escape
 
 SHOWN_USERS = 1000  # rows listed on the page; the download has every user that matches
@@ -11,7 +11,7 @@ if ui.need("ml.churn_scores", what="the churn page"):
     has_segments = "marts.user_segments" in ui.tables()
     with st.sidebar:
         st.subheader("Filters")
-        segment_names = ui.load("rfm_segment_names") if has_segments else []
+        segment_names = ui.load(queries.rfm_segment_names) if has_segments else []
         segments = tuple(
             st.multiselect(
                 "RFM segment",
@@ -22,7 +22,7 @@ if ui.need("ml.churn_scores", what="the churn page"):
                 disabled=not has_segments,
             )
         )
-    tiers = ui.load("risk_tiers", segments=segments)
+    tiers = ui.load(queries.risk_tiers, segments=segments)
     tier_names = list(tiers["risk_tier"])  # lowest risk first
 
     st.subheader("Risk tiers")
@@ -42,15 +42,15 @@ if ui.need("ml.churn_scores", what="the churn page"):
         with left:
             ui.chart(charts.bars(tiers, "risk_tier", "users", title="users", sort=tier_names), tiers, label="Tiers")
         with right:
-            histogram = ui.load("score_histogram", segments=segments)
+            histogram = ui.load(queries.score_histogram, segments=segments)
             ui.chart(charts.score_histogram(histogram, tier_names), histogram, label="Score distribution")
 
     st.subheader("Model")
-    versions = ui.load("churn_model_versions")
+    versions = ui.load(queries.churn_model_versions)
     if versions:
         st.caption(f"Scores written by model version {md_escape(', '.join(versions))}.")
     if ui.need("ml.model_metrics", what="the model's holdout metrics"):
-        metrics = ui.load("champion_metrics")
+        metrics = ui.load(queries.champion_metrics)
         churn_models = metrics[metrics["model_name"].str.contains("churn", case=False)]
         if not churn_models.empty:  # ml.model_metrics may hold other models' champions (clustering) too
             metrics = churn_models
@@ -80,7 +80,7 @@ if ui.need("ml.churn_scores", what="the churn page"):
         left, right = st.columns([2, 1])
         chosen = left.multiselect("Risk tiers", tier_names, default=default_tiers, key="churn_tiers")
         min_probability = right.slider("Churn probability at least", 0.0, 1.0, 0.0, 0.05, key="churn_min_probability")
-        users = ui.load("at_risk_users", tiers=tuple(chosen), min_probability=min_probability, segments=segments)
+        users = ui.load(queries.at_risk_users, tiers=tuple(chosen), min_probability=min_probability, segments=segments)
         shown = users.head(SHOWN_USERS)
         more = f"; the riskiest {SHOWN_USERS:,} are listed, the CSV has them all" if len(users) > SHOWN_USERS else ""
         st.caption(f"{len(users):,} users, riskiest first{more}.")

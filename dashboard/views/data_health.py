@@ -13,7 +13,7 @@ CHARTED_FILES = 30  # newest first; the table lists every file
 
 st.subheader("Freshness")
 if ui.need("meta.publish", what="freshness"):
-    info = ui.load("publish_info") or {}
+    info = ui.load(queries.publish_info) or {}
     now = datetime.now(UTC).replace(tzinfo=None)
     tiles = st.columns(4)
     moments = [
@@ -36,7 +36,7 @@ if ui.need("meta.publish", what="freshness"):
 
 st.subheader("Gate: latest batches")
 if ui.need("ops.batches", what="the gate results"):
-    batches = ui.load("batches")
+    batches = ui.load(queries.batches)
     latest = batches.iloc[0]
     when = f"{latest['started_at']:%Y-%m-%d %H:%M} UTC"
     if latest["gate_status"] == "passed":
@@ -65,7 +65,7 @@ if ui.need("ops.load_manifest", what="the file list"):
     with st.sidebar:
         st.subheader("Filters")
         only_rejects = st.toggle("Only files with rejected rows", key="health_only_rejects")
-    manifest = ui.load("load_manifest", only_with_rejects=only_rejects)
+    manifest = ui.load(queries.load_manifest, only_with_rejects=only_rejects)
     if not manifest.empty:
         totals = manifest[["rows_in", "rows_loaded", "rows_duplicate", "rows_rejected"]].sum()
         tiles = st.columns(5)
@@ -89,14 +89,14 @@ if ui.need("ops.load_manifest", what="the file list"):
 
 st.subheader("Rejected rows by reason")
 if ui.need("ops.rejects_by_file_reason", what="the rejected rows", allow_empty=True):
-    files = ui.load("rejects")
+    files = ui.load(queries.rejects)
     file_names = sorted(files["source_file"].unique()) if not files.empty else []
     with st.sidebar:
         chosen = st.multiselect(
             "Files (rejects)", file_names, default=[], key="health_files", placeholder="all files",
             format_func=lambda name: plain_text(name, 100),
         )  # fmt: skip
-    rows = ui.load("rejects", files=tuple(chosen)) if chosen else files
+    rows = ui.load(queries.rejects, files=tuple(chosen)) if chosen else files
     if rows.empty:
         st.success("No rejected rows." if not chosen else "No rejected rows in these files.")
     else:
@@ -113,7 +113,7 @@ if ui.need("ops.rejects_by_file_reason", what="the rejected rows", allow_empty=T
 
 st.subheader("Flagged client values")
 if ui.need("marts.data_health_flags", what="the flagged client values", allow_empty=True):
-    flags = ui.load("data_health_flags")
+    flags = ui.load(queries.data_health_flags)
     flagged = flags[flags["flagged"] > 0]
     st.caption(
         "Values clients send (variant names, experiment ids, revenue, traits, features) that the marts could not use "

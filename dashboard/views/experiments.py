@@ -3,11 +3,11 @@ unplanned variants and experiments (client-sent names the seed does not plan) ar
 
 import streamlit as st
 
-from dashboard import charts, ui, wording
+from dashboard import charts, queries, ui, wording
 from ingestion.markup import md_escape, plain_text
 
 if ui.need("marts.experiment_results", what="the experiments page"):
-    names = ui.load("experiment_ids")
+    names = ui.load(queries.experiment_ids)
     with st.sidebar:
         st.subheader("Filters")
         chosen = st.multiselect(
@@ -16,7 +16,7 @@ if ui.need("marts.experiment_results", what="the experiments page"):
     if not chosen:
         st.info("Pick at least one experiment.")
     else:
-        results = ui.load("experiment_results", experiments=tuple(chosen))
+        results = ui.load(queries.experiment_results, experiments=tuple(chosen))
         st.subheader("Lift against control")
         st.caption(
             "Each line is a variant's relative lift in conversion over its control with the 95% interval; the dashed "

@@ -12,14 +12,14 @@ DEFAULT_DAYS = {"day": 60, "week": 26 * 7, "month": 366}
 def lifecycle_section() -> None:
     """Lifecycle bars with the latest period's counts and quick ratio."""
     st.subheader("Lifecycle")
-    if not ui.need("marts.lifecycle", what="the lifecycle chart"):
+    if not ui.need("marts.lifecycle", "marts.lifecycle_periods", what="the lifecycle chart"):
         return
     with st.sidebar:
         st.subheader("Filters")
         grain = st.segmented_control(
             "Lifecycle grain", list(queries.GRAINS), default="week", key="lifecycle_grain", required=True
         )
-    bounds = ui.load("lifecycle_bounds", grain=grain)
+    bounds = ui.load(queries.lifecycle_bounds, grain=grain)
     if bounds is None:
         st.info(f"No {grain} periods yet.")
         return
@@ -34,8 +34,8 @@ def lifecycle_section() -> None:
             key=f"lifecycle_dates_{grain}",
         )
     start, end = picked if isinstance(picked, tuple) and len(picked) == 2 else (default_start, last)
-    frame = ui.load("lifecycle", grain=grain, start=start, end=end)
-    wide = queries.lifecycle_wide(frame)
+    frame = ui.load(queries.lifecycle, grain=grain, start=start, end=end)
+    wide = ui.load(queries.lifecycle_periods, grain=grain, start=start, end=end)
     if not wide.empty:
         latest = wide.iloc[-1]
         tiles = st.columns(5)
@@ -60,7 +60,7 @@ def stickiness_section() -> None:
         return
     with st.sidebar:
         sticky_grain = st.radio("Stickiness period", ["week", "month"], key="stickiness_grain", horizontal=True)
-        periods = ui.load("stickiness_periods", grain=sticky_grain)
+        periods = ui.load(queries.stickiness_periods, grain=sticky_grain)
         labels = {
             row.period_start.date(): f"{row.period_start:%Y-%m-%d}" + ("" if row.is_complete else " (not over yet)")
             for row in periods.itertuples()
@@ -81,7 +81,7 @@ def stickiness_section() -> None:
     if period is None:
         st.info("No periods yet.")
     else:
-        distribution = ui.load("stickiness", grain=sticky_grain, period_start=period)
+        distribution = ui.load(queries.stickiness, grain=sticky_grain, period_start=period)
         if not distribution.empty:
             users = int(distribution["active_users"].iloc[0])
             mean_days = (distribution["active_days"] * distribution["users_exactly"]).sum() / users if users else 0

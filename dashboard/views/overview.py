@@ -7,8 +7,8 @@ import streamlit as st
 
 from dashboard import charts, queries, ui
 
-if ui.need("marts.daily_kpis", what="the overview"):
-    first, last = ui.load("kpi_date_bounds")
+if ui.need("marts.daily_kpis", "marts.kpi_periods", what="the overview"):
+    first, last = ui.load(queries.kpi_date_bounds)
     with st.sidebar:
         st.subheader("Filters")
         default_start = max(first, last - timedelta(days=89))
@@ -19,9 +19,9 @@ if ui.need("marts.daily_kpis", what="the overview"):
             "Grain", ["day", "week", "month"], default="day", key="overview_grain", required=True
         )
     start, end = picked if isinstance(picked, tuple) and len(picked) == 2 else (default_start, last)
-    trend = ui.load("kpi_trend", start=start, end=end, grain=grain)
+    trend = ui.load(queries.kpi_trend, start=start, end=end, grain=grain)
     alerts = (
-        ui.load("kpi_alerts", start=start, end=end)
+        ui.load(queries.kpi_alerts, start=start, end=end)
         if "marts.kpi_alerts" in ui.tables()
         else pd.DataFrame(columns=["activity_date", "kpi", "value", "expected", "band_low", "band_high", "direction"])
     )

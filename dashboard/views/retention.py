@@ -9,7 +9,7 @@ DEFAULT_COHORTS = {"day": 30, "week": 12, "month": 6}
 DEFAULT_PERIODS = {"day": 30, "week": 12, "month": 6}
 BREAKDOWNS = {"none": None, "channel": "first_touch_channel", "country": "country", "plan": "plan"}
 
-if ui.need("marts.cohort_retention", what="the retention page"):
+if ui.need("marts.cohort_retention", "marts.retention_curve_cells", what="the retention page"):
     with st.sidebar:
         st.subheader("Filters")
         grain = st.segmented_control(
@@ -21,7 +21,7 @@ if ui.need("marts.cohort_retention", what="the retention page"):
             format_func={"classic": "Classic: active in period k", "unbounded": "Unbounded: active in k or later"}.get,
             key="retention_mode",
         )
-        starts = ui.load("cohort_starts", grain=grain)
+        starts = ui.load(queries.cohort_starts, grain=grain)
         breakdown_label = st.selectbox(
             "Break down by",
             list(BREAKDOWNS),
@@ -33,7 +33,7 @@ if ui.need("marts.cohort_retention", what="the retention page"):
         st.info("Breakdowns by channel or trait exist for weekly and monthly cohorts; showing all users.")
         dimension = None
     if dimension and "marts.cohort_retention_by_dimension" not in ui.tables():
-        ui.need("marts.cohort_retention_by_dimension", what="the breakdown")
+        ui.need("marts.cohort_retention_by_dimension", "marts.retention_curve_cells_by_dimension", what="the breakdown")
         dimension = None
 
     if not starts:
@@ -65,7 +65,7 @@ if ui.need("marts.cohort_retention", what="the retention page"):
             )
             values: tuple[str, ...] = ()
             if dimension:
-                options = ui.load("dimension_values", dimension=dimension)
+                options = ui.load(queries.dimension_values, dimension=dimension)
                 chosen = st.multiselect(
                     f"{breakdown_label.capitalize()} values",
                     options,
@@ -80,8 +80,8 @@ if ui.need("marts.cohort_retention", what="the retention page"):
             rate = "retention_rate" if mode == "classic" else "retention_rate_unbounded"
             scope = dict(grain=grain, first_cohort=first_cohort, last_cohort=last_cohort, max_period=max_period)
             filters = dict(dimension=dimension, values=values) if dimension else {}
-            matrix = ui.load("retention_matrix", **scope, **filters)
-            average = ui.load("retention_average", **scope, **filters)
+            matrix = ui.load(queries.retention_matrix, **scope, **filters)
+            average = ui.load(queries.retention_average, **scope, **filters)
 
             one = average[average["period_number"] == 1]
             tiles = st.columns(4)
@@ -123,7 +123,7 @@ if ui.need("marts.cohort_retention", what="the retention page"):
             ui.chart(charts.retention_curves(matrix, average, rate, grain=grain), average, label="Average curve")
 
             if dimension:
-                by_value = ui.load("retention_average", **scope, dimension=dimension, values=values, split=True)
+                by_value = ui.load(queries.retention_average, **scope, dimension=dimension, values=values, split=True)
                 st.subheader(f"By {breakdown_label}")
                 ui.chart(
                     charts.segment_curves(by_value, rate, grain=grain, title=breakdown_label),

@@ -19,7 +19,7 @@ PROFILE_COLUMNS = {
 
 has_segments = ui.need("marts.user_segments", what="the RFM segments and engagement bands")
 if has_segments:
-    stages_all = ui.load("lifecycle_stages")
+    stages_all = ui.load(queries.lifecycle_stages)
     with st.sidebar:
         st.subheader("Filters")
         stages = st.multiselect(
@@ -34,7 +34,7 @@ if has_segments:
     if not stages:
         st.info("Pick at least one lifecycle stage.")
     else:
-        segments = ui.load("rfm_segments", stages=tuple(stages), high_frequency_only=high_frequency)
+        segments = ui.load(queries.rfm_segments, stages=tuple(stages), high_frequency_only=high_frequency)
         st.subheader("RFM segments")
         st.caption(
             "Recency, frequency and monetary scores from 1 to 5 (5 = most recent, most active days in 90 days, most "
@@ -58,7 +58,7 @@ if has_segments:
 st.subheader("Clusters")
 if "marts.cluster_profiles" not in ui.tables() and "ml.user_clusters" in ui.tables():
     # the model has clustered users but the profiles mart is not published yet: sizes only
-    sizes = ui.load("cluster_sizes")
+    sizes = ui.load(queries.cluster_sizes)
     if not sizes.empty:
         st.caption(
             "Profiles appear once `marts.cluster_profiles` is published. " + ui.how_to_make(["marts.cluster_profiles"])
@@ -67,7 +67,7 @@ if "marts.cluster_profiles" not in ui.tables() and "ml.user_clusters" in ui.tabl
     else:
         ui.need("ml.user_clusters", what="the clusters")
 elif ui.need("marts.cluster_profiles", what="the clusters"):
-    profiles = ui.load("cluster_profiles")
+    profiles = ui.load(queries.cluster_profiles)
     features = queries.profile_features(profiles)
     left, right = st.columns([2, 3])
     with left:
@@ -90,11 +90,12 @@ elif ui.need("marts.cluster_profiles", what="the clusters"):
             column_config={"share_of_users": st.column_config.NumberColumn(format="percent")},
         )
 
-if has_segments and stages:
+if has_segments and stages and ui.need("marts.engagement_bands", what="the engagement bands"):
     st.subheader("Engagement bands")
-    bands = ui.load("engagement_bands", stages=tuple(stages))
+    bands = ui.load(queries.engagement_bands, stages=tuple(stages))
     st.caption(
         "Engagement score: weighted key actions in the last 28 days (an order counts 10, a feature use 3, a product "
-        "added 2, a view or search 1, a page or screen view 0.5; seed engagement_weights)."
+        "added 2, a view or search 1, a page or screen view 0.5; seed engagement_weights), in the bands of seed "
+        "engagement_band_thresholds."
     )
     ui.chart(charts.bars(bands, "band", "users", title="users", sort=list(bands["band"])), bands, label="Band numbers")

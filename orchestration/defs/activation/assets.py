@@ -8,6 +8,7 @@ from activation import ActivationReport, ActivationSettings, deliver_alerts, del
 from ingestion.markup import Markdown, md_table, plain_text
 from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from orchestration.tiers import FOLLOW_UP, tier
 from stores.schema import connect
 
 AUDIENCE_KEYS = [key for key in DBT_MODEL_KEYS if key.path[0] == "marts" and key.path[-1].startswith("audience_")]
@@ -42,6 +43,7 @@ def webhook_metadata(settings: ActivationSettings) -> str:
     key=DELIVERIES,
     deps=AUDIENCE_KEYS,
     group_name="activation",
+    tags=tier(FOLLOW_UP),
     kinds={"python", "duckdb"},
     pool=DUCKDB_WRITER_POOL,
     check_specs=[

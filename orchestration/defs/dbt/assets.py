@@ -1,16 +1,16 @@
 """Every dbt model as a Dagster asset and every dbt test as an asset check.
 
-Three dbt invocations, so that each job runs only what it needs:
-- `dbt_models`: staging, intermediate models and the marts read live (KPIs, segments, lifecycle, audiences, the
-  main retention matrix); what the landing refresh runs, paying dbt's start-up once;
-- `dbt_follow_up`: the ML feature marts and the marts tagged `follow_up` in dbt (the retention variants and the
-  experiment analysis: whole-history statistics that do not move by the minute), which the run after each
-  refresh builds beside the ML scores;
-- `dbt_models_reading_ml`: the marts that read the ML assets' tables (cluster profiles, the churn-risk audience),
-  after the ML assets have written ml.*.
+Three dbt invocations, so that each run pays dbt's start-up once for what it needs (the tiers are the models'
+`meta.refresh_tier`, see orchestration/tiers.py):
+- `dbt_models`: the live tier (seeds, staging, intermediate models and the marts read live: KPIs, segments,
+  lifecycle, audiences, the main retention matrix), what the landing refresh runs;
+- `dbt_follow_up`: the follow-up and slow tiers that do not read the ML assets' tables (the ML feature marts, the
+  training snapshots, the retention variants and the experiment analysis);
+- `dbt_models_reading_ml`: the marts that read ml.* (cluster profiles, the churn-risk audience), after the ML
+  assets have written it. (Left to itself, Dagster would split one selection around the ML assets into more
+  invocations, each paying dbt's start-up.)
 The Great Expectations suites on staging.stg_events and the charted marts run after `dbt_models` as blocking
-checks: a failing suite stops the run before anything is published to the serving copy. (Left to itself, Dagster
-would split one selection around the ML assets into more invocations, each paying dbt's start-up.)
+checks: a failing suite stops the run before anything is published to the serving copy.
 """
 
 import importlib
@@ -19,16 +19,15 @@ import threading
 from collections.abc import Iterator
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, build_dbt_asset_selection, dbt_assets
+from dagster_dbt import DbtCliResource, dbt_assets
 
 from orchestration.defs.dbt.mart_charts import CHARTS, chart_metadata
 from orchestration.defs.dbt.project import dbt_project
 from orchestration.defs.dbt.translator import WarehouseTranslator
 from orchestration.defs.dbt.workarounds import keep_parse_state
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from orchestration.tiers import FOLLOW_UP, LIVE, SLOW, dbt_select
 
-ML_FEATURES = "path:models/marts/ml"
-FOLLOW_UP = "tag:follow_up"
 READS_ML = "source:ml+"
 
 
@@ -91,7 +90,7 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    exclude=f"{ML_FEATURES} {FOLLOW_UP} {READS_ML}",
+    select=dbt_select(LIVE),
     dagster_dbt_translator=WarehouseTranslator(),
     pool=DUCKDB_WRITER_POOL,
 )
@@ -103,7 +102,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    select=f"{ML_FEATURES} {FOLLOW_UP}",
+    select=dbt_select(FOLLOW_UP, SLOW),
     exclude=READS_ML,
     dagster_dbt_translator=WarehouseTranslator(),
     pool=DUCKDB_WRITER_POOL,
@@ -112,10 +111,6 @@ def dbt_follow_up(context: dg.AssetExecutionContext, dbt: DbtCliResource, wareho
     """The ML feature marts (features at as_of, churn snapshots at past cutoffs) and the follow-up marts, with
     their tests."""
     yield from dbt_build(context, dbt, warehouse)
-
-
-# the follow-up marts (not the ML ones), for the job that runs after each refresh
-FOLLOW_UP_MARTS = build_dbt_asset_selection([dbt_follow_up], dbt_select=FOLLOW_UP)
 
 
 @dbt_assets(

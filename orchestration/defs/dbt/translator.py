@@ -1,4 +1,4 @@
-"""How dbt nodes become Dagster assets: keyed by schema and name, grouped by layer."""
+"""How dbt nodes become Dagster assets: keyed by schema and name, grouped by layer, tagged with their tier."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+from orchestration.tiers import LIVE, TIER_TAG, tier
 
 
 def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
@@ -20,7 +22,8 @@ def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
 
 
 class WarehouseTranslator(DagsterDbtTranslator):
-    """Models keep their table's address as asset key (marts/cohort_retention) so the UI and SQL agree.
+    """Models keep their table's address as asset key (marts/cohort_retention) so the UI and SQL agree, and
+    their refresh tier (dbt meta `refresh_tier`) as the asset tag of that name.
 
     Sources keep dagster-dbt's default key (raw/events), which is the key of the ingestion asset that
     writes them, so the graph runs in one piece from landing file to mart.
@@ -34,5 +37,7 @@ class WarehouseTranslator(DagsterDbtTranslator):
         props = self.get_resource_props(manifest, unique_id)
         if props["resource_type"] not in ("model", "seed", "snapshot"):
             return spec
-        schema = props.get("config", {}).get("schema") or props["schema"]
-        return spec.replace_attributes(key=dg.AssetKey([schema, props["name"]]), group_name=layer_of(props))
+        config = props.get("config", {})
+        schema = config.get("schema") or props["schema"]
+        tags = {**spec.tags, **tier(config.get("meta", {}).get(TIER_TAG, LIVE))}
+        return spec.replace_attributes(key=dg.AssetKey([schema, props["name"]]), group_name=layer_of(props), tags=tags)

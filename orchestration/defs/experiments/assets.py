@@ -9,6 +9,7 @@ from ml.experiments import EFFECT_COLUMNS, FactorialResult, fit_factorial, log_t
 from ml.settings import using
 from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from orchestration.tiers import SLOW, tier
 from stores.schema import connect, ensure
 
 EFFECTS = dg.AssetKey(["ml", "experiment_factorial_effects"])
@@ -30,6 +31,7 @@ def effects_markdown(effects: pd.DataFrame) -> str:
     key=EFFECTS,
     deps=[VARIANTS],
     group_name="experiments",
+    tags=tier(SLOW),
     kinds={"python", "statsmodels", "mlflow"},
     pool=DUCKDB_WRITER_POOL,
     description="Main effects and interactions of factorial experiments (seed experiments, column factors) on "

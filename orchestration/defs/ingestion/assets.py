@@ -9,6 +9,7 @@ from ingestion import FileResult, IngestSummary, ingest_landing
 from ingestion.markup import Markdown, md_escape, md_list, md_table, plain_text
 from orchestration.defs.quality.data_docs import docs_links, expectations_markdown, failed_expectations
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from orchestration.tiers import LIVE, tier
 from stores.schema import connect
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
@@ -73,7 +74,7 @@ def _rejection_reasons(warehouse: WarehouseResource, files: list[str]) -> str:
 
 
 def _raw_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:
-    return dg.AssetSpec(key, description=description, kinds={"python", "duckdb"}, group_name="raw")
+    return dg.AssetSpec(key, description=description, kinds={"python", "duckdb"}, group_name="raw", tags=tier(LIVE))
 
 
 @dg.multi_asset(

@@ -17,6 +17,7 @@ from ml.settings import CHURN_MODEL, CLUSTER_MODEL, using
 from ml.warehouse import empty_frame, replace_table
 from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from orchestration.tiers import FOLLOW_UP, SLOW, tier
 from settings import MLSettings
 from stores.schema import connect
 
@@ -125,6 +126,7 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
     key=CLUSTER_MODEL_KEY,
     deps=[FEATURES],
     group_name="ml",
+    tags=tier(SLOW),
     kinds={"python", "mlflow", "scikitlearn"},
     pool=DUCKDB_WRITER_POOL,
     description="Behavioural clustering (K-Means / Gaussian mixture, k by silhouette) registered in MLflow as "
@@ -163,6 +165,7 @@ def cluster_model(
     key=CHURN_MODEL_KEY,
     deps=[SNAPSHOTS],
     group_name="ml",
+    tags=tier(SLOW),
     kinds={"python", "mlflow", "scikitlearn"},
     pool=DUCKDB_WRITER_POOL,
     description="Churn classifier (logistic regression, random forest or gradient boosting by time-aware CV, "
@@ -207,6 +210,7 @@ def _write(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int
     key=USER_CLUSTERS,
     deps=[FEATURES, CLUSTER_MODEL_KEY],
     group_name="ml",
+    tags=tier(FOLLOW_UP),
     kinds={"python", "duckdb"},
     pool=DUCKDB_WRITER_POOL,
     description=f"ml.user_clusters: every user's cluster from models:/{CLUSTER_MODEL}@champion (0 = light users).",
@@ -240,6 +244,7 @@ def user_clusters(
     key=CHURN_SCORES,
     deps=[FEATURES, CHURN_MODEL_KEY],
     group_name="ml",
+    tags=tier(FOLLOW_UP),
     kinds={"python", "duckdb"},
     pool=DUCKDB_WRITER_POOL,
     description=f"ml.churn_scores: churn probability and risk tier of every user active in the 30 days before "
@@ -277,6 +282,7 @@ def churn_scores(
     key=MODEL_METRICS,
     deps=[CLUSTER_MODEL_KEY, CHURN_MODEL_KEY],
     group_name="ml",
+    tags=tier(FOLLOW_UP),
     kinds={"python", "duckdb"},
     pool=DUCKDB_WRITER_POOL,
     description="ml.model_metrics: one row per registered model version and holdout metric, with the champion "

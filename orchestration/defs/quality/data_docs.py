@@ -8,6 +8,7 @@ import dagster as dg
 
 from ingestion.markup import Markdown, md_escape, md_table
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from orchestration.tiers import FOLLOW_UP, tier
 
 if TYPE_CHECKING:
     from expectations.runner import ValidationOutcome
@@ -57,6 +58,7 @@ def docs_links(outcome: "ValidationOutcome") -> dict[str, dg.MetadataValue]:
     key=DATA_DOCS,
     deps=VALIDATED,
     group_name="quality",
+    tags=tier(FOLLOW_UP),
     kinds={"python"},
     # it opens no DuckDB file, but every step that writes (and prunes) the GX store holds this pool: reading the
     # store while a validation writes it could meet half-written or just-removed results

@@ -1,21 +1,19 @@
-"""The published copy analysts and the dashboard read, with freshness checks on what it publishes."""
-
-from collections.abc import Sequence
-from datetime import timedelta
+"""The published copy analysts and the dashboard read (its freshness checks: automation.py beside this)."""
 
 import dagster as dg
 
 from ingestion.markup import md_table
 from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from orchestration.tiers import PUBLISH, tier
 from serving import publish
-from settings import load as load_settings
-from stores.schema import connect
+from stores.schema import TABLES, connect
 
 MART_KEYS = [key for key in DBT_MODEL_KEYS if key.path[0] == "marts"]
 SERVING_COPY = dg.AssetKey(["serving", "serving_copy"])
-# ml.* tables written by the ML assets (orchestration/defs/ml) are published too, so the copy waits for them
-ML_TABLE_KEYS = [dg.AssetKey(["ml", name]) for name in ("user_clusters", "churn_scores", "model_metrics")]
+# ml.* tables (written by the Python assets of orchestration/defs/ml and experiments) are published too, so the copy
+# waits for them
+ML_TABLE_KEYS = [dg.AssetKey(name.split(".")) for name, table in TABLES.items() if table.schema == "ml"]
 # a direct dependency, so that the blocking stg_events suite (run after the dbt invocation that builds staging and the
 # marts together) stops the publish when it fails
 STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
@@ -25,6 +23,7 @@ STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
     key=SERVING_COPY,
     deps=[*MART_KEYS, *ML_TABLE_KEYS, STG_EVENTS],
     group_name="serving",
+    tags=tier(PUBLISH),
     kinds={"duckdb", "parquet"},
     pool=DUCKDB_WRITER_POOL,
     description="marts.* and ml.* copied to a DuckDB file and Parquet exports in a new version folder under "
@@ -48,25 +47,3 @@ def serving_copy(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "latest_event_at": str(result.latest_event_at),
         }
     )
-
-
-# the checks that build_last_update_freshness_checks makes: one of this name on each asset
-FRESHNESS_CHECK_KEYS = [dg.AssetCheckKey(key, "freshness_check") for key in (*MART_KEYS, SERVING_COPY)]
-
-
-def freshness_checks(bound: timedelta) -> Sequence[dg.AssetChecksDefinition]:
-    """A freshness check on every mart and on the serving copy: it fails when one is older than `bound`."""
-    return dg.build_last_update_freshness_checks(assets=[*MART_KEYS, SERVING_COPY], lower_bound_delta=bound)
-
-
-@dg.definitions
-def serving() -> dg.Definitions:
-    """The serving copy, the freshness checks and their sensor (a module with a @dg.definitions function
-    contributes only what it returns). The bound (FRESHNESS_BOUND_MINUTES) is part of each check's definition, so
-    it is read when the code location loads, not through a resource at run time."""
-    bound = timedelta(minutes=load_settings().serving.freshness_bound_minutes)
-    checks = freshness_checks(bound)
-    sensor = dg.build_sensor_for_freshness_checks(
-        freshness_checks=checks, default_status=dg.DefaultSensorStatus.RUNNING
-    )
-    return dg.Definitions(assets=[serving_copy], asset_checks=checks, sensors=[sensor])

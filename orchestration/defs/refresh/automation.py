@@ -1,6 +1,7 @@
-"""Event-driven runs: new complete files in the landing folder start one run that loads and refreshes them (one
-such run at a time), and successful refreshes are followed by a run that scores users and builds the follow-up
-marts (when events pause, and at most every few minutes while they keep arriving)."""
+"""When the refresh jobs run: the daily full refresh, and event-driven runs: new complete files in the landing folder
+start one run that loads and refreshes them (one such run at a time), and successful refreshes are followed by a
+run that scores users and builds the follow-up marts (when events pause, and at most every few minutes while they
+keep arriving)."""
 
 import hashlib
 import json
@@ -11,9 +12,18 @@ import dagster as dg
 
 from ingestion.discover import count_waiting, latest_arrival, settled_files
 from ingestion.markup import plain_text
-from orchestration.defs.jobs import follow_up_job, landing_refresh_job
+from orchestration.defs.refresh.jobs import everything_job, follow_up_job, landing_refresh_job
 from orchestration.defs.resources import WarehouseResource
 from settings import IngestSettings
+
+daily_schedule = dg.ScheduleDefinition(
+    name="daily_refresh",
+    job=everything_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Full refresh every day at 03:00 UTC, a safety net beside event-driven runs.",
+)
 
 REFRESH_RUN_TAG = "landing/refresh_run"  # on a follow-up run: the refresh it follows
 IN_PROGRESS = [
