@@ -243,10 +243,11 @@ def lifecycle_periods(db: ServingCopy, grain: str, start: date, end: date) -> pd
 
 
 def stickiness_periods(db: ServingCopy, grain: str) -> pd.DataFrame:
-    """Periods of marts.stickiness for a grain (week or month), newest first, with is_complete."""
+    """marts.stickiness_periods for a grain (week or month), newest first: active users, their average active days,
+    is_complete."""
     return db.query(
-        "select distinct period_start::date as period_start, is_complete from marts.stickiness where grain = ? "
-        "order by 1 desc",
+        "select period_start::date as period_start, active_users::bigint as active_users, avg_active_days, "
+        "is_complete from marts.stickiness_periods where grain = ? order by 1 desc",
         [grain],
     )
 
@@ -315,31 +316,13 @@ def cluster_profiles(db: ServingCopy) -> pd.DataFrame:
     return db.query("select * from marts.cluster_profiles order by users desc, cluster_id")
 
 
-def profile_features(frame: pd.DataFrame) -> list[str]:
-    """The profile feature columns of cluster_profiles: every numeric column after the fixed ones."""
-    fixed = {"cluster_id", "cluster_name", "users", "share_of_users"}
-    return [c for c in frame.columns if c not in fixed and pd.api.types.is_numeric_dtype(frame[c])]
-
-
-def cluster_feature_index(frame: pd.DataFrame) -> pd.DataFrame:
-    """Long table of each cluster's feature means relative to the user-weighted mean over all clusters (1 = same)."""
-    features = profile_features(frame)
-    rows = []
-    weights = frame["users"].astype(float)
-    for feature in features:
-        values = frame[feature].astype(float)
-        overall = (values * weights).sum() / weights.sum() if weights.sum() else float("nan")
-        for name, value in zip(frame["cluster_name"], values, strict=True):
-            rows.append(
-                {
-                    "cluster_name": name,
-                    "feature": feature,
-                    "value": value,
-                    "overall": overall,
-                    "index": value / overall if overall else float("nan"),
-                }
-            )
-    return pd.DataFrame(rows, columns=["cluster_name", "feature", "value", "overall", "index"])
+def cluster_feature_index(db: ServingCopy) -> pd.DataFrame:
+    """marts.cluster_feature_index: each cluster's mean of each profile feature against all users' (index 1 = the
+    same)."""
+    return db.query(
+        'select cluster_name, feature, value, overall, feature_index as "index" from marts.cluster_feature_index '
+        "order by cluster_id, feature_order"
+    )
 
 
 # --- churn ----------------------------------------------------------------------------------------------------
@@ -462,12 +445,14 @@ def rejects(db: ServingCopy, files: tuple[str, ...] = ()) -> pd.DataFrame:
     )
 
 
-def rejects_by_reason(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rejected rows per reason over the given rows of rejects()."""
-    if frame.empty:
-        return pd.DataFrame(columns=["reason", "rejected_rows", "files"])
-    grouped = frame.groupby("reason").agg(rejected_rows=("rejected_rows", "sum"), files=("source_file", "nunique"))
-    return grouped.reset_index().sort_values(["rejected_rows", "reason"], ascending=[False, True], ignore_index=True)
+def rejects_by_reason(db: ServingCopy, files: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rejected rows per reason (ops.rejects_by_file_reason summed over the chosen files, all when none)."""
+    return db.query(
+        "select reason, sum(rejected_rows)::bigint as rejected_rows, count(distinct source_file) as files "
+        "from ops.rejects_by_file_reason where len(?) = 0 or source_file in (select unnest(?)) "
+        "group by reason order by rejected_rows desc, reason",
+        [_in(files), _in(files)],
+    )
 
 
 def batches(db: ServingCopy, limit: int = 20) -> pd.DataFrame:

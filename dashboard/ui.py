@@ -20,6 +20,7 @@ MAKE_IT = "run `make demo` (demo data) or `make run` (the files in the landing f
 HOW_TO_MAKE = {
     "marts.kpi_alerts": "The KPI alert model builds it on every run.",
     "marts.cluster_profiles": "The clustering step builds it once users are clustered.",
+    "marts.cluster_feature_index": "dbt builds it from marts.cluster_profiles once users are clustered.",
     "marts.experiment_results": "dbt builds it from experiment_viewed events (properties experiment_id and "
     "variant) and seed experiments.csv.",
     "ml.user_clusters": "The clustering asset writes it when there are enough users to cluster.",

@@ -14,8 +14,9 @@ Numbers worth knowing (the tests compute what pages must show from them):
   variant evil, 3 users, 1 conversion, not compared; onboarding is not in the seed).
 - data_health_flags: unplanned_variant 1 (3 users, example "onboarding: evil"), unplanned_experiment 1
   (onboarding), revenue_unreadable 0.
-- the marts dbt derives from these (kpi_periods, lifecycle_periods, retention_curve_cells[_by_dimension],
-  engagement_bands with its seed) are built by the real dbt models over them (DERIVED_MARTS).
+- the marts dbt derives from these (kpi_periods, lifecycle_periods, stickiness_periods, engagement_bands with
+  its seed, retention_curve_cells[_by_dimension], cluster_feature_index) are built over them by the real dbt
+  models (DERIVED_MARTS).
 - two landing files: a.jsonl (100 in, 95 loaded, 2 duplicate, 3 rejected for two reasons), b.csv (50 in, 49 loaded,
   1 rejected); two batches, the latest quarantined.
 """
@@ -52,7 +53,15 @@ CHURN = [("u1", 0.05, "low"), ("u2", 0.2, "low"), ("u3", 0.55, "medium"), ("u5",
 # marts the dashboard reads that dbt derives from the hand-written ones: built by the real dbt models
 DERIVED_MARTS = (
     "engagement_band_thresholds", "engagement_bands", "kpi_periods", "lifecycle_periods", "retention_curve_cells",
-    "retention_curve_cells_by_dimension",
+    "retention_curve_cells_by_dimension", "cluster_feature_index", "stickiness_periods",
+)  # fmt: skip
+DERIVED_FROM = {"marts.cluster_profiles": ("marts.cluster_feature_index",)}  # dropped with the table they read
+# marts.cluster_profiles' feature columns, in order (macro cluster_profile_features)
+PROFILE_FEATURES = (
+    "active_days_per_week", "sessions_per_active_day", "events_per_session", "avg_session_minutes", "active_days_28",
+    "tenure_days", "recency_days", "active_span_days", "orders_total", "orders_per_session", "avg_order_value",
+    "revenue_total", "coupon_order_share", "feature_use_share", "page_view_share", "product_view_share",
+    "cart_add_share", "search_share", "trend_28_90",
 )  # fmt: skip
 _BUILT: dict[int, Path] = {}  # dau_offset -> a finished warehouse file, so dbt runs once per variant per session
 
@@ -64,7 +73,8 @@ def build(warehouse: Path, *, dau_offset: int = 0, without: tuple[str, ...] = ()
     shutil.copyfile(_BUILT[dau_offset], warehouse)
     with connect(str(warehouse)) as con:
         for table in without:
-            con.execute(f"drop table if exists {table}")
+            for dropped in (table, *DERIVED_FROM.get(table, ())):
+                con.execute(f"drop table if exists {dropped}")
 
 
 def _build_once(dau_offset: int) -> Path:
@@ -199,10 +209,13 @@ def _segments(con: duckdb.DuckDBPyConnection) -> None:
             for n, (user, stage, high, segment, score, r, f, m) in enumerate(USERS)
         ],
     )  # fmt: skip
+    # the profile columns of the real mart: active days a week and revenue set, the other features 1.0
+    features = PROFILE_FEATURES[1:11] + PROFILE_FEATURES[12:]
     con.execute(
-        "create or replace table marts.cluster_profiles as select * from (values "
-        "(0, 'power users', 2, 1 / 3, 10.0, 100.0), (1, 'casual', 4, 2 / 3, 2.0, 10.0)) "
-        "t(cluster_id, cluster_name, users, share_of_users, sessions_per_week, revenue_90d)"
+        "create or replace table marts.cluster_profiles as select *, "
+        + ", ".join(f"1.0 as {feature}" for feature in features)
+        + " from (values (0, 'power users', '1', 2, 1 / 3, 10.0, 100.0), (1, 'casual', '1', 4, 2 / 3, 2.0, 10.0)) "
+        "t(cluster_id, cluster_name, model_version, users, share_of_users, active_days_per_week, revenue_total)"
     )
 
 

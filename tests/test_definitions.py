@@ -63,6 +63,8 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/retention_curve_cells",
         "marts/retention_curve_cells_by_dimension",
         "marts/engagement_bands",
+        "marts/stickiness_periods",
+        "marts/cluster_feature_index",
         "marts/ml_feature_events",
         "marts/ml_user_features",
         "marts/ml_churn_snapshots",
@@ -110,7 +112,7 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    assert len(job.asset_layer.executable_asset_keys) == 57  # 51 + the dashboard's marts (issue 19)
+    assert len(job.asset_layer.executable_asset_keys) == 59  # 51 + the dashboard's marts (issue 19)
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -141,6 +143,7 @@ def test_job_and_schedule(defs):
         "marts/cohort_retention_brackets", "intermediate/int_experiment_exposures",
         "intermediate/int_experiment_variants", "marts/experiment_results", "marts/data_health_flags",
         "serving/serving_copy", "quality/data_docs", "marts/retention_curve_cells_by_dimension",
+        "marts/cluster_feature_index",
     }  # fmt: skip
     assert {"marts/daily_kpis", "marts/user_segments", "marts/cohort_retention", "staging/stg_events"} <= refreshed
 

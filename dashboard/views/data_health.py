@@ -100,7 +100,7 @@ if ui.need("ops.rejects_by_file_reason", what="the rejected rows", allow_empty=T
     if rows.empty:
         st.success("No rejected rows." if not chosen else "No rejected rows in these files.")
     else:
-        by_reason = queries.rejects_by_reason(rows)
+        by_reason = ui.load(queries.rejects_by_reason, files=tuple(chosen))
         st.altair_chart(charts.bars(by_reason, "reason", "rejected_rows", title="rejected rows"), width="stretch")
         st.caption("Per file and reason, with the first rejected line as a sample:")
         st.dataframe(

@@ -56,7 +56,7 @@ def lifecycle_section() -> None:
 def stickiness_section() -> None:
     """The distribution of active days per user in one week or month."""
     st.subheader("Stickiness: active days per user")
-    if not ui.need("marts.stickiness", what="the stickiness chart"):
+    if not ui.need("marts.stickiness", "marts.stickiness_periods", what="the stickiness chart"):
         return
     with st.sidebar:
         sticky_grain = st.radio("Stickiness period", ["week", "month"], key="stickiness_grain", horizontal=True)
@@ -83,8 +83,8 @@ def stickiness_section() -> None:
     else:
         distribution = ui.load(queries.stickiness, grain=sticky_grain, period_start=period)
         if not distribution.empty:
-            users = int(distribution["active_users"].iloc[0])
-            mean_days = (distribution["active_days"] * distribution["users_exactly"]).sum() / users if users else 0
+            summary = periods[periods["period_start"].dt.date == period].iloc[0]
+            users, mean_days = int(summary["active_users"]), float(summary["avg_active_days"] or 0)
             tiles = st.columns(3)
             tiles[0].metric(f"Active users in the {sticky_grain}", f"{users:,}")
             tiles[1].metric("Average active days", f"{mean_days:.2f}")

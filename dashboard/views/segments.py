@@ -68,19 +68,21 @@ if "marts.cluster_profiles" not in ui.tables() and "ml.user_clusters" in ui.tabl
         ui.need("ml.user_clusters", what="the clusters")
 elif ui.need("marts.cluster_profiles", what="the clusters"):
     profiles = ui.load(queries.cluster_profiles)
-    features = queries.profile_features(profiles)
+    index = ui.load(queries.cluster_feature_index) if "marts.cluster_feature_index" in ui.tables() else None
     left, right = st.columns([2, 3])
     with left:
         st.altair_chart(charts.bars(profiles, "cluster_name", "users", title="users"), width="stretch")
     with right:
-        if features:
+        if index is not None and not index.empty:
             st.caption(
                 "Each cluster's average feature value (in the cell) against all users' average (colour: 2x "
                 "is twice the average, 0.5x half)."
             )
-            st.altair_chart(charts.cluster_heatmap(queries.cluster_feature_index(profiles)), width="stretch")
+            st.altair_chart(charts.cluster_heatmap(index), width="stretch")
         else:
-            st.info("marts.cluster_profiles has no feature columns to profile the clusters with.")
+            st.info(
+                "No feature profile to compare the clusters on yet: " + ui.how_to_make(["marts.cluster_feature_index"])
+            )
     with st.expander("Cluster profiles"):
         st.dataframe(
             profiles,

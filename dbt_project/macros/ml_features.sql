@@ -89,3 +89,15 @@ select
     (active_days_28 + 1.0) / (active_days_90 * 28.0 / 90 + 1.0) as trend_28_90
 from per_user
 {%- endmacro %}
+
+
+{#- The features a cluster profile shows (means of its members), in order: marts.cluster_profiles averages them and
+    marts.cluster_feature_index compares each cluster's mean with all clustered users'. -#}
+{% macro cluster_profile_features() -%}
+    {{ return([
+        'active_days_per_week', 'sessions_per_active_day', 'events_per_session', 'avg_session_minutes',
+        'active_days_28', 'tenure_days', 'recency_days', 'active_span_days', 'orders_total', 'orders_per_session',
+        'avg_order_value', 'revenue_total', 'coupon_order_share', 'feature_use_share', 'page_view_share',
+        'product_view_share', 'cart_add_share', 'search_share', 'trend_28_90',
+    ]) }}
+{%- endmacro %}
