@@ -254,16 +254,25 @@ class ActivationSettings:
 
     export_dir: Path
     webhook_url: str | None = setting(
-        "ACTIVATION_WEBHOOK_URL", None, unit="URL", meaning="where audience entries are POSTed (unset: files only)"
+        "ACTIVATION_WEBHOOK_URL",
+        None,
+        unit="URL",
+        meaning="where audience entries and KPI alerts are POSTed (unset: files only, under $DATA_DIR/activation/)",
     )
     secret: str | None = setting(
         "ACTIVATION_WEBHOOK_SECRET", None, unit="text", secret=True,
-        meaning="the shared secret that signs each POST; required when a webhook is set",
+        meaning="HMAC-SHA256 key of the X-Activation-Signature header (t=...,v1=...; check with "
+        "activation.verify_signature); required when a webhook is set",
     )  # fmt: skip
     batch_size: int = setting("ACTIVATION_BATCH_SIZE", 500, unit="items", meaning="items in one POST")
-    max_attempts: int = setting("ACTIVATION_MAX_ATTEMPTS", 5, unit="attempts", meaning="tries of one POST within a run")
+    max_attempts: int = setting(
+        "ACTIVATION_MAX_ATTEMPTS",
+        5,
+        unit="attempts",
+        meaning="tries of one POST within a run (retries on 408/425/429/5xx)",
+    )
     backoff_seconds: float = setting(
-        "ACTIVATION_BACKOFF_SECONDS", 0.5, unit="seconds", meaning="first wait between tries (doubling)"
+        "ACTIVATION_BACKOFF_SECONDS", 0.5, unit="seconds", meaning="first wait between tries (doubling, at most 30 s)"
     )
     timeout_seconds: float = setting(
         "ACTIVATION_TIMEOUT_SECONDS", 10.0, unit="seconds", meaning="how long one POST may take"
@@ -393,7 +402,9 @@ SECTIONS: dict[str, type] = {
 
 
 _DATA_DIR = Spec(
-    "DATA_DIR", "path", "root of all runtime state: landing folder, warehouse, serving copy, MLflow, Dagster home",
+    "DATA_DIR", "path",
+    "root of all runtime state: landing folder, warehouse, serving copy, MLflow, Dagster home (the Dagster resources "
+    "hand it to dbt as the var data_dir)",
     default_text="data (under the working directory)",
 )  # fmt: skip
 

@@ -21,7 +21,7 @@ from activation import SIGNATURE_HEADER, sign, verify_signature
 from activation.webhook import WebhookClient
 from ingestion import IngestSettings, ingest_landing
 from orchestration.defs.activation.assets import audience_deliveries, kpi_alerts_latest_day
-from orchestration.defs.resources import WarehouseResource
+from orchestration.defs.resources import warehouse_resource
 from tests.activation_log import AS_OF, CART_ABANDONMENT, REENGAGEMENT, SPIKE_DAY, activity_log
 from tests.conftest import query, run_dbt, write_lines
 
@@ -120,7 +120,7 @@ def webhook_env(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Receiver
 
 
 def materialize(data_dir: Path) -> dg.ExecuteInProcessResult:
-    return dg.materialize([audience_deliveries], resources={"warehouse": WarehouseResource(data_dir=str(data_dir))})
+    return dg.materialize([audience_deliveries], resources={"warehouse": warehouse_resource(data_dir=str(data_dir))})
 
 
 def open_entry_keys(data_dir: Path) -> Counter[str]:
@@ -191,7 +191,7 @@ def test_kpi_alert_fires_on_the_injected_spike_with_a_hand_computed_band(built):
 def test_alert_check_warns_and_posts_the_latest_days_alerts_once(built, tmp_path, webhook_env):
     receiver = webhook_env
     data_dir = copy_of(built, tmp_path / "data")
-    warehouse = WarehouseResource(data_dir=str(data_dir))
+    warehouse = warehouse_resource(data_dir=str(data_dir))
     result = kpi_alerts_latest_day(dg.build_asset_check_context(resources={"warehouse": warehouse}))
     assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["day"].value == "2026-02-20"

@@ -57,9 +57,10 @@ class WarehouseResource(SettingsFields, _WarehouseFields):
         return {"data_dir": str(self.data_path)}
 
 
-def warehouse_resource() -> WarehouseResource:
-    """The resource, with an EnvVar for every one of its settings the environment sets."""
-    return WarehouseResource(**env_fields(WarehouseResource))
+def warehouse_resource(**values: str) -> WarehouseResource:
+    """The resource, with an EnvVar for every one of its settings the environment sets (`values` override them:
+    field name to text, as the launchpad would)."""
+    return WarehouseResource(**{**env_fields(WarehouseResource), **values})
 
 
 @dg.definitions
