@@ -22,19 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stores.files import fsync_dir
+
 log = logging.getLogger(__name__)
 
 SPOOL_SUFFIX = ".jsonl"
 LOCK_NAME = ".lock"  # held (flock) by the live process that owns a spool subfolder
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def cut_torn_tail(path: Path) -> int:

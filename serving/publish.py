@@ -43,6 +43,8 @@ from pathlib import Path
 
 import duckdb
 
+from stores.files import fsync_dir
+
 PUBLISHED_SCHEMAS = ("marts", "ml")
 SAMPLE_LINE_CHARS = 500
 
@@ -129,7 +131,7 @@ def publish(
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         _fsync_tree(staging)
         os.replace(staging, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         with contextlib.suppress(duckdb.Error):
             _detach(con)
@@ -247,15 +249,6 @@ def _detach(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("detach serving_copy")
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a folder's entries (creations, renames, removals) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(root: Path) -> None:
     """fsync every file, then every folder from the deepest up, of a freshly written tree."""
     folders = []
@@ -268,7 +261,7 @@ def _fsync_tree(root: Path) -> None:
             finally:
                 os.close(fd)
     for folder in reversed(folders):
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
 
 def _make_dir(path: Path) -> None:
@@ -277,7 +270,7 @@ def _make_dir(path: Path) -> None:
         return
     _make_dir(path.parent)
     path.mkdir(exist_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _point(link: Path, target: str) -> None:
@@ -296,7 +289,7 @@ def _point(link: Path, target: str) -> None:
             retired = link.with_name(f".{link.name}.{uuid.uuid4().hex[:12]}.retired.tmp")
             os.replace(link, retired)
         os.replace(temporary, link)
-        _fsync_dir(link.parent)
+        fsync_dir(link.parent)
     finally:
         temporary.unlink(missing_ok=True)
         if retired is not None:
@@ -322,7 +315,7 @@ def _migrate_legacy(root: Path, serving_path: Path, exports_dir: Path) -> None:
             (staging / EXPORTS_DIR).mkdir()
         _fsync_tree(staging)
         os.replace(staging, root / version)
-        _fsync_dir(root)
+        fsync_dir(root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _point(root / CURRENT, version)
@@ -351,7 +344,7 @@ def _remove_old_versions(root: Path, keep: int) -> None:
     others = [v for v in _versions(root) if v.name != current]
     for old in others[: max(0, len(others) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def _remove_litter(root: Path) -> None:

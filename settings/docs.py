@@ -84,20 +84,24 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m settings.docs", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 when docs/settings.md is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = DOC.read_text() if DOC.exists() else ""
-        if current != text:
-            print(f"{DOC} is out of date: run python -m settings.docs", file=sys.stderr)
+def write_or_check(doc: Path, text: str, command: str, argv: list[str] | None, description: str | None) -> int:
+    """The command line of a generated doc: write `text` to `doc`, or with --check exit 1 when the file differs
+    (saying to run `command`)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--check", action="store_true", help=f"exit 1 when {doc.name} is out of date")
+    if parser.parse_args(argv).check:
+        if not doc.exists() or doc.read_text() != text:
+            print(f"{doc} is out of date: run `{command}`", file=sys.stderr)
             return 1
         return 0
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
+    doc.write_text(text)
+    print(f"wrote {doc}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write docs/settings.md, or with --check say whether it is up to date."""
+    return write_or_check(DOC, render(), "python -m settings.docs", argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from settings.docs import write_or_check
 from stores.registry import MANIFEST, PATH_STORES, ROOT, USER_COLUMNS, TableStore, table_stores
 
 DOC = ROOT / "docs" / "stores.md"
@@ -86,18 +86,7 @@ def render(manifest_path: Path = MANIFEST) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write docs/stores.md, or with --check say whether it is up to date."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 when docs/stores.md is out of date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"{DOC.relative_to(ROOT)} is out of date: run `python -m stores.docs`", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    print(f"wrote {DOC.relative_to(ROOT)}")
-    return 0
+    return write_or_check(DOC, render(), "python -m stores.docs", argv, __doc__)
 
 
 if __name__ == "__main__":

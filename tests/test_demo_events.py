@@ -280,7 +280,7 @@ def test_late_arrivals_share_and_delay(dataset, clean):
 # -- the contract ------------------------------------------------------------------------------------------
 
 
-def test_every_clean_row_follows_the_contract(clean):
+def test_every_clean_row_follows_the_contract(clean):  # noqa: C901 - older than the complexity rule; split when next changed
     offsets = Counter()
     for row in clean:
         assert isinstance(row["message_id"], str) and row["message_id"]

@@ -235,3 +235,16 @@ def test_drift_marks_the_champion_for_retraining_and_the_sensor_starts_training(
     assert not held.passed and "retraining held: last trained " in held.description
     assert retraining_requested(CHURN_MODEL) is None
     assert isinstance(ml_drift_sensor(sensor_context()), dg.SkipReason)
+
+
+def test_the_feature_lists_are_the_marts_numeric_columns(population):
+    """ml/features.py names the feature columns by hand: they are exactly the numeric columns the real dbt models
+    build, so a feature added to (or dropped from) the macro cannot be silently left out of (or break) training."""
+    from ml.features import CHURN_FEATURES, CLUSTER_FEATURES, DRIFT_FEATURES, LOG_FEATURES
+
+    _, features, snapshots, _ = population
+    not_features = {"cutoff_at", "first_active_at", "last_active_at", "is_churn_scoring_population"}
+    numeric = [c for c in features.columns if pd.api.types.is_numeric_dtype(features[c]) and c not in not_features]
+    assert tuple(numeric) == CHURN_FEATURES
+    assert set(CHURN_FEATURES) <= set(snapshots.columns)
+    assert set(CLUSTER_FEATURES) | set(DRIFT_FEATURES) | LOG_FEATURES <= set(CHURN_FEATURES)

@@ -1,4 +1,4 @@
-"""Audience entries out of the warehouse (activation/), and a check that flags and posts KPI alerts."""
+"""Audience entries and KPI alerts out of the warehouse (activation/), and a check that flags the alerts."""
 
 from urllib.parse import urlsplit
 
@@ -8,12 +8,13 @@ from activation import ActivationReport, ActivationSettings, deliver_alerts, del
 from ingestion.markup import Markdown, md_table, plain_text
 from orchestration.defs.dbt.assets import DBT_MODEL_KEYS
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
-from orchestration.tiers import FOLLOW_UP, tier
+from orchestration.tiers import FOLLOW_UP, LIVE, tier
 from stores.schema import connect
 
 AUDIENCE_KEYS = [key for key in DBT_MODEL_KEYS if key.path[0] == "marts" and key.path[-1].startswith("audience_")]
 DELIVERIES = dg.AssetKey(["activation", "audience_deliveries"])
 KPI_ALERTS = dg.AssetKey(["marts", "kpi_alerts"])
+ALERT_DELIVERIES = dg.AssetKey(["activation", "kpi_alert_deliveries"])
 
 
 def report_markdown(report: ActivationReport) -> str:
@@ -119,17 +120,12 @@ def alerts_markdown(rows: list[dict]) -> str:
     asset=KPI_ALERTS,
     name="kpi_alerts_latest_day",
     pool=DUCKDB_WRITER_POOL,
-    description="Warns when a KPI of the latest complete day lies outside its trailing band (marts.kpi_alerts) "
-    "and posts those alerts, once each, to the activation webhook.",
+    description="Warns when a KPI of the latest complete day lies outside its trailing band (marts.kpi_alerts); "
+    "activation/kpi_alert_deliveries posts them.",
 )
 def kpi_alerts_latest_day(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     day, rows = latest_day_alerts(warehouse)
-    settings = warehouse.settings().activation
-    posted = 0
     if rows:
-        with connect(str(warehouse.warehouse_path)) as con:
-            report = deliver_alerts(con, settings, rows)
-        posted = sum(a.sent for a in report.audiences.values())
         context.log.warning(
             f"{len(rows)} KPI alert(s) on {day}: " + ", ".join(f"{r['kpi']} {r['direction']}" for r in rows)
         )
@@ -139,11 +135,34 @@ def kpi_alerts_latest_day(context: dg.AssetCheckExecutionContext, warehouse: War
         metadata={
             "day": str(day),
             "alerts": len(rows),
-            "posted": posted,
-            "webhook": webhook_metadata(settings),
             "table": dg.MetadataValue.md(alerts_markdown(rows) if rows else "no KPI outside its band"),
         },
         description=None
         if not rows
         else "; ".join(f"{r['kpi']} {r['value']:.0f} outside {r['band_low']:.0f}..{r['band_high']:.0f}" for r in rows),
+    )
+
+
+@dg.asset(
+    key=ALERT_DELIVERIES,
+    deps=[KPI_ALERTS],
+    group_name="activation",
+    tags=tier(LIVE),
+    kinds={"python", "duckdb"},
+    pool=DUCKDB_WRITER_POOL,
+    description="The KPI alerts of the latest complete day (marts.kpi_alerts) exported under "
+    "$DATA_DIR/activation/kpi_alerts/ and POSTed to ACTIVATION_WEBHOOK_URL, once each (delivery key "
+    "kpi_alerts|kpi|day in activation.delivery_log).",
+)
+def kpi_alert_deliveries(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    day, rows = latest_day_alerts(warehouse)
+    settings = warehouse.settings().activation
+    posted = 0
+    if rows:
+        with connect(str(warehouse.warehouse_path)) as con:
+            report = deliver_alerts(con, settings, rows)
+        posted = sum(a.sent for a in report.audiences.values())
+        context.log.info(f"{len(rows)} KPI alert(s) on {day}, {posted} posted")
+    return dg.MaterializeResult(
+        metadata={"day": str(day), "alerts": len(rows), "posted": posted, "webhook": webhook_metadata(settings)}
     )

@@ -101,6 +101,29 @@ def _kept(name: str, context: dg.AssetExecutionContext, reason: str) -> dg.Mater
     )
 
 
+def _train_when_due(
+    context: dg.AssetExecutionContext,
+    name: str,
+    frame: pd.DataFrame,
+    as_of_column: str,
+    empty: str,
+    ml: MLSettings,
+    train: Callable,
+) -> tuple[object, list[str]] | dg.MaterializeResult:
+    """(the training, why it was due) when `train()` ran, else the result saying why the champion was kept."""
+    if frame.empty:
+        return _kept(name, context, f"skipped: {empty}")
+    reasons = _due(context, name, pd.Timestamp(frame[as_of_column].max()), ml)
+    if not reasons:
+        return _kept(name, context, "champion is current; training is due weekly or on drift")
+    try:
+        training = train()
+    except NotEnoughData as reason:
+        return _kept(name, context, f"skipped: {reason}")
+    context.log.info(training.outcome.decision)
+    return training, reasons
+
+
 def _published(outcome, headline: dict[str, object], reasons: list[str]) -> dict[str, object]:
     return {
         "trained": True,
@@ -140,17 +163,15 @@ def cluster_model(
 
     with using(mlflow.section(warehouse.data_path)) as ml:
         features = read_frame(warehouse, load_user_features)
-        if features.empty:
-            return _kept(CLUSTER_MODEL, context, "skipped: the feature mart is empty")
-        reasons = _due(context, CLUSTER_MODEL, pd.Timestamp(features["cutoff_at"].max()), ml)
-        if not reasons:
-            return _kept(CLUSTER_MODEL, context, "champion is current; training is due weekly or on drift")
-        try:
-            training = train_cluster_model(features, ClusterParams(min_active_days=ml.cluster_min_active_days))
-        except NotEnoughData as reason:
-            return _kept(CLUSTER_MODEL, context, f"skipped: {reason}")
+        params = ClusterParams(min_active_days=ml.cluster_min_active_days)
+        trained = _train_when_due(
+            context, CLUSTER_MODEL, features, "cutoff_at", "the feature mart is empty", ml,
+            lambda: train_cluster_model(features, params),
+        )  # fmt: skip
+        if isinstance(trained, dg.MaterializeResult):
+            return trained
+        training, reasons = trained
         result = training.result
-        context.log.info(training.outcome.decision)
         headline = {
             "algorithm": result.algorithm,
             "k": result.k,
@@ -179,17 +200,14 @@ def churn_model(
 
     with using(mlflow.section(warehouse.data_path)) as ml:
         snapshots = read_frame(warehouse, load_churn_snapshots)
-        if snapshots.empty:
-            return _kept(CHURN_MODEL, context, "skipped: no churn snapshots (no activity before any past cutoff)")
-        reasons = _due(context, CHURN_MODEL, pd.Timestamp(snapshots["as_of"].max()), ml)
-        if not reasons:
-            return _kept(CHURN_MODEL, context, "champion is current; training is due weekly or on drift")
-        try:
-            training = train_churn_model(snapshots)
-        except NotEnoughData as reason:
-            return _kept(CHURN_MODEL, context, f"skipped: {reason}")
+        trained = _train_when_due(
+            context, CHURN_MODEL, snapshots, "as_of", "no churn snapshots (no activity before any past cutoff)", ml,
+            lambda: train_churn_model(snapshots),
+        )  # fmt: skip
+        if isinstance(trained, dg.MaterializeResult):
+            return trained
+        training, reasons = trained
         result = training.result
-        context.log.info(training.outcome.decision)
         cv = result.cv_scores.groupby("family", as_index=False)[["roc_auc", "pr_auc"]].mean()
         headline = {
             "model_family": result.model_family,
@@ -204,6 +222,21 @@ def churn_model(
 def _write(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int:
     with connect(str(warehouse.warehouse_path)) as con:
         return replace_table(con, table, frame)
+
+
+def _score(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, scorer: Callable
+) -> tuple[pd.DataFrame, str, int] | dg.MaterializeResult:
+    """Score the feature mart with the champion (`scorer`) into ml.<table>: (rows, model version, row count), or,
+    when there is too little data, ml.<table> emptied and the result saying why."""
+    features = read_frame(warehouse, load_user_features)
+    try:
+        frame, version = scorer(features)
+    except NotEnoughData as reason:
+        context.log.warning(f"ml.{table} left empty: {reason}")
+        rows = _write(warehouse, table, empty_frame(table))
+        return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
+    return frame, version, _write(warehouse, table, frame)
 
 
 @dg.asset(
@@ -221,23 +254,19 @@ def user_clusters(
     from ml.training import assign_clusters
 
     with using(mlflow.section(warehouse.data_path)):
-        features = read_frame(warehouse, load_user_features)
-        try:
-            frame, version = assign_clusters(features)
-        except NotEnoughData as reason:
-            context.log.warning(f"ml.user_clusters left empty: {reason}")
-            rows = _write(warehouse, "user_clusters", empty_frame("user_clusters"))
-            return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
-        rows = _write(warehouse, "user_clusters", frame)
-        sizes = frame.groupby(["cluster_id", "cluster_name"], as_index=False).size().rename(columns={"size": "users"})
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "model_version": version,
-                "clusters": markdown_table(sizes),
-                "model_uri": f"models:/{CLUSTER_MODEL}@champion",
-            }
-        )
+        scored = _score(context, warehouse, "user_clusters", assign_clusters)
+    if isinstance(scored, dg.MaterializeResult):
+        return scored
+    frame, version, rows = scored
+    sizes = frame.groupby(["cluster_id", "cluster_name"], as_index=False).size().rename(columns={"size": "users"})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "model_version": version,
+            "clusters": markdown_table(sizes),
+            "model_uri": f"models:/{CLUSTER_MODEL}@champion",
+        }
+    )
 
 
 @dg.asset(
@@ -256,26 +285,22 @@ def churn_scores(
     from ml.training import score_churn
 
     with using(mlflow.section(warehouse.data_path)):
-        features = read_frame(warehouse, load_user_features)
-        try:
-            frame, version = score_churn(features)
-        except NotEnoughData as reason:
-            context.log.warning(f"ml.churn_scores left empty: {reason}")
-            rows = _write(warehouse, "churn_scores", empty_frame("churn_scores"))
-            return dg.MaterializeResult(metadata={"skipped": str(reason), "dagster/row_count": rows})
-        rows = _write(warehouse, "churn_scores", frame)
-        tiers = frame.groupby("risk_tier", as_index=False).agg(
-            users=("user_id", "size"), mean_probability=("churn_probability", "mean")
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "model_version": version,
-                "risk_tiers": markdown_table(tiers),
-                "mean_churn_probability": float(frame["churn_probability"].mean()) if rows else 0.0,
-                "model_uri": f"models:/{CHURN_MODEL}@champion",
-            }
-        )
+        scored = _score(context, warehouse, "churn_scores", score_churn)
+    if isinstance(scored, dg.MaterializeResult):
+        return scored
+    frame, version, rows = scored
+    tiers = frame.groupby("risk_tier", as_index=False).agg(
+        users=("user_id", "size"), mean_probability=("churn_probability", "mean")
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "model_version": version,
+            "risk_tiers": markdown_table(tiers),
+            "mean_churn_probability": float(frame["churn_probability"].mean()) if rows else 0.0,
+            "model_uri": f"models:/{CHURN_MODEL}@champion",
+        }
+    )
 
 
 @dg.asset(
