@@ -10,6 +10,8 @@ or a test.
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime
 from typing import Any
 
 import dagster as dg
@@ -24,12 +26,24 @@ def field_name(env: str) -> str:
     return env.lower()
 
 
+def default_value(field: dataclasses.Field) -> str:
+    """A setting's default as the text the catalogue reads back to it ("" for none), shown in the Dagster UI."""
+    value = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
 def _section_fields(*sections: type) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for section in sections:
         for field, spec in setting_fields(section):
             about = f"{spec.meaning} ({spec.unit}; default {default_text(field, spec)}). Env: {spec.env}"
-            fields[field_name(spec.env)] = (str, Field(default="", description=about))
+            fields[field_name(spec.env)] = (str, Field(default=default_value(field), description=about))
     return fields
 
 

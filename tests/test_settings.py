@@ -134,7 +134,9 @@ def test_the_resources_fields_are_the_catalogues_and_environment_values_arrive_t
     monkeypatch.setenv("SETTLE_SECONDS", "7")
     monkeypatch.setenv("ML_CLUSTER_MIN_ACTIVE_DAYS", "3")
     resource = warehouse_resource()
-    assert isinstance(resource.settle_seconds, dg.EnvVar) and resource.gate_volume_min_rows == ""
+    assert isinstance(resource.settle_seconds, dg.EnvVar) and resource.gate_volume_min_rows == "1000"
+    # every field's default reads back to the catalogue's default
+    assert WarehouseResource(data_dir=str(data_dir)).settings() == Settings.from_env({"DATA_DIR": str(data_dir)})
     before = dict(os.environ)
 
     @dg.asset
