@@ -11,6 +11,7 @@ or a test.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -72,7 +73,13 @@ class SettingsFields:
 
     def settings(self) -> Settings:
         """Every section, from this resource's values (the defaults of settings/catalog.py where it has none)."""
-        return Settings.from_env(self.environment())
+        return _parsed(tuple(sorted(self.environment().items())))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(environment: tuple[tuple[str, str], ...]) -> Settings:
+    # an asset asks for its paths and sections many times a step; the same values always parse the same way
+    return Settings.from_env(dict(environment))
 
 
 def env_fields(resource: type[dg.ConfigurableResource]) -> dict[str, dg.EnvVar]:

@@ -3,6 +3,7 @@ orchestration/settings_resources.py) and the dbt CLI."""
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -19,6 +20,9 @@ from settings import (
     ServingSettings,
     Settings,
 )
+
+if TYPE_CHECKING:
+    from expectations.runner import SuiteRunner
 
 # Every process that writes the DuckDB file runs in this pool; dagster.yaml limits it to one at a time.
 DUCKDB_WRITER_POOL = "duckdb_writer"
@@ -50,6 +54,12 @@ class WarehouseResource(SettingsFields, _WarehouseFields):
 
     def ingest_settings(self) -> IngestSettings:
         return self.settings().ingest
+
+    def suite_runner(self) -> "SuiteRunner":
+        """A Great Expectations runner on this DATA_DIR's GX project, keeping GX_KEEP_RESULTS results a suite."""
+        from expectations.runner import SuiteRunner  # GX takes seconds to import: only steps that validate pay
+
+        return SuiteRunner(self.data_path, keep_results=self.settings().quality.gx_keep_results)
 
     def dbt_vars(self) -> dict[str, str]:
         """The dbt vars every invocation gets: profiles.yml takes the warehouse's folder from `data_dir` (dbt runs

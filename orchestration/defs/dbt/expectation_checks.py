@@ -13,10 +13,10 @@ def suite_check_result(suite_name: str, warehouse: WarehouseResource) -> dg.Asse
     A suite with a watermark column (stg_events) validates only the rows (re)computed since its last pass.
     """
     # GX takes seconds to import: pay for it when a check runs, not when the code location loads.
-    from expectations import SUITES, SuiteRunner
+    from expectations import SUITES
     from expectations.watermarks import validate_past_watermark
 
-    runner = SuiteRunner(warehouse.data_path, keep_results=warehouse.settings().quality.gx_keep_results)
+    runner = warehouse.suite_runner()
     spec = SUITES[suite_name]
     scope = "whole table"
     if spec.watermark_column is None:

@@ -190,9 +190,8 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
 def _run_gate(warehouse: WarehouseResource, batch_id: str):
     # GX takes seconds to import: only runs that ingest pay for it, not every load of the code location.
     from expectations.gate import run_gate
-    from expectations.runner import SuiteRunner
 
-    runner = SuiteRunner(warehouse.data_path, keep_results=warehouse.settings().quality.gx_keep_results)
+    runner = warehouse.suite_runner()
     with connect(str(warehouse.warehouse_path)) as con:
         return run_gate(con, batch_id, runner, warehouse.settings().gate)
 

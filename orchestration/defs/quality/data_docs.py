@@ -68,9 +68,7 @@ def docs_links(outcome: "ValidationOutcome") -> dict[str, dg.MetadataValue]:
     "rebuilt by the follow-up and the daily runs.",
 )
 def data_docs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from expectations.runner import SuiteRunner  # GX takes seconds to import
-
-    runner = SuiteRunner(warehouse.data_path, keep_results=warehouse.settings().quality.gx_keep_results)
+    runner = warehouse.suite_runner()
     index = runner.build_docs_index()
     pages = sorted((index.parent / "validations").rglob("*.html"))
     context.log.info(f"Data Docs index rebuilt with {len(pages)} validation pages: {index}")
