@@ -30,7 +30,8 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install lock demo run test test-fast dev sql collect dashboard screenshots bench lint format manifest clean
+.PHONY: help install lock demo run test test-fast dev sql collect dashboard screenshots bench lint format manifest clean \
+	erase export-user expire
 
 help:
 	@echo "make demo   fresh machine to finished warehouse: install, generate demo events, run everything"
@@ -41,6 +42,9 @@ help:
 	@echo "make sql    read-only SQL shell on the published copy (serving.duckdb)"
 	@echo "make collect  the event collector alone (Segment's HTTP Tracking API on 127.0.0.1:8090)"
 	@echo "make dashboard  the dashboard on http://127.0.0.1:$(DASHBOARD_PORT) (reads the serving copy)"
+	@echo "make erase USERS=id1,id2  erase users (and their stitched anonymous ids) everywhere, suppress later events"
+	@echo "make export-user USERS=id1  everything held about users, in one file (OUT=path)"
+	@echo "make expire  delete raw events, rejects and landing files older than RAW_RETENTION_DAYS"
 	@echo "make lint   ruff"
 
 # the editable install maps the top-level packages that exist when it runs: a new package means installing again.
@@ -116,6 +120,16 @@ collect: $(INSTALLED)
 # A read-only SQL shell on the published copy ($(DATA_DIR)/serving.duckdb); one statement: make sql Q="select 1"
 sql: $(INSTALLED)
 	$(BIN)/python -m serving.shell $(if $(Q),"$(Q)")
+
+# Privacy (docs/privacy.md). Stop `make dev`'s Dagster first or use its erase_users job: DuckDB has one writer.
+erase: $(MANIFEST)
+	$(BIN)/python -m privacy erase --users "$(USERS)"
+
+export-user: $(MANIFEST)
+	$(BIN)/python -m privacy export-user --users "$(USERS)" $(if $(OUT),--out "$(OUT)")
+
+expire: $(MANIFEST)
+	$(BIN)/python -m privacy expire
 
 # Benchmarks (figures, not pass/fail): 1M and 10M events; BENCH_ARGS=--with-100m adds 100M.
 bench: $(MANIFEST)

@@ -61,6 +61,77 @@ class ContractSettings:
     )  # fmt: skip
 
 
+def _field_paths(text: str) -> tuple[str, ...]:
+    """`traits.email,context.ip`: fields of traits or context, by top-level name."""
+    paths = tuple(item.strip() for item in text.split(",") if item.strip())
+    for path in paths:
+        root, _, name = path.partition(".")
+        if root not in ("traits", "context") or not name or "." in name:
+            raise SettingError(
+                f"{path!r} is not a field path: write traits.<name> or context.<name> (top-level fields only)"
+            )
+    return paths
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """Erasure, suppression, pseudonymisation at ingestion and how long raw data is kept."""
+
+    data_dir: Path
+    key: str | None = setting(
+        "PRIVACY_KEY", None, unit="secret", secret=True,
+        default_text="a random key made once in $DATA_DIR/privacy/key",
+        meaning="HMAC key of the suppression list, the erasure ledger and pseudonymised ids; keep it stable",
+    )  # fmt: skip
+    pseudonymise_ids: bool = setting(
+        "PSEUDONYMISE_IDS", False, unit="true/false",
+        meaning="ingestion replaces user and anonymous ids by their keyed hash, so no table holds clear ids "
+        "(needs PRIVACY_KEY)",
+    )  # fmt: skip
+    drop_fields: tuple[str, ...] = setting(
+        "PRIVACY_DROP_FIELDS", (), unit="field paths, comma-separated", parse=_field_paths,
+        meaning="trait and context fields removed at ingestion (e.g. traits.email,context.ip)",
+    )  # fmt: skip
+    hash_fields: tuple[str, ...] = setting(
+        "PRIVACY_HASH_FIELDS", (), unit="field paths, comma-separated", parse=_field_paths,
+        meaning="trait and context fields replaced by their keyed hash at ingestion (e.g. traits.email)",
+    )  # fmt: skip
+    retention_days: int = setting(
+        "RAW_RETENTION_DAYS", 0, unit="days", minimum=0,
+        meaning="the daily schedule deletes raw events, rejected rows and landing files older than this "
+        "(marts keep their aggregates); 0 keeps them for ever",
+    )  # fmt: skip
+
+    @property
+    def privacy_dir(self) -> Path:
+        return self.data_dir / "privacy"
+
+    @property
+    def key_path(self) -> Path:
+        return self.privacy_dir / "key"
+
+    @property
+    def suppression_path(self) -> Path:
+        return self.privacy_dir / "suppressed_ids.txt"
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.privacy_dir / "erasure_ledger.jsonl"
+
+    @property
+    def requests_dir(self) -> Path:
+        return self.privacy_dir / "requests"
+
+    def check(self) -> PrivacySettings:
+        """The settings, after the checks that span two of them (raises SettingError)."""
+        if self.pseudonymise_ids and not self.key:
+            raise SettingError("PSEUDONYMISE_IDS=true needs PRIVACY_KEY: pseudonyms must not change with the folder")
+        both = sorted(set(self.drop_fields) & set(self.hash_fields))
+        if both:
+            raise SettingError(f"PRIVACY_DROP_FIELDS and PRIVACY_HASH_FIELDS both name {', '.join(both)}")
+        return self
+
+
 @dataclass(frozen=True)
 class IngestSettings:
     """Where ingestion reads and writes, and every bound on what a file can make it read, hold or store."""
@@ -100,6 +171,12 @@ class IngestSettings:
     # contract constants and internal sizes, not settings
     max_property_bytes: int = MAX_PROPERTY_BYTES
     batch_rows: int = 100_000
+    # suppression and pseudonymisation (Settings.from_env fills it; the defaults under data_dir when None)
+    privacy_section: PrivacySettings | None = None
+
+    @property
+    def privacy(self) -> PrivacySettings:
+        return self.privacy_section or PrivacySettings(self.data_dir)
 
     @property
     def landing_dir(self) -> Path:
@@ -223,6 +300,12 @@ class CollectorSettings:
     future_tolerance_hours: float = float(FUTURE_TOLERANCE_HOURS)  # from ContractSettings
     min_event_time: datetime = MIN_EVENT_TIME  # from ContractSettings
     dev_key_warning: bool = False  # true when COLLECTOR_WRITE_KEYS was not set
+    # the suppression list (Settings.from_env fills it; the defaults under data_dir when None)
+    privacy_section: PrivacySettings | None = None
+
+    @property
+    def privacy(self) -> PrivacySettings:
+        return self.privacy_section or PrivacySettings(self.data_dir)
 
     def __post_init__(self) -> None:
         if self.metrics_port is not None and self.workers > 1:
@@ -396,6 +479,7 @@ SECTIONS: dict[str, type] = {
     "quality": QualitySettings,
     "serving": ServingSettings,
     "refresh": RefreshSettings,
+    "privacy": PrivacySettings,
     "commands": CommandSettings,
     "tools": ToolSettings,
 }
@@ -423,6 +507,7 @@ class Settings:
     quality: QualitySettings
     serving: ServingSettings
     refresh: RefreshSettings
+    privacy: PrivacySettings
     commands: CommandSettings
     tools: ToolSettings
 
@@ -436,6 +521,8 @@ class Settings:
         contract = read_section(ContractSettings, env)
         shared = {"future_tolerance_hours": contract.future_tolerance_hours, "min_event_time": contract.min_event_time}
         keys = (env.get("COLLECTOR_WRITE_KEYS") or "").strip()
+        privacy = read_section(PrivacySettings, env, data_dir=data_dir).check()
+        shared["privacy_section"] = privacy
         return cls(
             data_dir=data_dir,
             contract=contract,
@@ -447,6 +534,7 @@ class Settings:
             quality=read_section(QualitySettings, env),
             serving=read_section(ServingSettings, env),
             refresh=read_section(RefreshSettings, env),
+            privacy=privacy,
             commands=read_section(CommandSettings, env),
             tools=read_section(ToolSettings, env),
         )

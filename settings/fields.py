@@ -92,6 +92,18 @@ def _number(spec: Spec, text: str, kind: type) -> float | int:
     return value
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _boolean(spec: Spec, text: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise SettingError(f"{spec.env}={text!r} is not true or false (one of {', '.join(_TRUE + _FALSE)})")
+
+
 def convert(spec: Spec, annotation: Any, text: str) -> Any:
     """The value of a setting from its (stripped, non-empty) text."""
     if spec.parse is not None:
@@ -103,6 +115,8 @@ def convert(spec: Spec, annotation: Any, text: str) -> Any:
         return Path(text).expanduser().resolve()
     if kind is datetime:
         return parse_moment(spec.env, text)
+    if kind is bool:
+        return _boolean(spec, text)
     if typing.get_origin(kind) is tuple:
         return tuple(item.strip() for item in text.split(",") if item.strip())
     return text
@@ -140,5 +154,7 @@ def default_text(field: dataclasses.Field, spec: Spec) -> str:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     if isinstance(value, tuple):
-        return ",".join(value)
+        return ",".join(value) or "(none)"
+    if isinstance(value, bool):
+        return str(value).lower()
     return str(value)

@@ -107,11 +107,14 @@ TABLES: dict[str, TableSchema] = {
             batch_id varchar
             gate_status varchar
             attempts integer
+            rows_erased bigint default 0
             """,
             # added with the batch gate and per-file isolation: "if not exists" upgrades older warehouses
             "alter table raw.load_manifest add column if not exists batch_id varchar",
             "alter table raw.load_manifest add column if not exists gate_status varchar",
             "alter table raw.load_manifest add column if not exists attempts integer",
+            # privacy: rows of erased (suppressed) users, dropped at load or removed from the file by an erasure
+            "alter table raw.load_manifest add column if not exists rows_erased bigint default 0",
         ),
         _table(
             "raw.batches",
