@@ -3,6 +3,9 @@
 Endpoints: POST /v1/batch (also /v1/import), /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias
 (and analytics.js's short forms /v1/t, /v1/i, /v1/p, /v1/s, /v1/g, /v1/a); GET /health and /metrics (on its own
 loopback port with COLLECTOR_METRICS_PORT, behind a bearer token with COLLECTOR_METRICS_TOKEN).
+
+Events of erased users (userId or anonymousId on the suppression list, privacy.suppression) are answered as accepted,
+as Segment answers events it drops, but not spooled; collector_events_suppressed_total counts them.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from collector.events import SPOOLED_TYPES, Accepted, Rejection, RequestInfo, prepare, too_deep
+from collector.events import SPOOLED_TYPES, Accepted, Rejection, RequestInfo, event_ids, prepare, too_deep
 from collector.metrics import CollectorMetrics
 from collector.server import SideServer
 from collector.spool import Spool, SpoolWriter
+from privacy.suppression import Suppressor
 from settings import CollectorSettings
 
 log = logging.getLogger("collector")
@@ -81,6 +85,7 @@ class Collector:
     def __init__(self, settings: CollectorSettings) -> None:
         self.settings = settings
         self.metrics = CollectorMetrics()
+        self.suppressor = Suppressor(settings.privacy)  # re-reads the list when it changes, at most once a second
         self.spool = Spool(settings.spool_root, settings.landing_dir, settings.rotate_events)
         self.writer = SpoolWriter(self.spool, settings.rotate_seconds)
         self.tolerance = timedelta(hours=settings.future_tolerance_hours)
@@ -178,14 +183,22 @@ class Collector:
         lines: list[bytes] = []
         rejected: list[Rejection] = []
         kinds: Tally[str] = Tally()
+        suppressing = bool(self.suppressor.hashes)  # one look per request; nothing more when the list is empty
+        suppressed = 0
         for index, item in enumerate(items):
             outcome = prepare(item, index, info, forced_type)
             if isinstance(outcome, Accepted):
                 kinds[outcome.type] += 1
-                if outcome.line is not None:
+                if outcome.line is None:
+                    continue
+                if suppressing and self.suppressor.suppressed(*event_ids(item)):
+                    suppressed += 1
+                else:
                     lines.append(outcome.line)
             else:
                 rejected.append(outcome)
+        if suppressed:
+            self.metrics.events_suppressed.inc(suppressed)
         if lines:
             data = b"\n".join(lines) + b"\n"
             try:

@@ -152,6 +152,12 @@ def _identifier(value: Any) -> Any:
     return False
 
 
+def event_ids(raw: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The userId and anonymousId of an accepted event as its landing line carries them (None when absent)."""
+    user_id, anonymous_id = _identifier(raw.get("userId")), _identifier(raw.get("anonymousId"))
+    return user_id or None, anonymous_id or None
+
+
 def prepare(raw: Any, index: int, info: RequestInfo, forced_type: str | None = None) -> Accepted | Rejection:
     """Check one event and build its landing line: receivedAt set, timestamp corrected for clock skew.
 

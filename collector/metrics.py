@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class CollectorMetrics:
-    """Requests, events accepted / rejected / dropped, bytes, spool lag and rotations."""
+    """Requests, events accepted / rejected / dropped / suppressed, bytes, spool lag and rotations."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -34,6 +34,11 @@ class CollectorMetrics:
             "collector_events_dropped_by_contract",
             "Accepted events of types the landing contract has no place for (group, alias): not spooled",
             ["type"],
+            registry=self.registry,
+        )
+        self.events_suppressed = Counter(
+            "collector_events_suppressed",
+            "Accepted events of erased users (on the suppression list): answered like the others, not spooled",
             registry=self.registry,
         )
         self.request_bytes = Counter(

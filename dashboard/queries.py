@@ -429,7 +429,9 @@ def load_manifest(db: ServingCopy, only_with_rejects: bool = False) -> pd.DataFr
     """ops.load_manifest, newest load first."""
     return db.query(
         "select file_name, status, gate_status, rows_in, rows_loaded, rows_duplicate, rows_rejected, "
-        "rows_loaded + rows_duplicate + rows_rejected = rows_in as reconciles, detail, batch_id, loaded_at, "
+        "coalesce(rows_erased, 0) as rows_erased, "
+        "rows_loaded + rows_duplicate + rows_rejected + coalesce(rows_erased, 0) = rows_in as reconciles, detail, "
+        "batch_id, loaded_at, "
         "load_seconds from ops.load_manifest where not ? or rows_rejected > 0 order by loaded_at desc, file_name",
         [only_with_rejects],
     )

@@ -59,11 +59,12 @@ def run_gate(
     """
     settings = settings or GateSettings()
     manifest = con.execute(
-        "select file_name, status, rows_in, rows_loaded, rows_duplicate, rows_rejected, detail "
-        "from raw.load_manifest where batch_id = ? or gate_status = 'pending' order by file_name",
+        "select file_name, status, rows_in, rows_loaded, rows_duplicate, rows_rejected, detail, "
+        "coalesce(rows_erased, 0) from raw.load_manifest where batch_id = ? or gate_status = 'pending' "
+        "order by file_name",
         [batch_id],
     ).fetchall()
-    outcome = GateOutcome(batch_id, [FileResult(*row) for row in manifest])
+    outcome = GateOutcome(batch_id, [FileResult(*row[:7], rows_erased=row[7]) for row in manifest])
     outcome.batch_problems += [f"{f.file_name}: {f.detail}" for f in outcome.files if f.status == "missing_columns"]
     loaded_files = [f.file_name for f in outcome.files if f.rows_loaded > 0]
     if loaded_files:

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     print(
         f"{len(summary.files)} file(s): {summary.rows_in:,} rows in, {summary.rows_loaded:,} loaded, "
-        f"{summary.rows_duplicate:,} duplicate, {summary.rows_rejected:,} rejected in {summary.seconds:.1f}s; "
+        f"{summary.rows_duplicate:,} duplicate, {summary.rows_rejected:,} rejected, {summary.rows_erased:,} erased "
+        f"(suppressed users) in {summary.seconds:.1f}s; "
         f"{summary.files_waiting} file(s) still being written; {len(summary.failed)} failed; "
         f"{len(summary.symlinks_skipped)} symlink(s) skipped. Rejected rows: raw.events_rejected."
     )

@@ -7,6 +7,11 @@ A file whose load raises (DuckDB out of memory, an I/O error, a bug) is rolled b
 'failed' (0 rows in, the error as detail); the run goes on with the other files. Later runs try it again, up to
 `max_file_attempts` runs in all, then record it 'quarantined': it is not tried again until its manifest row is
 deleted. A later successful attempt replaces the 'failed' row, so each file keeps one row.
+
+Rows of users on the suppression list (privacy.suppression: erased users, matched by user_id or anonymous_id) are
+dropped from the stage before anything loads, rejected ones included, and counted as erased; the landing file is then
+rewritten without their lines (privacy.landing) and the manifest records the rewritten file. With pseudonymisation
+on (privacy.pseudonyms), ids and the named trait and context fields are replaced in the stage before loading.
 """
 
 from __future__ import annotations
@@ -16,15 +21,18 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import duckdb
+import pyarrow as pa
 
 from ingestion.discover import LandingFile, count_waiting, scan_landing, settled_files, sha256_of
 from ingestion.markup import plain_text
 from ingestion.readers import FileReader, file_format
 from ingestion.validate import VALIDATE_LINES_SQL, VALIDATE_TABLE_SQL, validate_params
+from privacy.pseudonyms import pseudonymise
+from privacy.suppression import Suppressor
 from settings import IngestSettings
 from stores.schema import connect, ensure
 
@@ -64,7 +72,8 @@ _INSERT_MANIFEST = """
 insert into raw.load_manifest by name (
     select $file_name as file_name, $checksum as checksum, $file_size as file_size, $file_mtime as file_mtime,
            $rows_in as rows_in, $rows_loaded as rows_loaded, $rows_duplicate as rows_duplicate,
-           $rows_rejected as rows_rejected, $status as status, $detail as detail, $loaded_at as loaded_at,
+           $rows_rejected as rows_rejected, $rows_erased as rows_erased, $status as status, $detail as detail,
+           $loaded_at as loaded_at,
            $load_seconds as load_seconds, $batch_id as batch_id,
            -- rows that loaded wait for the batch gate; a file with nothing loaded has nothing to gate
            case when $rows_loaded > 0 then 'pending' else 'not_applicable' end as gate_status,
@@ -94,10 +103,12 @@ class FileResult:
     detail: str | None = None
     seconds: float = 0.0
     attempts: int = 1
+    # rows of suppressed (erased) users, dropped before loading; last, as callers build results by position
+    rows_erased: int = 0
 
     @property
     def reconciles(self) -> bool:
-        return self.rows_in == self.rows_loaded + self.rows_duplicate + self.rows_rejected
+        return self.rows_in == self.rows_loaded + self.rows_duplicate + self.rows_rejected + self.rows_erased
 
 
 @dataclass
@@ -132,6 +143,10 @@ class IngestSummary:
         return self.total("rows_duplicate")
 
     @property
+    def rows_erased(self) -> int:
+        return self.total("rows_erased")
+
+    @property
     def rows_in(self) -> int:
         return self.total("rows_in")
 
@@ -154,12 +169,13 @@ def ingest_landing(
             " ..." if len(scan.symlinks) > 5 else ""
         )
         log.warning("%d symlink(s) in the landing folder, not followed and not loaded: %s", len(scan.symlinks), shown)
+    suppressor = Suppressor(settings.privacy)
     con = _connect(settings)
     try:
         ensure(con, "raw")
         for landing_file in settled_files(settings.landing_dir, settings.settle_seconds, scan=scan):
             try:
-                result = _process(con, landing_file, settings, summary.batch_id, on_batch)
+                result = _process(con, landing_file, settings, summary.batch_id, on_batch, suppressor)
             except Exception as error:  # one file's failure must not stop the others
                 con = _recovered(con, settings)
                 result = _record_failure(con, landing_file, settings, summary.batch_id, error)
@@ -167,13 +183,14 @@ def ingest_landing(
                 continue
             summary.files.append(result)
             (log.warning if result.status in FAILED_STATUSES else log.info)(
-                "%s: %s, %d in = %d loaded + %d duplicate + %d rejected (%.2fs)%s",
+                "%s: %s, %d in = %d loaded + %d duplicate + %d rejected + %d erased (%.2fs)%s",
                 plain_text(result.file_name, 500),  # one line in the log, whatever the name holds
                 result.status,
                 result.rows_in,
                 result.rows_loaded,
                 result.rows_duplicate,
                 result.rows_rejected,
+                result.rows_erased,
                 result.seconds,
                 f" - {plain_text(result.detail, 2000)}" if result.detail else "",
             )
@@ -241,6 +258,7 @@ def _process(
     settings: IngestSettings,
     batch_id: str,
     on_batch: BatchCallback | None,
+    suppressor: Suppressor,
 ) -> FileResult | None:
     seen = con.execute(
         _SEEN, {"name": landing_file.name, "size": landing_file.size, "mtime": landing_file.mtime}
@@ -275,7 +293,7 @@ def _process(
             "unsupported",
             "unsupported file type (expected .jsonl, .json, .csv, .parquet, optionally .gz)",
         )
-    return ingest_file(con, landing_file, checksum, settings, batch_id, on_batch)
+    return ingest_file(con, landing_file, checksum, settings, batch_id, on_batch, suppressor=suppressor)
 
 
 def ingest_file(
@@ -285,8 +303,11 @@ def ingest_file(
     settings: IngestSettings,
     batch_id: str,
     on_batch: BatchCallback | None = None,
+    *,
+    suppressor: Suppressor | None = None,
 ) -> FileResult:
-    """Load one file in one transaction: good rows to raw.events, bad rows to raw.events_rejected."""
+    """Load one file in one transaction: good rows to raw.events, bad rows to raw.events_rejected, rows of
+    suppressed users nowhere (the file is rewritten without them)."""
     started = time.perf_counter()
     loaded_at = _now()
     reader = FileReader(
@@ -297,40 +318,21 @@ def ingest_file(
         max_row_group_bytes=settings.max_row_group_bytes,
         root=settings.landing_dir,
     )
-    sql = VALIDATE_LINES_SQL if reader.shape == "lines" else VALIDATE_TABLE_SQL
-    params = validate_params(
-        loaded_at,
-        settings.future_tolerance_hours,
-        settings.max_property_bytes,
-        min_event_time=settings.min_event_time,
-        max_raw_line_bytes=settings.max_raw_line_bytes,
-    )
     attempts = _attempts_before(con, landing_file.name) + 1
     con.begin()
     try:
-        con.execute(_STAGE_DDL)
-        for batch in reader.batches():
-            con.register("batch", batch)
-            con.execute("insert into ingest_stage " + sql, params)
-            con.unregister("batch")
-            if on_batch:
-                on_batch(landing_file.name, batch.num_rows)
-        rows_in, valid, rejected = con.execute(
-            "select count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null)"
+        _stage(con, reader, landing_file.name, settings, loaded_at, on_batch)
+        rows_in = con.execute("select count(*) from ingest_stage").fetchone()[0]
+        erased, erased_lines = _erase_suppressed(con, suppressor or Suppressor(settings.privacy))
+        pseudonymise(con, "ingest_stage", settings.privacy)
+        valid, rejected = con.execute(
+            "select count(*) filter (where reason is null), count(*) filter (where reason is not null)"
             " from ingest_stage"
         ).fetchone()
         file_params = {"source_file": landing_file.name, "loaded_at": loaded_at}
         loaded = con.execute(_INSERT_EVENTS, file_params).fetchone()[0]
         con.execute(_INSERT_REJECTED, file_params)
-        if reader.damage:
-            status, detail = "damaged", reader.damage
-        elif reader.missing_columns:
-            status, detail = (
-                "missing_columns",
-                "lacks required column(s): " + ", ".join(reader.missing_columns),
-            )
-        else:
-            status, detail = "loaded", None
+        status, detail = _file_status(reader)
         result = FileResult(
             landing_file.name,
             status,
@@ -341,7 +343,9 @@ def ingest_file(
             detail,
             time.perf_counter() - started,
             attempts,
+            rows_erased=erased,
         )
+        landing_file, checksum = _without_lines(landing_file, checksum, erased_lines)
         _insert_manifest(con, landing_file, checksum, batch_id, result, loaded_at)
         con.execute("drop table ingest_stage")
         con.commit()
@@ -349,6 +353,76 @@ def ingest_file(
         con.rollback()
         raise
     return result
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    reader: FileReader,
+    file_name: str,
+    settings: IngestSettings,
+    loaded_at: datetime,
+    on_batch: BatchCallback | None,
+) -> None:
+    """Every row of the file, validated, into the temp table ingest_stage (inside the caller's transaction)."""
+    sql = VALIDATE_LINES_SQL if reader.shape == "lines" else VALIDATE_TABLE_SQL
+    params = validate_params(
+        loaded_at,
+        settings.future_tolerance_hours,
+        settings.max_property_bytes,
+        min_event_time=settings.min_event_time,
+        max_raw_line_bytes=settings.max_raw_line_bytes,
+    )
+    con.execute(_STAGE_DDL)
+    for batch in reader.batches():
+        con.register("batch", batch)
+        con.execute("insert into ingest_stage " + sql, params)
+        con.unregister("batch")
+        if on_batch:
+            on_batch(file_name, batch.num_rows)
+
+
+def _erase_suppressed(con: duckdb.DuckDBPyConnection, suppressor: Suppressor) -> tuple[int, set[int]]:
+    """Delete the stage rows whose user_id or anonymous_id is suppressed, rejected ones too; returns how many
+    rows went and their line numbers. No work at all when the suppression list is empty."""
+    if not suppressor.hashes:
+        return 0, set()
+    ids = con.execute(
+        "select user_id from ingest_stage where user_id is not null "
+        "union select anonymous_id from ingest_stage where anonymous_id is not null"
+    ).fetchall()
+    suppressed = suppressor.suppressed_values(row[0] for row in ids)
+    if not suppressed:
+        return 0, set()
+    con.register("ingest_suppressed", pa.table({"id": pa.array(sorted(suppressed), pa.string())}))
+    try:
+        deleted = con.execute(
+            "delete from ingest_stage where user_id in (select id from ingest_suppressed) "
+            "or anonymous_id in (select id from ingest_suppressed) returning line_number"
+        ).fetchall()
+    finally:
+        con.unregister("ingest_suppressed")
+    return len(deleted), {row[0] for row in deleted}
+
+
+def _without_lines(landing_file: LandingFile, checksum: str, line_numbers: set[int]) -> tuple[LandingFile, str]:
+    """The landing file rewritten without the erased lines, and its checksum (unchanged when there are none), so
+    that the manifest knows the rewritten file and does not load it again."""
+    if not line_numbers:
+        return landing_file, checksum
+    # imported here: privacy.landing reads landing files with the ingestion package's readers
+    from privacy.landing import remove_lines
+
+    rewritten = remove_lines(landing_file.path, line_numbers)
+    return replace(landing_file, size=rewritten.size, mtime=rewritten.mtime), rewritten.checksum
+
+
+def _file_status(reader: FileReader) -> tuple[str, str | None]:
+    """The file's status and detail once read: damaged, missing columns, or loaded."""
+    if reader.damage:
+        return "damaged", reader.damage
+    if reader.missing_columns:
+        return "missing_columns", "lacks required column(s): " + ", ".join(reader.missing_columns)
+    return "loaded", None
 
 
 def _record_only(
@@ -395,6 +469,7 @@ def _insert_manifest(
             "rows_loaded": result.rows_loaded,
             "rows_duplicate": result.rows_duplicate,
             "rows_rejected": result.rows_rejected,
+            "rows_erased": result.rows_erased,
             "status": result.status,
             "detail": result.detail,
             "loaded_at": loaded_at,

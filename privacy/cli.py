@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--users", required=True, help="user ids, comma-separated")
     export.add_argument("--out", type=Path, help="the file to write (default: ./user-export-<time>.json)")
     commands.add_parser("expire", help="delete raw data older than RAW_RETENTION_DAYS")
+    look = commands.add_parser("scan", help="list every file and table under DATA_DIR where the ids still occur")
+    look.add_argument("--users", required=True, help="ids, comma-separated (user or anonymous ids)")
     args = parser.parse_args(argv)
     try:
         settings = load()
@@ -28,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
             print(expire_with_progress(settings).summary())
             return 0
         users = parse_user_ids(args.users)
+        if args.command == "scan":
+            from privacy.scan import scan
+
+            findings = scan(settings.data_dir, users)
+            for finding in findings:
+                print(f"{finding.path}\t{finding.how}\t{finding.value}")
+            print(f"{len(findings)} place(s) found", file=sys.stderr)
+            return 1 if findings else 0
         if args.command == "erase":
             from privacy.erase import erase_with_progress
 

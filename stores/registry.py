@@ -10,7 +10,8 @@ Personal data: user ids, anonymous ids, traits, IP addresses (context) and raw e
 model holds personal data when its schema yml documents a column named in `USER_COLUMNS`; `tests/test_stores.py`
 and the end-to-end test check that rule against the columns the real tables have.
 
-The erasure note says how an erasure (forgetting a user on request) would reach the store. Nothing here erases.
+The erasure note says how an erasure (`make erase`, privacy.erase: forgetting a user on request) reaches the store;
+privacy.erase walks `table_stores()` for the tables, and docs/privacy.md tells the whole procedure.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ USER_COLUMNS = ("user_id", "anonymous_id", "known_user_id", "previous_user_id")
 # dbt models configured by this macro are also built as `<alias>_as_of` when var as_of is pinned
 AS_OF_MACRO = "per_user_incremental_config"
 
-_REBUILT = "rebuilt from raw.* by dbt (incremental models: delete the user's rows, or --full-refresh)"
+_REBUILT = (
+    "the user's rows deleted by user_id/known_user_id (incremental models keep rows per user, so that is their "
+    "recomputation); tables are then rebuilt by dbt from what is left"
+)
 _PUBLISHED = (
     f"rebuilt whole by the next publish from the warehouse; the newest {KEEP_VERSIONS} versions are kept, so old "
     f"rows are gone only after {KEEP_VERSIONS} publishes (or older versions removed), and a reader with a file open "
@@ -105,8 +109,9 @@ def _match(segments: list[str], parts: list[str]) -> bool:
 # -- files and folders under DATA_DIR --------------------------------------------------------------------------
 
 _LANDING_ERASURE = (
-    "files rewritten without the user's lines; a rewritten file no longer matches its raw.load_manifest row "
-    "(name, size, mtime) and is loaded again (rows already there count as duplicates) unless that row is updated too"
+    "files rewritten without the user's lines (atomically); the file's raw.load_manifest row moves them to "
+    "rows_erased and takes the new size, time and checksum, so it is not loaded again; later lines of a suppressed "
+    "user are dropped and cut out of the file by ingestion"
 )
 
 PATH_STORES: tuple[PathStore, ...] = (
@@ -125,8 +130,8 @@ PATH_STORES: tuple[PathStore, ...] = (
         "spool/collector/*/*.jsonl", "file",
         "a collector process's open spool file: acknowledged events not rotated into landing/collector/ yet",
         "collector", True,
-        "moved into landing/collector/ within COLLECTOR_ROTATE_SECONDS (or at the next start after a crash); erase "
-        "it there",
+        "the collector drops a suppressed user's events before spooling; an erasure lands dead processes' files and "
+        "waits for live ones to rotate, then erases them in landing/collector/",
     ),
     PathStore(
         "spool/collector/*/.lock", "file", "the pid lock of the process that owns the spool subfolder",
@@ -136,8 +141,8 @@ PATH_STORES: tuple[PathStore, ...] = (
         "warehouse.duckdb", "file",
         "the pipeline's DuckDB database (raw.*, staging.*, intermediate.*, marts.*, ml.*, activation.*, meta.*)",
         "ingestion", True,
-        "rows deleted per table store of database warehouse, then CHECKPOINT; freed blocks may keep old bytes "
-        "until reused",
+        "rows deleted per table store of database warehouse, then the file copied into a fresh one "
+        "(.warehouse.duckdb.rewrite-*.tmp) renamed over it, so no freed block keeps deleted rows",
     ),
     PathStore(
         "warehouse.duckdb.wal", "file", "DuckDB's write-ahead log of the warehouse (writes since the last checkpoint)",
@@ -196,7 +201,7 @@ PATH_STORES: tuple[PathStore, ...] = (
         "Great Expectations project: suites, checkpoints, validation results and Data Docs; each result keeps up "
         "to 5 unexpected values per expectation (e.g. unparseable raw `properties` text, event names, message ids)",
         "expectations", True,
-        "results (and their Data Docs pages) holding the user's values deleted; each suite keeps its latest "
+        "results and Data Docs pages naming the user deleted, the index rebuilt; each suite keeps its latest "
         "GX_KEEP_RESULTS (50)",
     ),
     PathStore(
@@ -213,16 +218,17 @@ PATH_STORES: tuple[PathStore, ...] = (
         "MLflow artifacts: per training run plots, tables, data/training_features.parquet (a sample of the "
         "training features with user_id) and the model with a 5-row input example (features, no ids)",
         "ml", True,
-        "the user's rows removed from data/training_features.parquet of every run (or the runs deleted); models "
-        "hold parameters, not rows",
+        "the user's rows removed from data/training_features.parquet of every run; the run and its model versions "
+        "tagged privacy.trained_on_erased_data (models hold parameters, not rows; the next training leaves the user "
+        "out)",
     ),
     PathStore(
         "dagster_home/", "folder",
         "Dagster instance: run and event history, schedules, sensor cursors, compute logs; check metadata keeps up "
         "to 5 unexpected values of each suite (as gx/)",
         "orchestration", True,
-        "runs whose events hold the user's values deleted (`dagster run delete`), or the instance wiped; no "
-        "per-user edit",
+        "runs whose config or events name the user deleted whole with their compute logs (no per-event edit), "
+        "the SQLite files vacuumed",
     ),
     PathStore(
         "demo_truth/", "folder",
@@ -233,8 +239,7 @@ PATH_STORES: tuple[PathStore, ...] = (
         "activation/*/*.jsonl", "file",
         "one export of new audience entries (user_id, entered_at, ...) of the audience the folder is named after",
         "activation", True,
-        "files rewritten without the user's entries (activation.delivery_log.exported_file names each entry's "
-        "file); entries already POSTed are the webhook receiver's to erase",
+        "files rewritten without the user's entries; entries already POSTed are the webhook receiver's to erase",
     ),
     PathStore(
         "activation/kpi_alerts/*.jsonl", "file", "one export of new KPI alerts (day, KPI, value, band)",
@@ -243,6 +248,34 @@ PATH_STORES: tuple[PathStore, ...] = (
     PathStore(
         "activation/*/.*.jsonl.tmp", "file", "an export being written (renamed into place when whole)",
         "activation", True, "renamed into an export at once; after a crash, deleted",
+    ),
+    PathStore(
+        ".warehouse.duckdb.rewrite-*.tmp", "file",
+        "the warehouse being copied into a fresh file by an erasure (renamed over warehouse.duckdb when whole)",
+        "privacy", True, "renamed into place at once; after a crash, delete it",
+    ),
+    PathStore(
+        "privacy/key", "file", "the random HMAC key of the suppression list and ledger, when PRIVACY_KEY is unset "
+        "(owner-only permissions)", "privacy", False, "not personal (a secret: keep it, or hashes stop matching)",
+    ),
+    PathStore(
+        "privacy/suppressed_ids.txt", "file",
+        "the suppression list: keyed hashes (HMAC-SHA256) of every erased user and anonymous id, no clear id",
+        "privacy", False, "kept for ever: it is what keeps an erased user out",
+    ),
+    PathStore(
+        "privacy/erasure_ledger.jsonl", "file",
+        "the erasure ledger: per request, when, the hashed ids and what each store lost; no clear id",
+        "privacy", False, "kept for ever: the auditor's record",
+    ),
+    PathStore(
+        "privacy/requests/", "folder",
+        "erasure requests waiting for the erase_users sensor (one file of clear user ids each)",
+        "privacy", True, "each request file is deleted when its erasure has finished",
+    ),
+    PathStore(
+        "privacy/.*.tmp", "file", "a suppression list or key being written (renamed into place)", "privacy", False,
+        "not personal",
     ),
     PathStore(
         "time.txt", "file", "bench.run's peak-memory report of the last measured command (benchmark DATA_DIR only)",

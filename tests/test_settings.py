@@ -126,7 +126,7 @@ def test_bounds_and_cross_checks_are_errors_naming_the_variables():
 
 def test_the_resources_fields_are_the_catalogues_and_environment_values_arrive_through_env_vars(data_dir, monkeypatch):
     fields = set(WarehouseResource.model_fields) | set(MLflowResource.model_fields)
-    pipeline_sections = ("contract", "ingest", "gate", "activation", "quality", "serving", "refresh", "ml")
+    pipeline_sections = ("contract", "ingest", "gate", "activation", "quality", "serving", "refresh", "privacy", "ml")
     expected = {"data_dir"} | {
         spec.env.lower() for name in pipeline_sections for _, spec in setting_fields(SECTIONS[name])
     }

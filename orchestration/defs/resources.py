@@ -15,6 +15,7 @@ from settings import (
     ContractSettings,
     GateSettings,
     IngestSettings,
+    PrivacySettings,
     QualitySettings,
     RefreshSettings,
     ServingSettings,
@@ -36,13 +37,14 @@ _WarehouseFields = settings_resource_base(
     QualitySettings,
     ServingSettings,
     RefreshSettings,
+    PrivacySettings,
     extra=tuple(field for field in dataclasses.fields(Settings) if field.name == "data_dir"),
 )
 
 
 class WarehouseResource(SettingsFields, _WarehouseFields):
     """Where runtime state lives (`DATA_DIR`) and the settings of ingestion, the gate, activation, the suites,
-    freshness and the follow-up runs; one field per setting (see docs/settings.md)."""
+    freshness, the follow-up runs and privacy; one field per setting (see docs/settings.md)."""
 
     @property
     def data_path(self) -> Path:

@@ -22,14 +22,15 @@ WARNING_STATUSES = ("damaged", "missing_columns", "failed", "quarantined")
 def files_markdown(results: list[FileResult], limit: int = 50) -> str:
     """A markdown table of the files of one run (the first `limit`); file names and details are escaped and cut."""
     return md_table(
-        ["file", "status", "rows in", "loaded", "duplicate", "rejected", "detail"],
-        (
-            [r.file_name, r.status, r.rows_in, r.rows_loaded, r.rows_duplicate, r.rows_rejected, r.detail]
-            for r in results
-        ),
-        align="llrrrrl",
+        ["file", "status", "rows in", "loaded", "duplicate", "rejected", "erased", "detail"],
+        ([r.file_name, r.status, *_counts(r), r.detail] for r in results),
+        align="llrrrrrl",
         max_rows=limit,
     )
+
+
+def _counts(result: FileResult) -> list[int]:
+    return [result.rows_in, result.rows_loaded, result.rows_duplicate, result.rows_rejected, result.rows_erased]
 
 
 def _yes_no(ok: bool) -> str:
@@ -39,12 +40,9 @@ def _yes_no(ok: bool) -> str:
 def reconciliation_markdown(files: list[FileResult]) -> str:
     """The files of a gated batch and whether each reconciles, file names escaped and cut."""
     return md_table(
-        ["file", "rows in", "loaded", "duplicate", "rejected", "reconciles"],
-        (
-            [f.file_name, f.rows_in, f.rows_loaded, f.rows_duplicate, f.rows_rejected, Markdown(_yes_no(f.reconciles))]
-            for f in files
-        ),
-        align="lrrrrl",
+        ["file", "rows in", "loaded", "duplicate", "rejected", "erased", "reconciles"],
+        ([f.file_name, *_counts(f), Markdown(_yes_no(f.reconciles))] for f in files),
+        align="lrrrrrl",
     )
 
 
@@ -125,7 +123,8 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     def on_file(result: FileResult) -> None:
         message = (
             f"{plain_text(result.file_name)}: {result.status}; {result.rows_in} in = {result.rows_loaded} loaded + "
-            f"{result.rows_duplicate} duplicate + {result.rows_rejected} rejected ({result.seconds:.1f}s)"
+            f"{result.rows_duplicate} duplicate + {result.rows_rejected} rejected + {result.rows_erased} erased "
+            f"({result.seconds:.1f}s)"
         )
         if result.detail:
             message += f"; {plain_text(result.detail, 500)}"
@@ -156,6 +155,7 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             **common,
             "rows_loaded": summary.rows_loaded,
             "rows_duplicate": summary.rows_duplicate,
+            "rows_erased": summary.rows_erased,
             "dagster/row_count": counts["events"],
             "seconds": round(summary.seconds, 2),
         },
