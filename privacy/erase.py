@@ -127,7 +127,7 @@ def erase(
         if report.removed["gx results"]:
             _rebuild_data_docs(settings)
     with clock("dbt"):
-        _rebuild_tables(settings, say)
+        report.removed["dbt tables rebuilt"] = _rebuild_tables(settings, say)
     with clock("rewrite"):
         before, after = rewrite_database(settings.ingest.warehouse_path)
         report.removed["warehouse.duckdb"] = {"bytes_before": before, "bytes_after": after}
@@ -206,8 +206,18 @@ def _resolve(con: Any, stored_ids: list[str]) -> Subject:
     return resolve(con, stored_ids)
 
 
-def _rebuild_tables(settings: Settings, say: Progress) -> None:
-    """dbt builds every table model again from what is left (incremental models and views are not touched)."""
+def _rebuild_tables(settings: Settings, say: Progress) -> bool:
+    """dbt builds every table model again from what is left (incremental models and views are not touched); not
+    when dbt has built nothing yet (no staging.stg_events)."""
+    from stores.schema import connect
+
+    with connect(str(settings.ingest.warehouse_path)) as con:
+        built = con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'staging' and table_name = 'stg_events'"
+        ).fetchone()[0]
+    if not built:
+        say("dbt: nothing built yet, nothing to rebuild")
+        return False
     dbt = Path(sys.executable).parent / "dbt"
     command = [
         str(dbt) if dbt.exists() else "dbt",
@@ -229,6 +239,7 @@ def _rebuild_tables(settings: Settings, say: Progress) -> None:
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-20:]
         raise RuntimeError("dbt run of the table models failed after the deletes:\n" + "\n".join(tail))
+    return True
 
 
 def _rebuild_data_docs(settings: Settings) -> None:

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.discover import scan_landing
+from ingestion.discover import settled_files
 from ingestion.readers import file_format
 from privacy.identities import Subject, event_filter, register
 from privacy.landing import RewriteResult, remove_rows, subject_rows
 from settings import IngestSettings
 from stores.files import fsync_dir
 from stores.registry import TableStore, database_tables
+from stores.schema import connect
 
 LOCK_WAIT_SECONDS = 300.0
 RAW_TABLES = ("raw.events", "raw.events_rejected")
@@ -46,7 +47,7 @@ def connect_writer(path: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> duckd
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            return duckdb.connect(str(path))
+            return connect(str(path))
         except duckdb.IOException as error:
             if "lock" not in str(error).lower() or time.monotonic() > deadline:
                 raise
@@ -64,9 +65,12 @@ class LandingOutcome:
     clear_anonymous_ids: set[str] = field(default_factory=set)
 
 
-def candidate_files(con: duckdb.DuckDBPyConnection, landing_dir: Path, subject: Subject) -> list[Path]:
-    """Landing files that may hold the subject's rows: those that gave raw.events rows of the subject, those with
-    duplicate or rejected rows (the subject's may be among them), and those not loaded (pending, failed, damaged)."""
+def candidate_files(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, subject: Subject, settle_seconds: float
+) -> list[Path]:
+    """Settled landing files that may hold the subject's rows: those that gave raw.events rows of the subject, those
+    with duplicate or rejected rows (the subject's may be among them), and those not loaded (pending, failed,
+    damaged). A file still being written is left to ingestion, which drops the suppressed rows when it loads it."""
     register(con, subject)
     with_rows = {
         name
@@ -80,12 +84,11 @@ def candidate_files(con: duckdb.DuckDBPyConnection, landing_dir: Path, subject: 
         ).fetchall()
     }
     files = []
-    for path, _ in scan_landing(landing_dir).files:
-        name = path.relative_to(landing_dir).as_posix()
-        if file_format(path) is None:
+    for landing_file in settled_files(landing_dir, settle_seconds):
+        if file_format(landing_file.path) is None:
             continue
-        if name in with_rows or name not in clean:
-            files.append(path)
+        if landing_file.name in with_rows or landing_file.name not in clean:
+            files.append(landing_file.path)
     return files
 
 
@@ -98,7 +101,7 @@ def erase_landing(
 ) -> LandingOutcome:
     """Rewrite every landing file holding the subject's rows, and keep its manifest row and raw rows true."""
     outcome = LandingOutcome()
-    files = candidate_files(con, settings.landing_dir, subject)
+    files = candidate_files(con, settings.landing_dir, subject, settings.settle_seconds)
     for path in files:
         name = path.relative_to(settings.landing_dir).as_posix()
         progress(f"landing: {name}")

@@ -20,6 +20,7 @@ from privacy.identities import parse_user_ids
 JOB_NAME = "erase_users"
 MAX_REQUEST_BYTES = 1 << 20
 SETTLE_SECONDS = 1.0  # a request file modified this recently may still be being written
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 class ErasureConfig(dg.Config):
@@ -41,7 +42,7 @@ def read_request(requests_dir: Path, name: str) -> list[str]:
 
 def _earlier_erasure_runs(instance: dg.DagsterInstance, current: str) -> list[str]:
     """Finished erase_users runs given clear ids in their config (the launchpad way)."""
-    runs = instance.get_runs(dg.RunsFilter(job_name=JOB_NAME, statuses=[*dg.DagsterRunStatus.finished_statuses()]))
+    runs = instance.get_runs(dg.RunsFilter(job_name=JOB_NAME, statuses=FINISHED))
     found = []
     for run in runs:
         config = (run.run_config or {}).get("ops", {}).get("erase", {}).get("config", {})
