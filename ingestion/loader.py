@@ -324,6 +324,8 @@ def ingest_file(
         _stage(con, reader, landing_file.name, settings, loaded_at, on_batch)
         rows_in = con.execute("select count(*) from ingest_stage").fetchone()[0]
         erased, erased_lines = _erase_suppressed(con, suppressor or Suppressor(settings.privacy))
+        # the file loses those lines before any row is recorded, so raw keeps the line numbers of the file as it is
+        landing_file, checksum = _without_lines(con, landing_file, checksum, erased_lines)
         pseudonymise(con, "ingest_stage", settings.privacy)
         valid, rejected = con.execute(
             "select count(*) filter (where reason is null), count(*) filter (where reason is not null)"
@@ -345,7 +347,6 @@ def ingest_file(
             attempts,
             rows_erased=erased,
         )
-        landing_file, checksum = _without_lines(landing_file, checksum, erased_lines)
         _insert_manifest(con, landing_file, checksum, batch_id, result, loaded_at)
         con.execute("drop table ingest_stage")
         con.commit()
@@ -404,15 +405,26 @@ def _erase_suppressed(con: duckdb.DuckDBPyConnection, suppressor: Suppressor) ->
     return len(deleted), {row[0] for row in deleted}
 
 
-def _without_lines(landing_file: LandingFile, checksum: str, line_numbers: set[int]) -> tuple[LandingFile, str]:
+def _without_lines(
+    con: duckdb.DuckDBPyConnection, landing_file: LandingFile, checksum: str, line_numbers: set[int]
+) -> tuple[LandingFile, str]:
     """The landing file rewritten without the erased lines, and its checksum (unchanged when there are none), so
-    that the manifest knows the rewritten file and does not load it again."""
+    that the manifest knows the rewritten file and does not load it again; the staged rows are renumbered to the
+    lines they have in the rewritten file."""
     if not line_numbers:
         return landing_file, checksum
     # imported here: privacy.landing reads landing files with the ingestion package's readers
     from privacy.landing import remove_lines
 
     rewritten = remove_lines(landing_file.path, line_numbers)
+    con.register("ingest_removed_lines", pa.table({"line": pa.array(rewritten.lines_removed, pa.int64())}))
+    try:
+        con.execute(
+            "update ingest_stage set line_number = line_number - "
+            "(select count(*) from ingest_removed_lines where line < ingest_stage.line_number)"
+        )
+    finally:
+        con.unregister("ingest_removed_lines")
     return replace(landing_file, size=rewritten.size, mtime=rewritten.mtime), rewritten.checksum
 
 

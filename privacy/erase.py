@@ -13,6 +13,8 @@ finishes the job; `privacy.ledger.unfinished` lists requests that did not finish
 6. warehouse.duckdb is copied into a fresh file (no freed block keeps old rows);
 7. the serving copy and exports are published again and older published versions removed;
 8. the ledger gets what each store lost.
+Steps 5 to 7 are skipped when nothing of the user's was found in the warehouse or the landing files and no earlier
+request is unfinished (a repeated request: nothing to rebuild).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def erase(
     say = progress or (lambda message: None)
     key = privacy_key(settings.privacy)
     report = ErasureReport(uuid.uuid4().hex, sorted(keyed_hash(key, SUBJECT, value) for value in user_ids))
+    interrupted = ledger.unfinished(settings.privacy.ledger_path)  # earlier requests that may have left work undone
     ledger.append(
         settings.privacy.ledger_path,
         {"event": "requested", "request_id": report.request_id, "at": ledger.now_text(), "users": report.user_hashes},
@@ -126,13 +129,16 @@ def erase(
         }
         if report.removed["gx results"]:
             _rebuild_data_docs(settings)
-    with clock("dbt"):
-        report.removed["dbt tables rebuilt"] = _rebuild_tables(settings, say)
-    with clock("rewrite"):
-        before, after = rewrite_database(settings.ingest.warehouse_path)
-        report.removed["warehouse.duckdb"] = {"bytes_before": before, "bytes_after": after}
-    with clock("publish"):
-        report.removed["serving copy"] = _republish(settings)
+    if report.removed["warehouse tables"] or report.removed["landing files"]["rows_removed"] or interrupted:
+        with clock("dbt"):
+            report.removed["dbt tables rebuilt"] = _rebuild_tables(settings, say)
+        with clock("rewrite"):
+            before, after = rewrite_database(settings.ingest.warehouse_path)
+            report.removed["warehouse.duckdb"] = {"bytes_before": before, "bytes_after": after}
+        with clock("publish"):
+            report.removed["serving copy"] = _republish(settings)
+    else:
+        say("nothing of theirs was in the warehouse or the landing files: no rebuild, rewrite or republish")
     if scrub_run_history is not None:
         with clock("run history"):
             report.removed["dagster runs"] = scrub_run_history(frozenset(every_id))

@@ -123,11 +123,11 @@ def test_ingestion_metadata_shows_a_hostile_file_name_and_reason_literally(data_
         m.asset_key.path[-1]: m.metadata for m in (e.materialization for e in result.get_asset_materialization_events())
     }
 
-    files = table_rows(metadata["load_manifest"]["files"].value, 7)
+    files = table_rows(metadata["load_manifest"]["files"].value, 8)
     assert len(files) == 3
     by_name = {row[0]: row for row in files}
     escaped_file = r"a\|b\]\(javascript\:alert\(1\)\)\.jsonl"
-    assert by_name[escaped_file][1:6] == ["loaded", "2", "1", "0", "1"]
+    assert by_name[escaped_file][1:7] == ["loaded", "2", "1", "0", "1", "0"]
     assert "clean\\.jsonl" in by_name
     # the long name is cut to 200 characters with an ellipsis
     assert "p" * 150 + "/" + "n" * 48 + ELLIPSIS in by_name
@@ -141,7 +141,7 @@ def test_ingestion_metadata_shows_a_hostile_file_name_and_reason_literally(data_
 
     reconcile = next(check for check in result.get_asset_check_evaluations() if check.check_name == "files_reconcile")
     assert reconcile.passed
-    checked = table_rows(reconcile.metadata["files"].value, 6)
+    checked = table_rows(reconcile.metadata["files"].value, 7)
     assert len(checked) == 3 and {row[0] for row in checked} == set(by_name)
     for check in result.get_asset_check_evaluations():
         assert HOSTILE_FILE not in (check.description or "")

@@ -140,6 +140,7 @@ def test_later_events_of_an_erased_user_are_dropped_and_cut_out_of_their_file(da
 
     assert [(r.file_name, r.rows_in, r.rows_loaded, r.rows_erased) for r in summary.files] == [("later.jsonl", 3, 1, 2)]
     assert [json.loads(line)["message_id"] for line in later.read_text().splitlines()] == ["m22"]
+    assert query(data_dir, "select source_line from raw.events where message_id = 'm22'") == [(1,)]
     assert scan(data_dir, ["alice", "dev-a"]) == [
         f
         for f in scan(data_dir, ["alice", "dev-a"])
@@ -157,6 +158,7 @@ def test_a_second_erasure_of_the_same_user_removes_nothing_and_is_recorded(data_
 
     assert again.removed["landing files"]["rows_removed"] == 0
     assert again.removed["warehouse tables"] == {}
+    assert "warehouse.duckdb" not in again.removed  # nothing removed: the file is not rewritten again
     assert len([e for e in ledger.entries(settings.privacy.ledger_path) if e["event"] == "finished"]) == 2
 
 
@@ -174,3 +176,35 @@ def test_with_pseudonymised_ids_the_clear_ids_are_erased_from_files_and_their_ps
     # the clear anonymous id, read from the files, is suppressed too
     assert read_hashes(settings.privacy.suppression_path) == {subject_hash("alice"), subject_hash("dev-a")}
     assert [f for f in scan(data_dir, ["alice"]) if not f.path.startswith("privacy/")] == []
+
+
+def test_rows_kept_from_a_file_that_lost_suppressed_lines_at_load_carry_their_new_line_numbers(data_dir, environ):
+    # Found by the end-to-end test: ingestion cut the suppressed lines out of the file but recorded the old numbers,
+    # so a later erasure of carol (line 2 of the rewritten file) deleted bob's row, recorded at line 2.
+    landing = data_dir / "landing"
+    settings = load(environ)
+    write_lines(landing / "a.jsonl", [event("m0", "zed")])
+    ingest_landing(settings.ingest)
+    erase(settings, ["gone"])  # on the suppression list from now on
+    write_lines(landing / "b.jsonl", [event("m1", "gone"), event("m2", "bob"), event("m3", "carol")])
+    # a CSV record spanning two physical lines after the suppressed one: numbers count physical lines
+    (landing / "c.csv").write_text(
+        "message_id,user_id,type,event,timestamp,properties\n"
+        "m4,gone,track,Order Completed,2026-01-05T10:00:00Z,\n"
+        'm5,bob,track,Order Completed,2026-01-05T10:00:00Z,"{""note"":\n""two lines""}"\n'
+        "m6,carol,track,Order Completed,2026-01-05T10:00:00Z,\n"
+    )
+    settle(landing / "c.csv")
+    ingest_landing(settings.ingest)
+    lines = "select source_file, source_line, message_id from raw.events where source_file <> 'a.jsonl' order by 1, 2"
+    assert query(data_dir, lines) == [
+        ("b.jsonl", 1, "m2"),
+        ("b.jsonl", 2, "m3"),
+        ("c.csv", 3, "m5"),
+        ("c.csv", 4, "m6"),
+    ]
+
+    erase(settings, ["carol"])
+
+    assert query(data_dir, lines) == [("b.jsonl", 1, "m2"), ("c.csv", 3, "m5")]
+    assert manifest(data_dir)["b.jsonl"] == (3, 1, 0, 0, 2) and manifest(data_dir)["c.csv"] == (3, 1, 0, 0, 2)

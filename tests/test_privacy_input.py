@@ -101,11 +101,15 @@ def test_suppressed_users_rows_are_erased_by_user_id_and_by_anonymous_id_and_cou
     )
     assert result.reconciles and result.status == "loaded" and summary.rows_erased == 6
     assert manifest(data_dir, "mixed.jsonl") == (11, 2, 1, 2, 6, True)
+    # raw names the lines of the file as it is now, without the 6 erased lines (1, 3, 4, 5, 9, 11)
     assert sorted(query(data_dir, "select message_id, user_id, anonymous_id, source_line from raw.events")) == [
-        ("m10", None, "anon-1", 10),
-        ("m2", "u2", None, 2),
+        ("m10", None, "anon-1", 5),
+        ("m2", "u2", None, 1),
     ]
-    assert sorted(query(data_dir, "select line_number from raw.events_rejected")) == [(6,), (7,)]
+    assert sorted(query(data_dir, "select line_number from raw.events_rejected")) == [(2,), (3,)]
+    kept = (data_dir / "landing" / "mixed.jsonl").read_text().splitlines()
+    assert [kept[0], kept[4]] == [orjson.dumps(lines[1]).decode(), orjson.dumps(lines[9]).decode()]
+    assert kept[1].startswith('{"message_id": "m6"') and '"m7"' in kept[2]
     # the manifest knows the file as it is now: the next run does not load it again
     assert ingest_landing(settings).files == []
 
@@ -147,8 +151,8 @@ def test_suppressed_user_in_a_gzip_jsonl_and_in_a_csv_file(data_dir):
     assert manifest(data_dir, "b.csv") == (4, 2, 0, 0, 2, True)
     assert sorted(query(data_dir, "select message_id, source_line from raw.events")) == [
         ("c1", 2),
-        ("c4", 5),
-        ("g2", 2),
+        ("c4", 3),  # physical lines 3 and 4 went
+        ("g2", 1),
     ]
     assert "gone-1" not in ids_loaded(data_dir)
     assert query(data_dir, "select count(*) from raw.events_rejected") == [(0,)]

@@ -67,8 +67,8 @@ if ui.need("ops.load_manifest", what="the file list"):
         only_rejects = st.toggle("Only files with rejected rows", key="health_only_rejects")
     manifest = ui.load(queries.load_manifest, only_with_rejects=only_rejects)
     if not manifest.empty:
-        totals = manifest[["rows_in", "rows_loaded", "rows_duplicate", "rows_rejected"]].sum()
-        tiles = st.columns(5)
+        totals = manifest[["rows_in", "rows_loaded", "rows_duplicate", "rows_rejected", "rows_erased"]].sum()
+        tiles = st.columns(6)
         tiles[0].metric("Files", f"{len(manifest):,}")
         tiles[1].metric("Rows in", f"{int(totals['rows_in']):,}")
         tiles[2].metric("Loaded", f"{int(totals['rows_loaded']):,}")
@@ -78,9 +78,16 @@ if ui.need("ops.load_manifest", what="the file list"):
             f"{int(totals['rows_rejected']):,}",
             help="Rows that broke the input contract; each is kept with its reason in raw.events_rejected.",
         )
+        tiles[5].metric(
+            "Erased",
+            f"{int(totals['rows_erased']):,}",
+            help="Rows of erased users: removed from their file by an erasure, or dropped at load (suppressed).",
+        )
         not_reconciled = manifest[~manifest["reconciles"]]
         if len(not_reconciled):
-            st.error(f"{len(not_reconciled)} file(s) do not reconcile (rows in != loaded + duplicate + rejected).")
+            st.error(
+                f"{len(not_reconciled)} file(s) do not reconcile (rows in != loaded + duplicate + rejected + erased)."
+            )
     if len(manifest) > CHARTED_FILES:
         st.caption(
             f"The chart shows the {CHARTED_FILES} files loaded last; the table below it has all {len(manifest):,}."
