@@ -86,12 +86,13 @@ run: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m orchestration.definitions -j materialize_everything
 	@echo "Done. Look at it: 'make dev' (Dagster UI on http://127.0.0.1:3000) or query $(DATA_DIR)/warehouse.duckdb"
 
+# One worker per core, each test file whole on one worker (module-scoped fixtures build their warehouse once)
 test: $(MANIFEST)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # The tests not marked slow (no dbt or Dagster end-to-end run): a quick check while working
 test-fast: $(MANIFEST)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n auto --dist loadfile -m "not slow"
 
 # The collector, the dashboard and the MLflow UI run beside Dagster; Ctrl-C (or Dagster exiting) stops them, and
 # the collector rotates its spool on the way out. (The MLflow UI runs a uvicorn child: its children go first.)
