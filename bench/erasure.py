@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'users':>6} {'wall s':>8} {'x read pass':>12} {'peak MiB':>9}  steps")
     for count, case in results["cases"].items():
         steps = ", ".join(f"{step} {seconds}" for step, seconds in case["steps"].items())
-        print(f"{count:>6} {case['wall_seconds']:>8} {case['ratio_to_read_pass']:>12} {case['peak_rss_mib']:>9}  {steps}")
+        figures = f"{case['wall_seconds']:>8} {case['ratio_to_read_pass']:>12} {case['peak_rss_mib']:>9}"
+        print(f"{count:>6} {figures}  {steps}")
     return 0
 
 
