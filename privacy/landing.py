@@ -91,19 +91,41 @@ def subject_rows(
             con.register("batch", batch)
             con.execute("insert into ingest_stage " + sql, params)
             con.unregister("batch")
-        rows = con.execute("select line_number, user_id, anonymous_id, raw_line from ingest_stage").fetchall()
+        found.all_rows = [n for (n,) in con.execute("select line_number from ingest_stage order by 1").fetchall()]
+        # the ids as the file has them, mapped once each: the rows are then matched in SQL, not one by one
+        present = con.execute(
+            "select user_id as id, true as is_user from ingest_stage where user_id is not null group by 1 "
+            "union all select anonymous_id, false from ingest_stage where anonymous_id is not null group by 1"
+        ).fetchall()
+        users, anonymous = [], []
+        for value, is_user in present:
+            mapped = id_of(value) if id_of else value
+            if is_user and mapped in subject.user_ids:
+                users.append(value)
+            elif not is_user and mapped in subject.anonymous_ids:
+                anonymous.append(value)
+        con.register("subject_users", pa.table({"id": pa.array(users, pa.string())}))
+        con.register("subject_anonymous", pa.table({"id": pa.array(anonymous, pa.string())}))
+        matched = con.execute(
+            """
+            select line_number, case when user_id is null or anonymous_id in (select id from subject_anonymous)
+                                     then anonymous_id end
+            from ingest_stage
+            where user_id in (select id from subject_users)
+               or (user_id is null and anonymous_id in (select id from subject_anonymous))
+            """
+        ).fetchall()
+        # rows whose ids could not be read (rejected): the subject's when their text names one of its ids
+        unreadable = con.execute(
+            "select line_number, raw_line from ingest_stage "
+            "where user_id is null and anonymous_id is null and raw_line is not null"
+        ).fetchall()
+    for line_number, anonymous_id in matched:
+        found.rows.add(line_number)
+        if anonymous_id:
+            found.anonymous_ids.add(anonymous_id)
     quoted = [f'"{value}"' for value in sorted(subject.all_ids)]
-    for line_number, user_id, anonymous_id, raw_line in rows:
-        found.all_rows.append(line_number)
-        user = id_of(user_id) if (id_of and user_id) else user_id
-        anonymous = id_of(anonymous_id) if (id_of and anonymous_id) else anonymous_id
-        if user in subject.user_ids or (user is None and anonymous in subject.anonymous_ids):
-            found.rows.add(line_number)
-            if anonymous_id and (user is None or anonymous in subject.anonymous_ids):
-                found.anonymous_ids.add(anonymous_id)
-        elif user is None and anonymous is None and raw_line and any(text in raw_line for text in quoted):
-            found.rows.add(line_number)  # unreadable ids: the text names the subject
-    found.all_rows.sort()
+    found.rows |= {line_number for line_number, raw_line in unreadable if any(text in raw_line for text in quoted)}
     return found
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ingestion.discover import settled_files
 from ingestion.readers import file_format
@@ -126,10 +127,13 @@ def _record_rewrite(con: duckdb.DuckDBPyConnection, name: str, rows: list[int], 
     rows kept renumbered to their new lines."""
     con.begin()
     try:
-        con.execute("create or replace temp table erase_rows (n bigint)")
-        con.executemany("insert into erase_rows values (?)", [[n] for n in rows])
-        con.execute("create or replace temp table erase_lines (n bigint)")
-        con.executemany("insert into erase_lines values (?)", [[n] for n in rewrite.lines_removed])
+        con.register("erase_rows", pa.table({"n": pa.array(rows, pa.int64())}))
+        # each removed line with how many lines were removed up to it: a kept line's shift, found by an as-of join
+        con.register("erase_lines_given", pa.table({"n": pa.array(rewrite.lines_removed, pa.int64())}))
+        con.execute(
+            "create or replace temp table erase_lines as "
+            "select n, row_number() over (order by n) as removed_up_to from erase_lines_given"
+        )
         loaded = con.execute(
             "delete from raw.events where source_file = ? and source_line in (select n from erase_rows)", [name]
         ).fetchone()[0]
@@ -159,14 +163,24 @@ def _record_rewrite(con: duckdb.DuckDBPyConnection, name: str, rows: list[int], 
         )
         for table, column in (("raw.events", "source_line"), ("raw.events_rejected", "line_number")):
             con.execute(
-                f"update {table} as t set {column} = {column} - "
-                f"(select count(*) from erase_lines where n < t.{column}) where source_file = ?",
-                [name],
+                f"""
+                update {table} as t set {column} = t.{column} - shifted.removed_up_to
+                from (
+                    select kept.line, removed.removed_up_to
+                    from (select distinct {column} as line from {table} where source_file = $name) as kept
+                    asof join erase_lines as removed on kept.line > removed.n
+                ) as shifted
+                where t.source_file = $name and t.{column} = shifted.line
+                """,
+                {"name": name},
             )
         con.commit()
     except BaseException:
         con.rollback()
         raise
+    finally:
+        for view in ("erase_rows", "erase_lines_given"):
+            con.unregister(view)
 
 
 def delete_raw(con: duckdb.DuckDBPyConnection, subject: Subject) -> dict[str, int]:
