@@ -78,6 +78,7 @@ def erase_in_child(data_dir: Path, users: list[str]) -> dict:
         "steps": finished[-1]["seconds"] if finished else {},
         "anonymous_ids": finished[-1]["anonymous_ids"] if finished else None,
         "landing": finished[-1]["removed"].get("landing files") if finished else None,
+        "removed": finished[-1]["removed"] if finished else None,  # what each store lost
         "log": str(log),
     }
 
