@@ -1,11 +1,12 @@
-"""`python -m bench.erasure [--from DATA_DIR] [--users 1,100]`: what an erasure costs on a finished warehouse.
+"""`python -m bench.erasure [--from DATA_DIR] [--users 1,100] [--out FILE]`: what an erasure costs on a finished
+warehouse.
 
 For each count N it copies the finished `make demo` warehouse (default `data/`) and runs `python -m privacy erase`
 on the copy in a child, for the N most active users. It prints the wall time, the peak RSS (ru_maxrss of the
 largest process of the tree, from wait4), the seconds of each step (from the erasure ledger) and the rows taken out
 of the landing files. The baseline, measured in the same run on the same copy, is one pass of ingestion's reader
 and validation over every landing file (what any erasure must at least read); the ratios are against it. Figures,
-not pass/fail; JSON goes to bench/results/erasure.json.
+not pass/fail; JSON goes to bench/results/erasure.json (--out: elsewhere, e.g. erasure_10m.json for the 10M run).
 
 The copies share the source's MLflow artifact folder (the registry's artifact locations are absolute): the erasure
 scrubs the training data of those runs there too, so point --from at a warehouse you can spare.
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from", dest="source", type=Path, default=ROOT / "data", help="a finished DATA_DIR")
     parser.add_argument("--users", default="1,100", help="user counts to erase, comma-separated")
     parser.add_argument("--work", type=Path, default=None, help="where the copies go (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
     args = parser.parse_args(argv)
     source = args.source.resolve()
     if not (source / "warehouse.duckdb").exists():
@@ -119,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(copy)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{events:,} raw events, {results['landing_files']} landing files, {results['machine']}")
     print(f"{'users':>6} {'wall s':>8} {'x read pass':>12} {'peak MiB':>9}  steps")
     for count, case in results["cases"].items():
