@@ -11,11 +11,9 @@ from demo_events.config import (
     DAY_MS,
     EMAIL_WEIGHTS,
     HOUR_MS,
-    HOUR_WEIGHTS,
-    PAGE_WEIGHTS,
     PRODUCTS,
     SEARCH_QUERIES,
-    SIGNUP_PAGE_WEIGHTS,
+    SIGNUP_PAGES,
     WEEKDAY_WEIGHTS,
     GeneratorConfig,
 )
@@ -32,7 +30,7 @@ from demo_events.events import (
     SIGNED_UP,
     Events,
 )
-from demo_events.population import Users, persona_table
+from demo_events.population import Users, persona_hours, persona_table
 from demo_events.sampling import categorical, grouped_categorical, segment_cumsum, segment_index
 
 MAX_EVENTS_PER_SESSION = 40
@@ -78,7 +76,7 @@ def make_sessions(users: Users, config: GeneratorConfig, rng: np.random.Generato
 
     per_day = 1 + rng.poisson(extra[act_user])
     day_user = np.repeat(act_user, per_day)
-    hour = categorical(rng, HOUR_WEIGHTS, len(day_user)).astype(np.int64)
+    hour = grouped_categorical(rng, users.persona[day_user], persona_hours(config)).astype(np.int64)
     minute = rng.integers(0, HOUR_MS, len(day_user))
     day_start = np.repeat(act_day, per_day) * DAY_MS + hour * HOUR_MS + minute
 
@@ -143,7 +141,9 @@ def session_events(
         PAGE,
         anon=True,
         first=True,
-        attr=categorical(rng, SIGNUP_PAGE_WEIGHTS, len(a_user)),
+        attr=grouped_categorical(
+            rng, users.persona[a_user], persona_table(config, "page_weights") * np.asarray(SIGNUP_PAGES)
+        ),
     )
     identify = Events.build(su, su_start, IDENTIFY, first=True)
     signed_up = Events.build(su, su_start + rng.integers(1, SIGNUP_LEAD_MS, len(su)), SIGNED_UP, first=True)
@@ -186,7 +186,7 @@ def _session_attr(
 ) -> np.ndarray:
     attr = np.full(len(kind), -1, dtype=np.int16)
     pages = np.flatnonzero(kind == PAGE)
-    attr[pages] = categorical(rng, PAGE_WEIGHTS, len(pages))
+    attr[pages] = grouped_categorical(rng, persona[pages], persona_table(config, "page_weights"))
     feats = np.flatnonzero(kind == FEATURE_USED)
     attr[feats] = grouped_categorical(rng, persona[feats], persona_table(config, "feature_weights"))
     searches = np.flatnonzero(kind == SEARCH_PERFORMED)

@@ -13,7 +13,12 @@ MINUTE_MS = 60_000
 
 @dataclass(frozen=True)
 class Persona:
-    """Behaviour of one kind of user; rates are means before per-user lognormal noise."""
+    """Behaviour of one kind of user; rates are means before per-user lognormal noise.
+
+    Every profile below holds from a user's first session on (the signup session already draws its events, pages,
+    features, device and hours from them), as real users show their habits from their first visit: what tells
+    personas apart is the mix of what they do, not only how long they stay.
+    """
 
     active_days_per_week: float  # the activity rate: chance of a visit on a day, times 7
     extra_sessions: float  # Poisson mean of further sessions on an active day
@@ -28,38 +33,46 @@ class Persona:
     mix: tuple[float, float, float, float, float]
     feature_weights: tuple[float, ...]  # over FEATURES
     plan_weights: tuple[float, float, float]  # over PLANS
+    device_weights: tuple[float, float, float]  # over DEVICES
+    page_weights: tuple[float, ...]  # over PAGES (signed-in page and screen views)
+    hours: str  # key of HOUR_PROFILES: when in the day (UTC) the persona's sessions start
 
 
 PERSONAS: dict[str, Persona] = {
     "power_user": Persona(
         active_days_per_week=5.0, extra_sessions=0.8, events_per_session=7.0, lifetime_days=240.0,
         order_prob=0.10, order_value=90.0, coupon_prob=0.05, refund_prob=0.03, decays=False,
-        mix=(0.22, 0.18, 0.08, 0.40, 0.12), feature_weights=(0.25, 0.20, 0.15, 0.15, 0.25),
-        plan_weights=(0.2, 0.5, 0.3),
+        mix=(0.18, 0.10, 0.04, 0.55, 0.13), feature_weights=(0.10, 0.30, 0.05, 0.05, 0.50),
+        plan_weights=(0.2, 0.5, 0.3), device_weights=(0.85, 0.12, 0.03),
+        page_weights=(1.0, 0.5, 2.0, 5.0, 0.5, 0.3, 1.0), hours="working",
     ),
     "casual_browser": Persona(
         active_days_per_week=1.3, extra_sessions=0.2, events_per_session=4.0, lifetime_days=60.0,
         order_prob=0.03, order_value=45.0, coupon_prob=0.05, refund_prob=0.05, decays=False,
-        mix=(0.45, 0.30, 0.05, 0.08, 0.12), feature_weights=(0.50, 0.15, 0.15, 0.15, 0.05),
-        plan_weights=(0.8, 0.2, 0.0),
+        mix=(0.62, 0.18, 0.03, 0.07, 0.10), feature_weights=(0.65, 0.05, 0.10, 0.15, 0.05),
+        plan_weights=(0.8, 0.2, 0.0), device_weights=(0.15, 0.75, 0.10),
+        page_weights=(4.0, 0.8, 1.5, 0.3, 4.0, 0.2, 0.4), hours="evening",
     ),
     "discount_seeker": Persona(
         active_days_per_week=2.0, extra_sessions=0.3, events_per_session=5.0, lifetime_days=90.0,
-        order_prob=0.10, order_value=35.0, coupon_prob=0.80, refund_prob=0.08, decays=False,
-        mix=(0.33, 0.35, 0.14, 0.05, 0.13), feature_weights=(0.50, 0.15, 0.15, 0.15, 0.05),
-        plan_weights=(0.7, 0.3, 0.0),
+        order_prob=0.12, order_value=35.0, coupon_prob=0.80, refund_prob=0.08, decays=False,
+        mix=(0.20, 0.40, 0.15, 0.05, 0.20), feature_weights=(0.20, 0.05, 0.05, 0.65, 0.05),
+        plan_weights=(0.7, 0.3, 0.0), device_weights=(0.10, 0.75, 0.15),
+        page_weights=(1.0, 4.0, 0.5, 0.2, 0.5, 3.0, 0.5), hours="lunch_and_night",
     ),
     "one_and_done": Persona(
         active_days_per_week=0.5, extra_sessions=0.1, events_per_session=5.0, lifetime_days=2.0,
-        order_prob=0.25, order_value=50.0, coupon_prob=0.10, refund_prob=0.10, decays=False,
-        mix=(0.45, 0.30, 0.10, 0.05, 0.10), feature_weights=(0.50, 0.15, 0.15, 0.15, 0.05),
-        plan_weights=(0.9, 0.1, 0.0),
+        order_prob=0.45, order_value=60.0, coupon_prob=0.10, refund_prob=0.10, decays=False,
+        mix=(0.35, 0.30, 0.25, 0.02, 0.08), feature_weights=(0.40, 0.20, 0.20, 0.10, 0.10),
+        plan_weights=(0.9, 0.1, 0.0), device_weights=(0.70, 0.05, 0.25),
+        page_weights=(3.0, 1.5, 0.5, 0.2, 0.2, 4.0, 0.3), hours="afternoon",
     ),
     "slow_churner": Persona(
         active_days_per_week=3.5, extra_sessions=0.4, events_per_session=5.0, lifetime_days=120.0,
         order_prob=0.05, order_value=55.0, coupon_prob=0.10, refund_prob=0.05, decays=True,
-        mix=(0.35, 0.20, 0.06, 0.27, 0.12), feature_weights=(0.40, 0.20, 0.15, 0.15, 0.10),
-        plan_weights=(0.5, 0.4, 0.1),
+        mix=(0.40, 0.10, 0.04, 0.36, 0.10), feature_weights=(0.15, 0.10, 0.55, 0.10, 0.10),
+        plan_weights=(0.5, 0.4, 0.1), device_weights=(0.65, 0.20, 0.15),
+        page_weights=(0.8, 0.5, 0.8, 1.5, 0.3, 0.2, 4.0), hours="morning",
     ),
 }  # fmt: skip
 
@@ -107,7 +120,6 @@ LOCALES = {"US": "en-US", "GB": "en-GB", "DE": "de-DE", "FR": "fr-FR", "IN": "en
 COUNTRY_OFFSETS = {"US": -300, "GB": 60, "DE": 120, "FR": 120, "IN": 330, "BR": -180}
 
 DEVICES = ("desktop", "mobile", "tablet")
-DEVICE_WEIGHTS = (0.55, 0.38, 0.07)
 OPERATING_SYSTEMS = ("macOS", "Windows", "Linux", "iOS", "Android", "iPadOS")
 OS_BY_DEVICE = {
     "desktop": (0.45, 0.45, 0.10, 0.0, 0.0, 0.0),
@@ -118,8 +130,8 @@ OS_BY_DEVICE = {
 PLANS = ("free", "pro", "team")
 FEATURES = ("dashboards", "export", "alerts", "sharing", "api")
 PAGES = ("Home", "Pricing", "Features", "Docs", "Blog", "Checkout", "Account")
-PAGE_WEIGHTS = (3.0, 2.0, 2.0, 1.5, 1.0, 1.0, 1.0)
-SIGNUP_PAGE_WEIGHTS = (3.0, 2.0, 2.0, 0.0, 1.0, 0.0, 0.0)  # what anonymous visitors see before signing up
+# Pages anonymous visitors can see before signing up (1) or not (0); among them a persona browses by its page_weights
+SIGNUP_PAGES = (1, 1, 1, 0, 1, 0, 0)
 SEARCH_QUERIES = ("pricing", "export csv", "api keys", "dashboard templates", "alerts setup", "integrations")
 COUPONS = ("SAVE10", "WELCOME15", "FLASH20", "LOYAL25")
 COUPON_DISCOUNT = (0.10, 0.15, 0.20, 0.25)
@@ -131,10 +143,20 @@ FACTORS = ("tour", "badge")
 FACTORIAL_VARIANTS = ("tour_off+badge_off", "tour_on+badge_off", "tour_off+badge_on", "tour_on+badge_on")
 PRODUCTS = 200
 
-# Signups and visits by weekday (Monday first) and by UTC hour.
+# Signups and visits by weekday (Monday first); the hour (UTC) a signup or session starts follows its persona.
 WEEKDAY_WEIGHTS = (1.15, 1.2, 1.15, 1.1, 1.0, 0.7, 0.7)
-HOUR_WEIGHTS = (1.0, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.5, 2.2, 2.6, 2.6, 2.4,
-                2.2, 2.3, 2.4, 2.4, 2.3, 2.4, 2.7, 3.0, 3.0, 2.6, 2.0, 1.4)  # fmt: skip
+HOUR_PROFILES: dict[str, tuple[float, ...]] = {
+    "working": (0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 1.5, 3.0, 3.5, 3.5, 3.2,
+                2.5, 3.2, 3.5, 3.5, 3.0, 2.0, 1.0, 0.6, 0.5, 0.4, 0.3, 0.2),
+    "evening": (1.0, 0.5, 0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.5, 0.5, 0.5, 0.6,
+                0.8, 0.6, 0.6, 0.7, 1.0, 1.8, 3.0, 3.8, 4.0, 3.8, 3.0, 2.0),
+    "lunch_and_night": (1.5, 1.0, 0.4, 0.2, 0.1, 0.1, 0.2, 0.4, 0.6, 0.8, 1.5, 3.0,
+                        3.8, 3.0, 1.2, 0.6, 0.6, 0.8, 1.0, 1.5, 2.2, 3.0, 3.2, 2.5),
+    "afternoon": (0.4, 0.3, 0.2, 0.2, 0.2, 0.3, 0.5, 0.8, 1.2, 1.5, 1.8, 2.0,
+                  2.2, 2.5, 2.8, 3.0, 3.0, 2.8, 2.4, 2.0, 1.5, 1.0, 0.7, 0.5),
+    "morning": (0.2, 0.1, 0.1, 0.2, 0.5, 1.5, 3.0, 4.0, 4.0, 3.2, 2.0, 1.2,
+                0.8, 0.6, 0.5, 0.5, 0.5, 0.6, 0.6, 0.6, 0.5, 0.4, 0.3, 0.2),
+}  # fmt: skip
 
 # Kinds of defective rows -> share of all defective rows. Duplicates load once; every other kind is rejected.
 DEFAULT_DIRTY_MIX = {

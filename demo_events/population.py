@@ -11,10 +11,9 @@ from demo_events.config import (
     CHANNELS,
     COUNTRIES,
     DAY_MS,
-    DEVICE_WEIGHTS,
     DEVICES,
     HOUR_MS,
-    HOUR_WEIGHTS,
+    HOUR_PROFILES,
     OS_BY_DEVICE,
     PERSONAS,
     WEEKDAY_WEIGHTS,
@@ -56,6 +55,11 @@ def persona_table(config: GeneratorConfig, attribute: str) -> np.ndarray:
     return np.array([getattr(PERSONAS[name], attribute) for name in config.persona_names()])
 
 
+def persona_hours(config: GeneratorConfig) -> np.ndarray:
+    """Weights of the 24 UTC hours for each persona code (rows) when a signup or session starts."""
+    return np.array([HOUR_PROFILES[PERSONAS[name].hours] for name in config.persona_names()])
+
+
 def signup_days(config: GeneratorConfig) -> tuple[int, np.ndarray]:
     """First signup day (days since the epoch) and the relative signup weight of every day up to the end."""
     first = config.start_ms // DAY_MS
@@ -73,13 +77,13 @@ def make_users(config: GeneratorConfig, n: int, rng: np.random.Generator) -> Use
     channel = categorical(rng, [share for share, _ in CHANNELS.values()], n).astype(np.int8)
     campaign = rng.integers(0, len(next(iter(CAMPAIGNS.values()))), n).astype(np.int8)
     country = categorical(rng, [share for share, _ in COUNTRIES.values()], n).astype(np.int8)
-    device = categorical(rng, DEVICE_WEIGHTS, n).astype(np.int8)
+    device = grouped_categorical(rng, persona, persona_table(config, "device_weights")).astype(np.int8)
     os = grouped_categorical(rng, device, np.array([OS_BY_DEVICE[d] for d in DEVICES])).astype(np.int8)
     plan = grouped_categorical(rng, persona, persona_table(config, "plan_weights")).astype(np.int8)
 
     first_day, weights = signup_days(config)
     day = first_day + categorical(rng, weights, n).astype(np.int64)
-    hour = categorical(rng, HOUR_WEIGHTS, n).astype(np.int64)
+    hour = grouped_categorical(rng, persona, persona_hours(config)).astype(np.int64)
     signup = day * DAY_MS + hour * HOUR_MS + rng.integers(0, HOUR_MS, n)
     # Leave every signup an hour before the end so that its first session fits.
     signup = np.where(signup > config.end_ms - HOUR_MS, signup - HOUR_MS, signup)
