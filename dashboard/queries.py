@@ -297,11 +297,14 @@ def engagement_bands(db: ServingCopy, stages: tuple[str, ...] = ()) -> pd.DataFr
     )
 
 
-def cluster_sizes(db: ServingCopy) -> pd.DataFrame:
-    """Users per cluster from ml.user_clusters (for when the profiles mart is not built yet)."""
+def cluster_sizes(db: ServingCopy, with_low_data: bool = True) -> pd.DataFrame:
+    """Users per cluster from ml.user_clusters, with their mean confidence; without the users whose cluster rests
+    on too little data (is_low_data) unless `with_low_data`."""
     return db.query(
         "select cluster_id, cluster_name, count(*) as users, count(*) / sum(count(*)) over () as share_of_users, "
-        "max(model_version) as model_version from ml.user_clusters group by 1, 2 order by users desc, cluster_id"
+        "avg(confidence) as mean_confidence, max(model_version) as model_version from ml.user_clusters "
+        "where ? or not coalesce(is_low_data, false) group by 1, 2 order by users desc, cluster_id",
+        [with_low_data],
     )
 
 

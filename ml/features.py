@@ -1,4 +1,5 @@
-"""The feature tables dbt builds (marts.ml_user_features, marts.ml_churn_snapshots), read into pandas."""
+"""The feature tables dbt builds (marts.ml_user_features, marts.ml_user_mix, marts.ml_churn_snapshots), read into
+pandas."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 FEATURES_TABLE = "marts.ml_user_features"
+MIX_TABLE = "marts.ml_user_mix"
 SNAPSHOTS_TABLE = "marts.ml_churn_snapshots"
 
 # Every numeric behavioural feature of the dbt macro ml_user_features; the churn model reads them all.
@@ -65,17 +67,40 @@ DRIFT_FEATURES: tuple[str, ...] = tuple(
     }
 )
 
-# What a user does rather than how long it has been around: the clustering reads the mix of its actions.
-CLUSTER_FEATURES: tuple[str, ...] = (
-    "coupon_order_share",
-    "feature_use_share",
-    "product_view_share",
-    "cart_add_share",
-    "page_view_share",
+# What a user does rather than how long it has been around: its rates per session and per active day (on a log
+# scale, as they are heavy-tailed) beside the mix of its behaviour (marts.ml_user_mix, one column per dimension and
+# category, named by mix_column). None of them grows with the user's age or its number of events.
+RATE_FEATURES: tuple[str, ...] = (
     "events_per_session",
+    "sessions_per_active_day",
+    "avg_session_minutes",
+    "orders_per_session",
+    "avg_order_value",
 )
-# Heavy-tailed counts and rates are clustered on a log scale; shares stay as they are.
-LOG_FEATURES = frozenset({"events_per_session", "active_days_per_week", "avg_order_value", "sessions_per_active_day"})
+MIX_PREFIX = "mix:"
+WEIGHT_PREFIX = "mix_weight:"
+MIX_EVENTS = "mix_events"  # the user's actions in the mix: what its cluster rests on
+MIX_EVENTS_DIMENSION = "action"
+
+
+def mix_column(dimension: str, category: str) -> str:
+    """The feature column of one category's shrunk share."""
+    return f"{MIX_PREFIX}{dimension}:{category}"
+
+
+def weight_column(dimension: str) -> str:
+    """The column holding how much a user's own events count in its shares of a dimension (0 to 1)."""
+    return f"{WEIGHT_PREFIX}{dimension}"
+
+
+def dimension_of(column: str) -> str:
+    """The dimension of a mix column."""
+    return column[len(MIX_PREFIX) :].split(":", 1)[0]
+
+
+def mix_columns(frame: pd.DataFrame) -> list[str]:
+    """The mix columns of a features frame, in a stable order."""
+    return sorted(c for c in frame.columns if str(c).startswith(MIX_PREFIX))
 
 
 class NotEnoughData(Exception):
@@ -124,6 +149,43 @@ def _read(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
 def load_user_features(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """marts.ml_user_features: one row per user at as_of (cutoff_at is as_of)."""
     return _numeric(_read(con, FEATURES_TABLE))
+
+
+def load_cluster_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Series]:
+    """What the clustering reads: marts.ml_user_features with each user's mix beside it (the shrunk share of every
+    category as a mix column, the weight of the user's own events per dimension, its number of actions), and the
+    population's share of every mix column (the centre the shares are shrunk towards)."""
+    features = load_user_features(con)
+    try:
+        mix = con.execute(
+            f"select user_id, dimension, category, shrunk_share, population_share, dimension_events, prior_events "
+            f"from {MIX_TABLE}"
+        ).df()
+    except duckdb.CatalogException as error:
+        raise NotEnoughData(f"{MIX_TABLE} does not exist yet (run dbt first): {error}") from error
+    return with_mix(features, mix)
+
+
+def with_mix(features: pd.DataFrame, mix: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """`features` with the long mix (rows of marts.ml_user_mix) pivoted beside it, and the population shares."""
+    mix = mix.assign(column=[mix_column(d, c) for d, c in zip(mix["dimension"], mix["category"], strict=True)])
+    shares = mix.pivot_table(index="user_id", columns="column", values="shrunk_share", aggfunc="first")
+    mix["weight"] = mix["dimension_events"] / (mix["dimension_events"] + mix["prior_events"])
+    weights = mix.drop_duplicates(["user_id", "dimension"]).pivot_table(
+        index="user_id", columns="dimension", values="weight", aggfunc="first"
+    )
+    weights.columns = [weight_column(d) for d in weights.columns]
+    actions = mix[mix["dimension"] == MIX_EVENTS_DIMENSION].drop_duplicates("user_id")
+    events = actions.set_index("user_id")["dimension_events"].rename(MIX_EVENTS)
+    population = mix.drop_duplicates("column").set_index("column")["population_share"].astype(float).sort_index()
+    population = population.fillna(0.0).clip(0.0, 1.0)
+    frame = features.join(shares, on="user_id").join(weights, on="user_id").join(events, on="user_id")
+    for column in shares.columns:  # a user the mix does not know (none in a consistent build) sits at the centre
+        frame[column] = frame[column].astype(float).clip(0.0, 1.0).fillna(population[column])
+    frame[list(weights.columns)] = frame[list(weights.columns)].astype(float).clip(0.0, 1.0).fillna(0.0)
+    frame[MIX_EVENTS] = frame[MIX_EVENTS].fillna(0.0).clip(lower=0.0)
+    frame[MIX_EVENTS] = frame[MIX_EVENTS].astype("int64")
+    return frame, population
 
 
 def load_churn_snapshots(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

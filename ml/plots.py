@@ -43,13 +43,19 @@ def importance(frame: pd.DataFrame, top: int = 15) -> Figure:
     return fig
 
 
-def silhouette_by_k(scores: pd.DataFrame) -> Figure:
-    fig, ax = plt.subplots(figsize=(6, 4))
+def selection_by_k(scores: pd.DataFrame) -> Figure:
+    """The criteria of every candidate by k: Calinski-Harabasz (what chooses), and silhouette, Davies-Bouldin and
+    mean assignment confidence beside it."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for algorithm, group in scores.groupby("algorithm"):
-        ax.plot(group["k"], group["silhouette"], marker="o", label=f"{algorithm} silhouette")
-        ax.plot(group["k"], group["davies_bouldin"], marker="x", linestyle=":", label=f"{algorithm} Davies-Bouldin")
-    ax.set(xlabel="clusters k", title="Choosing k (silhouette up, Davies-Bouldin down)")
-    ax.legend(fontsize=8)
+        left.plot(group["k"], group["calinski_harabasz"], marker="o", label=str(algorithm))
+        right.plot(group["k"], group["silhouette"], marker="o", label=f"{algorithm} silhouette")
+        right.plot(group["k"], group["davies_bouldin"], marker="x", linestyle=":", label=f"{algorithm} Davies-Bouldin")
+        right.plot(group["k"], group["confidence"], marker="s", linestyle="--", label=f"{algorithm} confidence")
+    left.set(xlabel="clusters k", title="Calinski-Harabasz (highest chosen)")
+    right.set(xlabel="clusters k", title="Silhouette, Davies-Bouldin, mean confidence")
+    left.legend(fontsize=8)
+    right.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -57,7 +63,7 @@ def silhouette_by_k(scores: pd.DataFrame) -> Figure:
 def cluster_profiles(profiles: pd.DataFrame, features: list[str]) -> Figure:
     values = profiles[features].to_numpy(float)
     z = (values - values.mean(axis=0)) / np.where(values.std(axis=0) > 0, values.std(axis=0), 1)
-    fig, ax = plt.subplots(figsize=(8, 1 + 0.6 * len(profiles)))
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.45 * len(features)), 2 + 0.6 * len(profiles)))
     image = ax.imshow(z, cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
     ax.set_xticks(range(len(features)), features, rotation=35, ha="right", fontsize=8)
     labels = [

@@ -56,7 +56,7 @@ SKOPS_FILE = "model.skops"  # where mlflow.sklearn puts a skops model in the mod
 TRUSTED_TYPES: tuple[str, ...] = (
     # ours: set from the file's attributes (themselves of trusted types) by BaseEstimator.__setstate__, no other
     # code runs on load; its methods only run when scoring calls them
-    "ml.clustering.StableClusterer",
+    "ml.clustering.BehaviourClusterer",
     # CalibratedClassifierCV's fitted parts, random forest trees and histogram gradient boosting predictors
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

@@ -12,9 +12,16 @@ from sklearn.metrics import roc_auc_score
 
 from ml import plots
 from ml.churn import ChurnParams, ChurnResult, risk_tier, train_churn
-from ml.clustering import ClusteringResult, ClusterParams, StableClusterer, holdout_silhouette, train_clustering
+from ml.clustering import (
+    BehaviourClusterer,
+    ClusteringResult,
+    ClusterParams,
+    holdout_confidence,
+    planted_agreement,
+    train_clustering,
+)
 from ml.drift import drift_report
-from ml.features import CHURN_FEATURES, CLUSTER_FEATURES, DRIFT_FEATURES, NotEnoughData, data_version
+from ml.features import CHURN_FEATURES, DRIFT_FEATURES, MIX_EVENTS, RATE_FEATURES, NotEnoughData, data_version
 from ml.tracking import (
     CHURN_MODEL,
     CLUSTER_MODEL,
@@ -27,7 +34,6 @@ from ml.tracking import (
     publish,
 )
 
-CLUSTER_INPUTS = [*CLUSTER_FEATURES, "active_days_total"]
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 class ClusterTraining:
     result: ClusteringResult
     outcome: PublishOutcome
+    planted: dict[str, float]  # agreement with planted personas (empty when there are none)
 
 
 @dataclass
@@ -62,53 +69,72 @@ def _champion_or_none(name: str) -> object | None:
         return None
 
 
-def train_cluster_model(features: pd.DataFrame, params: ClusterParams | None = None) -> ClusterTraining:
+def train_cluster_model(
+    features: pd.DataFrame,
+    population: pd.Series,
+    params: ClusterParams | None = None,
+    planted: pd.DataFrame | None = None,
+) -> ClusterTraining:
     """Fit the clustering (ids matched to the champion's clusters), log and register it, gate the champion on the
-    holdout users' silhouette."""
+    holdout users' mean assignment confidence. `planted` (user_id, persona: the demo generator's truth, when the
+    data is generated) adds the adjusted Rand index against it, over all users and by band of history."""
     params = params or ClusterParams()
     as_of = as_of_of(features)
     previous = _champion_or_none(CLUSTER_MODEL)
-    result = train_clustering(features, params, previous if isinstance(previous, StableClusterer) else None)
+    result = train_clustering(
+        features, population, params, previous if isinstance(previous, BehaviourClusterer) else None
+    )
     holdout = features[features["user_id"].isin(result.holdout_users)]
     scores = result.scores
+    assignments = result.assignments
     metrics = {
-        "holdout_silhouette": result.holdout_silhouette,
+        "holdout_confidence": result.holdout_confidence,
         "n_clusters": result.k,
-        "established_users": int((features["active_days_total"] >= params.min_active_days).sum()),
-        "light_users": int((features["active_days_total"] < params.min_active_days).sum()),
-        **{f"silhouette_{r.algorithm}_k{r.k}": r.silhouette for r in scores.itertuples()},
-        **{f"davies_bouldin_{r.algorithm}_k{r.k}": r.davies_bouldin for r in scores.itertuples()},
-        **result.dbscan,
-    }
+        "users": len(assignments),
+        "low_data_users": int(assignments["is_low_data"].sum()),
+        "mean_confidence": float(assignments["confidence"].mean()),
+        **{f"{column}_{r.algorithm}_k{r.k}": getattr(r, column) for r in scores.itertuples() for column in
+           ("calinski_harabasz", "silhouette", "davies_bouldin", "bic", "confidence")},
+    }  # fmt: skip
     chosen = scores[(scores["algorithm"] == result.algorithm) & (scores["k"] == result.k)].iloc[0]
-    metrics |= {"silhouette": chosen["silhouette"], "davies_bouldin": chosen["davies_bouldin"]}
+    metrics |= {c: chosen[c] for c in ("calinski_harabasz", "silhouette", "davies_bouldin", "bic")}
+    agreement = planted_agreement(assignments, features, planted) if planted is not None and len(planted) else {}
+    metrics |= agreement
+    model = result.model
     outcome = publish(
         name=CLUSTER_MODEL,
-        model=result.model,
-        input_example=features[CLUSTER_INPUTS].head(5),
+        model=model,
+        input_example=features[cluster_inputs(model, features)].head(5),
         params={
             "algorithm": result.algorithm,
             "k": result.k,
-            "features": ",".join(CLUSTER_FEATURES),
-            "min_active_days": params.min_active_days,
+            "selection": "highest Calinski-Harabasz index on a sample of training users",
+            "rate_features": ",".join(model.rate_features),
+            "mix_features": len(model.mix_features),
+            "low_data_events": params.low_data_events,
             "k_range": f"{params.k_min}-{params.k_max}",
-            "pca_variance": params.pca_variance,
             "holdout_share": params.holdout_share,
-            "cluster_names": "; ".join(f"{i}={n}" for i, n in sorted(result.model.names.items())),
+            "cluster_names": "; ".join(f"{i}={n}" for i, n in sorted(model.names.items())),
         },
         metrics=metrics,
         data_version=data_version(result.training_frame, as_of),
-        metric="silhouette",
-        candidate_score=result.holdout_silhouette,
-        score_champion=lambda champion: holdout_silhouette(champion, holdout),
+        metric="confidence",
+        candidate_score=result.holdout_confidence,
+        score_champion=lambda champion: holdout_confidence(champion, holdout),
         reference=result.training_frame,
         figures={
-            "silhouette_by_k": plots.silhouette_by_k(scores),
-            "cluster_profiles": plots.cluster_profiles(result.profiles, [*CLUSTER_FEATURES, "active_days_per_week"]),
+            "selection_by_k": plots.selection_by_k(scores),
+            "cluster_profiles": plots.cluster_profiles(result.profiles, [*RATE_FEATURES, *model.mix_features]),
         },
         tables={"k_selection": scores, "cluster_profiles": result.profiles},
     )
-    return ClusterTraining(result, outcome)
+    return ClusterTraining(result, outcome, agreement)
+
+
+def cluster_inputs(model: BehaviourClusterer, features: pd.DataFrame) -> list[str]:
+    """The columns a clustering model reads from a features frame (those present)."""
+    weights = [c for c in features.columns if str(c).startswith("mix_weight:")]
+    return [c for c in (*model.features, *weights, MIX_EVENTS) if c in features.columns]
 
 
 def train_churn_model(snapshots: pd.DataFrame, params: ChurnParams | None = None) -> ChurnTraining:
@@ -161,20 +187,18 @@ def train_churn_model(snapshots: pd.DataFrame, params: ChurnParams | None = None
 
 
 def assign_clusters(features: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """ml.user_clusters rows from the champion clustering model, and its version."""
+    """ml.user_clusters rows from the champion clustering model (every user, with its confidence, the events its
+    cluster rests on and whether they are too few), and its version."""
     version = champion_version(client(), CLUSTER_MODEL)
     if version is None:
         raise NotEnoughData(f"no {CLUSTER_MODEL} champion in the registry yet")
     model = load_model(CLUSTER_MODEL, version)  # ModelRefused (the asset fails with why) rather than run its code
-    ids = model.predict(features) if len(features) else np.array([], dtype=np.int64)
-    frame = pd.DataFrame(
-        {
-            "user_id": features["user_id"].to_numpy(),
-            "cluster_id": ids.astype(np.int32),
-            "cluster_name": model.name_of(ids),
-            "model_version": version,
-        }
-    )
+    if not isinstance(model, BehaviourClusterer):
+        raise NotEnoughData(f"the {CLUSTER_MODEL} champion (version {version}) predates per-user confidences")
+    frame = model.assign(features)
+    frame["cluster_id"] = frame["cluster_id"].astype(np.int32)
+    frame["events"] = frame["events"].astype(np.int64)
+    frame["model_version"] = version
     return frame, version
 
 
@@ -231,8 +255,9 @@ def measure_drift(name: str, features: pd.DataFrame, threshold: float) -> DriftR
         current = features[features["is_churn_scoring_population"].astype(bool)]
         columns: tuple[str, ...] = DRIFT_FEATURES
     else:
-        current = features[features["active_days_total"] >= training["active_days_total"].min()]
-        columns = CLUSTER_FEATURES
+        current = features
+        columns = tuple(c for c in training.columns if c in set(RATE_FEATURES) or str(c).startswith("mix:"))
+        columns = tuple(c for c in columns if c in current.columns)
     if min(len(current), len(training)) < DRIFT_MIN_ROWS:
         raise NotEnoughData(
             f"{len(current)} current and {len(training)} training rows; drift needs {DRIFT_MIN_ROWS} on each side"

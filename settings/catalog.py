@@ -390,9 +390,9 @@ class MLSettings:
         "ML_MAX_CHAMPION_AGE_DAYS", 7.0, unit="days of data", minimum=0,
         meaning="a champion trained on data older than this is retrained",
     )  # fmt: skip
-    cluster_min_active_days: int = setting(
-        "ML_CLUSTER_MIN_ACTIVE_DAYS", 8, unit="days", minimum=1,
-        meaning="users with fewer active days are the light-users cluster 0",
+    cluster_low_data_events: int = setting(
+        "ML_CLUSTER_LOW_DATA_EVENTS", 10, unit="events", minimum=1,
+        meaning="a user's cluster resting on fewer of its actions is flagged as too little data (it still gets one)",
     )  # fmt: skip
     retrain_cooldown_hours: float = setting(
         "ML_RETRAIN_COOLDOWN_HOURS", 24.0, unit="hours", minimum=0,

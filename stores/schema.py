@@ -136,6 +136,9 @@ TABLES: dict[str, TableSchema] = {
             user_id varchar
             cluster_id integer
             cluster_name varchar
+            confidence double
+            events bigint
+            is_low_data boolean
             model_version varchar
             """,
         ),

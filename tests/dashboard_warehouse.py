@@ -47,6 +47,7 @@ USERS = [
     ("u5", "new", False, "loyal", 5.0, 5, 3, 2),
     ("u6", "lapsed", False, "lost", 0.0, 1, 1, 1),
 ]
+LOW_DATA_USERS = ("u5", "u6")  # their clusters rest on too little data (ml.user_clusters.is_low_data)
 CHURN = [("u1", 0.05, "low"), ("u2", 0.2, "low"), ("u3", 0.55, "medium"), ("u5", 0.7, "high"), ("u4", 0.9, "high")]
 
 
@@ -214,8 +215,9 @@ def _segments(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "create or replace table marts.cluster_profiles as select *, "
         + ", ".join(f"1.0 as {feature}" for feature in features)
-        + " from (values (0, 'power users', '1', 2, 1 / 3, 10.0, 100.0), (1, 'casual', '1', 4, 2 / 3, 2.0, 10.0)) "
-        "t(cluster_id, cluster_name, model_version, users, share_of_users, active_days_per_week, revenue_total)"
+        + " from (values (0, 'power users', '1', 2, 1 / 3, 0.8, 0, 0.0, 10.0, 100.0), "
+        "(1, 'casual', '1', 4, 2 / 3, 0.3, 2, 0.5, 2.0, 10.0)) t(cluster_id, cluster_name, model_version, users, "
+        "share_of_users, mean_confidence, low_data_users, low_data_share, active_days_per_week, revenue_total)"
     )
 
 
@@ -240,7 +242,10 @@ def _ml(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "create or replace table ml.user_clusters as select user_id, case when user_id in ('u1', 'u2') then 0 else 1 "
         "end as cluster_id, case when user_id in ('u1', 'u2') then 'power users' else 'casual' end as cluster_name, "
-        "'1' as model_version from marts.user_segments"
+        # the two casual users placed on three actions rest on too little data
+        "case when user_id in ('u1', 'u2') then 0.8 else 0.3 end as confidence, "
+        f"case when user_id in {LOW_DATA_USERS} then 3 else 40 end as events, "
+        f"user_id in {LOW_DATA_USERS} as is_low_data, '1' as model_version from marts.user_segments"
     )
 
 

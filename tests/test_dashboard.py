@@ -197,6 +197,14 @@ def test_segments_filters(published):
     assert bands["users"].tolist() == [2, 1, 1, 1, 1]  # scores 0, 0 | 5 | 12 | 60 | 200
     clusters = frame(at, "cluster_name")
     assert clusters["cluster_name"].tolist() == ["casual", "power users"]
+    sizes = frame(at, "cluster_name", "mean_confidence").set_index("cluster_name")
+    assert sizes["users"].to_dict() == {"casual": 4, "power users": 2}
+    assert sizes["mean_confidence"].to_dict() == pytest.approx({"casual": 0.3, "power users": 0.8})
+    # every user has a cluster; those resting on too little data can be left out
+    at.toggle(key="segments_hide_low_data").set_value(True).run()
+    sizes = frame(at, "cluster_name", "mean_confidence").set_index("cluster_name")
+    assert sizes["users"].to_dict() == {"casual": 2, "power users": 2}
+    at.toggle(key="segments_hide_low_data").set_value(False).run()
 
     at.multiselect(key="segments_stages").set_value(["lapsed"]).run()
     assert at.dataframe[0].value.set_index("segment")["users"].to_dict() == {"hibernating": 1, "lost": 1}

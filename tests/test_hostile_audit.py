@@ -22,7 +22,14 @@ import pytest
 from ingestion import IngestSettings, ingest_landing
 from ml.churn import ChurnParams, score_users, train_churn
 from ml.clustering import ClusterParams, train_clustering
-from ml.features import CHURN_FEATURES, CLUSTER_FEATURES, NotEnoughData, load_churn_snapshots, load_user_features
+from ml.features import (
+    CHURN_FEATURES,
+    RATE_FEATURES,
+    NotEnoughData,
+    load_churn_snapshots,
+    load_cluster_inputs,
+    mix_columns,
+)
 from tests.conftest import event, query, run_dbt, write_lines
 
 T0 = datetime(2026, 1, 5, 10, 0)  # a Monday: week W0 is 2026-01-05 .. 2026-01-11
@@ -326,16 +333,39 @@ def test_churn_trains_and_scores_on_hostile_feature_values(tmp_path):
     assert len(scores) == 80 and np.isfinite(scores["churn_probability"]).all()
 
 
+# Category names are client values (bounded in length by the mart, but any text): markup, the column naming's
+# own separator, an empty string; and shares another writer left out of range or null
+HOSTILE_CATEGORIES = ["page_viewed", "<img src=x onerror=alert(1)>", "mix:action:x", ""]
+
+
+def mix_frame(user_ids: pd.Series, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in user_ids:
+        shares = rng.dirichlet(np.ones(len(HOSTILE_CATEGORIES)))
+        for category, share in zip(HOSTILE_CATEGORIES, shares, strict=True):
+            rows.append((user, "action", category, float(share), 0.25, int(rng.integers(0, 30)), 2.0))
+    frame = pd.DataFrame(rows, columns=["user_id", "dimension", "category", "shrunk_share", "population_share",
+                                        "dimension_events", "prior_events"])  # fmt: skip
+    if len(frame) >= 4:
+        frame.loc[:3, "shrunk_share"] = [np.nan, -5.0, 7.0, 1e300]
+    return frame
+
+
 def test_clustering_on_hostile_feature_values(tmp_path):
     database = tmp_path / "warehouse.duckdb"
     frame = plant(snapshot_frame(rows_per_cutoff=200))
     features = frame[frame["cutoff_at"] == frame["cutoff_at"].max()].assign(active_days_total=20.0)
     write_table(database, "ml_user_features", features)
+    write_table(database, "ml_user_mix", mix_frame(features["user_id"]))
     with duckdb.connect(str(database), read_only=True) as con:
-        loaded = load_user_features(con)
-    assert np.isfinite(loaded[list(CLUSTER_FEATURES)].to_numpy()).all()
-    result = train_clustering(loaded, ClusterParams(k_min=2, k_max=4, min_users=40))
-    assert len(result.assignments) == 200
+        loaded, population = load_cluster_inputs(con)
+    mix = mix_columns(loaded)
+    assert len(mix) == len(HOSTILE_CATEGORIES)
+    values = loaded[[*RATE_FEATURES, *mix]].to_numpy()
+    assert np.isfinite(values).all() and (loaded[mix].to_numpy() <= 1).all() and (loaded[mix].to_numpy() >= 0).all()
+    result = train_clustering(loaded, population, ClusterParams(k_min=2, k_max=4, min_users=40))
+    assert len(result.assignments) == 200 and np.isfinite(result.assignments["confidence"]).all()
 
 
 @pytest.mark.parametrize("rows", [0, 1])
@@ -343,10 +373,12 @@ def test_empty_and_single_user_frames_raise_only_not_enough_data(tmp_path, rows)
     database = tmp_path / "warehouse.duckdb"
     snapshots = plant(snapshot_frame(rows_per_cutoff=3)).groupby("cutoff_at").head(rows)
     write_table(database, "ml_churn_snapshots", snapshots)
-    write_table(database, "ml_user_features", snapshots.drop(columns=["is_churned", "as_of", "snapshot_number"]))
+    features = snapshots.drop(columns=["is_churned", "as_of", "snapshot_number"])
+    write_table(database, "ml_user_features", features)
+    write_table(database, "ml_user_mix", mix_frame(features["user_id"]).head(rows * len(HOSTILE_CATEGORIES)))
     with duckdb.connect(str(database), read_only=True) as con:
-        loaded_snapshots, loaded_features = load_churn_snapshots(con), load_user_features(con)
+        loaded_snapshots, (loaded_features, population) = load_churn_snapshots(con), load_cluster_inputs(con)
     with pytest.raises(NotEnoughData):
         train_churn(loaded_snapshots)
     with pytest.raises(NotEnoughData):
-        train_clustering(loaded_features)
+        train_clustering(loaded_features, population)

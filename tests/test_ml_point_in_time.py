@@ -60,7 +60,16 @@ FEATURE_SQL = f"""
 
 def build(data_dir: Path) -> None:
     ingest_landing(IngestSettings(data_dir=data_dir, settle_seconds=0))
-    run_dbt(data_dir, "run", "--select", "+ml_churn_snapshots", "+ml_user_features", "int_sessions", dbt_vars=DBT_VARS)
+    run_dbt(
+        data_dir,
+        "run",
+        "--select",
+        "+ml_churn_snapshots",
+        "+ml_user_features",
+        "+ml_user_mix",
+        "int_sessions",
+        dbt_vars=DBT_VARS,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +135,8 @@ def test_too_little_data_skips_with_a_reason_and_still_builds_everything(warehou
         key: result.asset_materializations_for_node(node)[0].metadata
         for key, node in ((CLUSTER_MODEL_KEY, "ml__cluster_model"), (CHURN_MODEL_KEY, "ml__churn_model"))
     }
-    reason = "skipped: 0 users have at least 8 active days; clustering needs 40"
+    [(users,)] = query(warehouse_dir, "select count(*) from marts.ml_user_features")
+    reason = f"skipped: {users} users have activity; clustering needs 40"
     assert metadata[CLUSTER_MODEL_KEY]["reason"].value == reason
     assert "skipped: training snapshots" in metadata[CHURN_MODEL_KEY]["reason"].value
     assert metadata[CLUSTER_MODEL_KEY]["trained"].value is False

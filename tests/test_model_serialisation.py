@@ -19,8 +19,8 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
 
 from ml.churn import candidates
-from ml.clustering import ClusterParams, StableClusterer, train_clustering
-from ml.features import CHURN_FEATURES, CLUSTER_FEATURES, data_version
+from ml.clustering import BehaviourClusterer, ClusterParams, train_clustering
+from ml.features import CHURN_FEATURES, data_version
 from ml.tracking import (
     CHAMPION,
     CHURN_MODEL,
@@ -38,6 +38,7 @@ from ml.tracking import (
 )
 from ml.training import assign_clusters, score_churn
 from orchestration.defs.ml.assets import training_reasons
+from tests.ml_helpers import synthetic_cluster_inputs
 
 MARKER_ENV = "TEST_MODEL_SERIALISATION_MARKER"
 
@@ -80,32 +81,18 @@ def churn_frame(rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarra
     return x, y
 
 
-def cluster_features(users: int = 400, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    personas = rng.random((4, len(CLUSTER_FEATURES)))
-    frame = pd.DataFrame(
-        personas[rng.integers(0, 4, users)] + rng.normal(0, 0.03, (users, len(CLUSTER_FEATURES))),
-        columns=list(CLUSTER_FEATURES),
-    ).clip(lower=0)
-    return frame.assign(
-        user_id=[f"u{i}" for i in range(users)],
-        active_days_total=rng.integers(1, 40, users),
-        active_days_per_week=rng.random(users) * 5,
-    )
-
-
 def pipeline_models() -> dict[str, BaseEstimator]:
     """Every kind of model ml.churn and ml.clustering build: each churn family under both calibrations, and the
-    clustering with and without PCA (k-means or a Gaussian mixture, whichever wins)."""
+    clustering (k-means or a Gaussian mixture start, whichever wins) on two data sets."""
     x, y = churn_frame()
     models: dict[str, BaseEstimator] = {}
     for family, pipeline in candidates().items():
         for method in ("sigmoid", "isotonic"):
             models[f"churn {family} {method}"] = CalibratedClassifierCV(pipeline, method=method, cv=3).fit(x, y)
-    features = cluster_features()
-    for pca in (0.9, None):
-        result = train_clustering(features, ClusterParams(pca_variance=pca, k_min=2, k_max=4))
-        models[f"clusters {result.algorithm} pca={pca}"] = result.model
+    for seed in (0, 1):
+        features, population, _ = synthetic_cluster_inputs(seed=seed)
+        result = train_clustering(features, population, ClusterParams(k_min=2, k_max=4))
+        models[f"clusters {result.algorithm} seed={seed}"] = result.model
     return models
 
 
@@ -144,26 +131,29 @@ def test_models_are_registered_as_skops_and_load_from_the_registry(mlflow_dir):
     np.testing.assert_allclose(loaded.predict_proba(x)[:, 1], model.predict_proba(x)[:, 1])
     assert retraining_requested(CHURN_MODEL) is None
 
-    features = cluster_features()
-    clusters = train_clustering(features, ClusterParams(k_min=2, k_max=4))
+    features, population, _ = synthetic_cluster_inputs()
+    clusters = train_clustering(features, population, ClusterParams(k_min=2, k_max=4))
     outcome = publish(
         name=CLUSTER_MODEL,
         model=clusters.model,
         input_example=features.head(3),
         params={},
         metrics={},
-        data_version=data_version(features, "2026-01-01"),
-        metric="silhouette",
-        candidate_score=clusters.holdout_silhouette,
+        data_version=data_version(clusters.training_frame, "2026-01-01"),
+        metric="confidence",
+        candidate_score=clusters.holdout_confidence,
         score_champion=lambda champion: 0.0,
-        reference=features,
+        reference=clusters.training_frame,
     )
     assert outcome.promoted
     frame, scored_by = assign_clusters(features)
     assert scored_by == outcome.model_version
     assert frame["cluster_id"].tolist() == clusters.model.predict(features).tolist()
+    pd.testing.assert_frame_equal(
+        frame.drop(columns="model_version"), clusters.model.assign(features).astype({"cluster_id": np.int32})
+    )
     reloaded = load_model(CLUSTER_MODEL)
-    assert isinstance(reloaded, StableClusterer) and reloaded.names == clusters.model.names
+    assert isinstance(reloaded, BehaviourClusterer) and reloaded.names == clusters.model.names
     pd.testing.assert_frame_equal(reloaded.centroid_frame(), clusters.model.centroid_frame())
 
 

@@ -49,7 +49,10 @@ def build(data_dir: Path, **environ: str) -> Settings:
     assert ingest_landing(settings.ingest).rows_loaded == 7
     with duckdb.connect(str(settings.ingest.warehouse_path)) as con:
         ensure(con, "ml.user_clusters", "activation.delivery_log")
-        con.execute("insert into ml.user_clusters values ('u1', 1, 'power', 'v1'), ('u2', 2, 'light', 'v1')")
+        con.execute(
+            "insert into ml.user_clusters values ('u1', 1, 'power', 0.9, 40, false, 'v1'), "
+            "('u2', 2, 'casual', 0.1, 2, true, 'v1')"
+        )
         con.execute(
             "insert into activation.delivery_log (delivery_key, audience, source_table, user_id, status) values "
             "('churn|u1|x', 'churn', 'marts.audience_churn_risk', 'u1', 'sent'), "

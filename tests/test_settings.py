@@ -132,7 +132,7 @@ def test_the_resources_fields_are_the_catalogues_and_environment_values_arrive_t
     }
     assert fields == expected
     monkeypatch.setenv("SETTLE_SECONDS", "7")
-    monkeypatch.setenv("ML_CLUSTER_MIN_ACTIVE_DAYS", "3")
+    monkeypatch.setenv("ML_CLUSTER_LOW_DATA_EVENTS", "3")
     resource = warehouse_resource()
     assert isinstance(resource.settle_seconds, dg.EnvVar) and resource.gate_volume_min_rows == "1000"
     # every field's default reads back to the catalogue's default
@@ -142,7 +142,7 @@ def test_the_resources_fields_are_the_catalogues_and_environment_values_arrive_t
     @dg.asset
     def seen(warehouse: WarehouseResource, mlflow: MLflowResource) -> tuple:
         ml = mlflow.section(warehouse.data_path)
-        return warehouse.ingest_settings().settle_seconds, warehouse.data_path, ml.cluster_min_active_days, ml.data_dir
+        return warehouse.ingest_settings().settle_seconds, warehouse.data_path, ml.cluster_low_data_events, ml.data_dir
 
     result = dg.materialize(
         [seen], resources={"warehouse": resource, "mlflow": MLflowResource(**env_fields(MLflowResource))}

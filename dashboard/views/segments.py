@@ -56,9 +56,16 @@ if has_segments:
             )
 
 st.subheader("Clusters")
-if "marts.cluster_profiles" not in ui.tables() and "ml.user_clusters" in ui.tables():
+hide_low_data = st.toggle(
+    "Leave out users with too little data",
+    key="segments_hide_low_data",
+    help="Every user is placed in a cluster; one whose cluster rests on fewer than ML_CLUSTER_LOW_DATA_EVENTS "
+    "actions (10 by default) is flagged as too little data. Its placement is a guess: its confidence is low.",
+)
+has_assignments = "ml.user_clusters" in ui.tables()
+sizes = ui.load(queries.cluster_sizes, with_low_data=not hide_low_data) if has_assignments else None
+if "marts.cluster_profiles" not in ui.tables() and sizes is not None:
     # the model has clustered users but the profiles mart is not published yet: sizes only
-    sizes = ui.load(queries.cluster_sizes)
     if not sizes.empty:
         st.caption(
             "Profiles appear once `marts.cluster_profiles` is published. " + ui.how_to_make(["marts.cluster_profiles"])
@@ -71,7 +78,17 @@ elif ui.need("marts.cluster_profiles", what="the clusters"):
     index = ui.load(queries.cluster_feature_index) if "marts.cluster_feature_index" in ui.tables() else None
     left, right = st.columns([2, 3])
     with left:
-        st.altair_chart(charts.bars(profiles, "cluster_name", "users", title="users"), width="stretch")
+        bars = sizes if sizes is not None else profiles[["cluster_id", "cluster_name", "users", "share_of_users"]]
+        ui.chart(
+            charts.bars(bars, "cluster_name", "users", title="users"),
+            bars,
+            label="Cluster sizes",
+            empty="No user has enough data for a confident cluster yet.",
+        )
+        st.caption(
+            "Confidence: 1 - distance to the nearest cluster / distance to the second nearest (0: between two "
+            "clusters, 1: deep inside one)."
+        )
     with right:
         if index is not None and not index.empty:
             st.caption(
@@ -89,7 +106,10 @@ elif ui.need("marts.cluster_profiles", what="the clusters"):
             hide_index=True,
             width="stretch",
             key="segments_clusters",
-            column_config={"share_of_users": st.column_config.NumberColumn(format="percent")},
+            column_config={
+                "share_of_users": st.column_config.NumberColumn(format="percent"),
+                "low_data_share": st.column_config.NumberColumn(format="percent"),
+            },
         )
 
 if has_segments and stages and ui.need("marts.engagement_bands", what="the engagement bands"):

@@ -82,3 +82,21 @@
     {#- Spark SQL (ANSI off) casts unreadable text to null -#}
     cast({{ expression }} as {{ type }})
 {%- endmacro %}
+
+{#- ISO weekday of a date or timestamp: 1 = Monday ... 7 = Sunday (DuckDB's dow counts from Sunday = 0, Spark's
+    dayofweek from Sunday = 1). -#}
+{% macro iso_weekday(column) -%}
+    {{ return(adapter.dispatch('iso_weekday', 'engagement_warehouse')(column)) }}
+{%- endmacro %}
+{% macro duckdb__iso_weekday(column) -%}
+    isodow({{ column }})
+{%- endmacro %}
+{% macro default__iso_weekday(column) -%}
+    ((dayofweek({{ column }}) + 5) % 7 + 1)
+{%- endmacro %}
+
+{#- The mean of a double column, the same on every rebuild: summed as a decimal (exact, whatever order the threads
+    add the rows in; a double sum differs in its last bits from run to run), returned as a double. -#}
+{% macro stable_avg(column) -%}
+    cast(avg(cast({{ column }} as decimal(38, 12))) as double)
+{%- endmacro %}

@@ -4,7 +4,8 @@
   {% if execute %}
     create schema if not exists ml;
     create table if not exists ml.user_clusters (
-        user_id varchar, cluster_id integer, cluster_name varchar, model_version varchar
+        user_id varchar, cluster_id integer, cluster_name varchar, confidence double, events bigint,
+        is_low_data boolean, model_version varchar
     );
     create table if not exists ml.churn_scores (
         user_id varchar, churn_probability double, risk_tier varchar, as_of timestamp, model_version varchar

@@ -8,7 +8,8 @@ select
     events.event_at_local,
     events.event_date,
     events.revenue,
-    events.properties
+    events.properties,
+    events.context
 from {{ ref('stg_events') }} as events
 cross join {{ ref('int_as_of') }} as as_of_point
 where events.is_activity and events.event_at <= as_of_point.as_of

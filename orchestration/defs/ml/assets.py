@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from ingestion.markup import md_frame
-from ml.features import NotEnoughData, load_churn_snapshots, load_user_features
+from ml.features import NotEnoughData, load_churn_snapshots, load_cluster_inputs, load_user_features
 from ml.settings import CHURN_MODEL, CLUSTER_MODEL, using
 from ml.warehouse import empty_frame, replace_table
 from orchestration.defs.ml.resources import MLflowResource
@@ -22,6 +22,9 @@ from settings import MLSettings
 from stores.schema import connect
 
 FEATURES = dg.AssetKey(["marts", "ml_user_features"])
+MIX = dg.AssetKey(["marts", "ml_user_mix"])
+# the demo generator's ground truth (demo_events.truth): where it exists the clustering is measured against it
+PLANTED_PERSONAS = "demo_truth/users.parquet"
 SNAPSHOTS = dg.AssetKey(["marts", "ml_churn_snapshots"])
 CLUSTER_MODEL_KEY = dg.AssetKey(["ml", "cluster_model"])
 CHURN_MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
@@ -147,13 +150,14 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> dg.MetadataValue:
 
 @dg.asset(
     key=CLUSTER_MODEL_KEY,
-    deps=[FEATURES],
+    deps=[FEATURES, MIX],
     group_name="ml",
     tags=tier(SLOW),
     kinds={"python", "mlflow", "scikitlearn"},
     pool=DUCKDB_WRITER_POOL,
-    description="Behavioural clustering (K-Means / Gaussian mixture, k by silhouette) registered in MLflow as "
-    f"'{CLUSTER_MODEL}'; trains only when due, moves the champion alias only on a better holdout silhouette.",
+    description="Behavioural clustering of every user (K-Means or a Gaussian mixture refined with history-aware "
+    f"assignment, k by Calinski-Harabasz) registered in MLflow as '{CLUSTER_MODEL}'; trains only when due, moves "
+    "the champion alias only on a better holdout mean assignment confidence.",
 )
 def cluster_model(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
@@ -162,11 +166,15 @@ def cluster_model(
     from ml.training import train_cluster_model
 
     with using(mlflow.section(warehouse.data_path)) as ml:
-        features = read_frame(warehouse, load_user_features)
-        params = ClusterParams(min_active_days=ml.cluster_min_active_days)
+        try:
+            features, population = read_frame(warehouse, load_cluster_inputs)
+        except NotEnoughData as reason:  # the mix mart is not built yet
+            return _kept(CLUSTER_MODEL, context, f"skipped: {reason}")
+        params = ClusterParams(low_data_events=ml.cluster_low_data_events)
+        planted = read_planted_personas(warehouse)
         trained = _train_when_due(
             context, CLUSTER_MODEL, features, "cutoff_at", "the feature mart is empty", ml,
-            lambda: train_cluster_model(features, params),
+            lambda: train_cluster_model(features, population, params, planted),
         )  # fmt: skip
         if isinstance(trained, dg.MaterializeResult):
             return trained
@@ -175,11 +183,27 @@ def cluster_model(
         headline = {
             "algorithm": result.algorithm,
             "k": result.k,
-            "holdout_silhouette": result.holdout_silhouette,
+            "holdout_confidence": result.holdout_confidence,
+            "low_data_users": int(result.assignments["is_low_data"].sum()),
+            **{k: v for k, v in training.planted.items() if k.startswith("ari_planted_")},
             "k_selection": markdown_table(result.scores),
-            "clusters": markdown_table(result.profiles[["cluster_id", "cluster_name", "users", "share_of_users"]]),
+            "clusters": markdown_table(
+                result.profiles[["cluster_id", "cluster_name", "users", "share_of_users", "confidence"]]
+            ),
         }
         return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
+
+
+def read_planted_personas(warehouse: WarehouseResource) -> pd.DataFrame | None:
+    """user_id and persona from the demo generator's truth, when the data is generated (else None)."""
+    path = warehouse.data_path / PLANTED_PERSONAS
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path, columns=["user_id", "persona"])
+    except (OSError, ValueError, KeyError) as error:  # a truth file from another version: measure nothing
+        dg.get_dagster_logger().warning(f"{path} not read ({error}); no agreement with planted personas")
+        return None
 
 
 @dg.asset(
@@ -225,12 +249,16 @@ def _write(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int
 
 
 def _score(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, table: str, scorer: Callable
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    table: str,
+    scorer: Callable,
+    load: Callable = load_user_features,
 ) -> tuple[pd.DataFrame, str, int] | dg.MaterializeResult:
-    """Score the feature mart with the champion (`scorer`) into ml.<table>: (rows, model version, row count), or,
-    when there is too little data, ml.<table> emptied and the result saying why."""
-    features = read_frame(warehouse, load_user_features)
+    """Score the feature mart (read by `load`) with the champion (`scorer`) into ml.<table>: (rows, model version,
+    row count), or, when there is too little data, ml.<table> emptied and the result saying why."""
     try:
+        features = read_frame(warehouse, load)
         frame, version = scorer(features)
     except NotEnoughData as reason:
         context.log.warning(f"ml.{table} left empty: {reason}")
@@ -241,12 +269,13 @@ def _score(
 
 @dg.asset(
     key=USER_CLUSTERS,
-    deps=[FEATURES, CLUSTER_MODEL_KEY],
+    deps=[FEATURES, MIX, CLUSTER_MODEL_KEY],
     group_name="ml",
     tags=tier(FOLLOW_UP),
     kinds={"python", "duckdb"},
     pool=DUCKDB_WRITER_POOL,
-    description=f"ml.user_clusters: every user's cluster from models:/{CLUSTER_MODEL}@champion (0 = light users).",
+    description=f"ml.user_clusters: every user's cluster from models:/{CLUSTER_MODEL}@champion, with its "
+    "confidence, the events it rests on and a flag when they are too few.",
 )
 def user_clusters(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
@@ -254,11 +283,15 @@ def user_clusters(
     from ml.training import assign_clusters
 
     with using(mlflow.section(warehouse.data_path)):
-        scored = _score(context, warehouse, "user_clusters", assign_clusters)
+        scored = _score(
+            context, warehouse, "user_clusters", lambda inputs: assign_clusters(inputs[0]), load_cluster_inputs
+        )
     if isinstance(scored, dg.MaterializeResult):
         return scored
     frame, version, rows = scored
-    sizes = frame.groupby(["cluster_id", "cluster_name"], as_index=False).size().rename(columns={"size": "users"})
+    sizes = frame.groupby(["cluster_id", "cluster_name"], as_index=False).agg(
+        users=("user_id", "size"), confidence=("confidence", "mean"), low_data_users=("is_low_data", "sum")
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

@@ -14,8 +14,8 @@ _MLflowFields = settings_resource_base("_MLflowFields", MLSettings)
 
 class MLflowResource(SettingsFields, _MLflowFields):
     """MLflow tracking/registry URI (empty: sqlite at $DATA_DIR/mlflow.db), the UI address for links, the PSI
-    over which drift marks a model for retraining, how old (in days of data) a champion may get, the active days a
-    user needs to be clustered (fewer: cluster 0, light users) and the retraining cooldown."""
+    over which drift marks a model for retraining, how old (in days of data) a champion may get, the actions below
+    which a user's cluster is flagged as resting on too little data, and the retraining cooldown."""
 
     def section(self, data_dir: Path) -> MLSettings:
         """The ML section for the warehouse under `data_dir`, to hand to ml/ with `ml.settings.using(...)`."""

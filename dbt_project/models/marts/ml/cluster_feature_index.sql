@@ -23,7 +23,9 @@ features as (
 
 overall as (
 
-    select feature, sum(value * users) / nullif(sum(users), 0) as overall
+    select
+        feature,
+        cast(sum(cast(value * users as decimal(38, 12))) as double) / nullif(sum(users), 0) as overall
     from features
     group by feature
 

@@ -1,5 +1,6 @@
--- One row per behavioural cluster of the champion clustering model (ml.user_clusters): its size and the mean
--- features of its members at as_of. Empty until a clustering model has been trained.
+-- One row per behavioural cluster of the champion clustering model (ml.user_clusters): its size, how confidently
+-- and on how much data its members are placed, and the mean features of its members at as_of. Empty until a
+-- clustering model has been trained.
 with clusters as (
 
     select * from {{ source('ml', 'user_clusters') }}
@@ -14,7 +15,13 @@ features as (
 
 members as (
 
-    select clusters.cluster_id, clusters.cluster_name, clusters.model_version, features.*
+    select
+        clusters.cluster_id,
+        clusters.cluster_name,
+        clusters.model_version,
+        clusters.confidence,
+        clusters.is_low_data,
+        features.*
     from clusters
     inner join features on clusters.user_id = features.user_id
 
@@ -27,8 +34,10 @@ profiles as (
         max(cluster_name) as cluster_name,
         max(model_version) as model_version,
         count(*) as users,
+        {{ stable_avg('confidence') }} as mean_confidence,
+        sum(case when is_low_data then 1 else 0 end) as low_data_users,
         {%- for feature in cluster_profile_features() %}
-        avg({{ feature }}) as {{ feature }}{{ "," if not loop.last }}
+        {{ stable_avg(feature) }} as {{ feature }}{{ "," if not loop.last }}
         {%- endfor %}
     from members
     group by cluster_id
@@ -41,6 +50,9 @@ select
     model_version,
     users,
     cast(users as double) / sum(users) over () as share_of_users,
+    mean_confidence,
+    low_data_users,
+    cast(low_data_users as double) / users as low_data_share,
     {%- for feature in cluster_profile_features() %}
     {{ feature }}{{ "," if not loop.last }}
     {%- endfor %}

@@ -17,6 +17,8 @@ with_previous as (
         event_date,
         revenue,
         properties,
+        context,
+        event_at_local,
         lag(event_at) over (partition by user_id order by event_at, message_id) as previous_event_at
     from activity_events
 
@@ -62,5 +64,11 @@ select
     case when event_name in ('page_viewed', 'screen_viewed') then 1 else 0 end as is_page_view,
     case when event_name = 'product_viewed' then 1 else 0 end as is_product_view,
     case when event_name = 'product_added' then 1 else 0 end as is_cart_add,
-    case when event_name = 'search_performed' then 1 else 0 end as is_search
+    case when event_name = 'search_performed' then 1 else 0 end as is_search,
+    -- what the behaviour mix (marts.ml_user_mix) counts: client values, bounded by json_label and folded there
+    {{ json_label('context', 'device.type') }} as device_type,
+    case when event_name in ('page_viewed', 'screen_viewed') then {{ json_label('properties', 'name') }} end as page_name,
+    case when event_name = 'feature_used' then {{ json_label('properties', 'feature') }} end as feature_name,
+    cast(extract(hour from event_at_local) as integer) as hour_of_day,
+    {{ iso_weekday('event_at_local') }} >= 6 as is_weekend
 from measured
