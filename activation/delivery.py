@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from activation.webhook import PostResult, WebhookClient
 from settings import ActivationSettings
@@ -142,27 +143,30 @@ def export_entries(entries: list[dict], export_dir: Path, audience: str, stamp: 
 def record_new(
     con: duckdb.DuckDBPyConnection, entries: list[dict], table: str, path: Path | None, status: str, now: datetime
 ) -> None:
-    """Log rows for newly exported items (status files_only without a webhook, pending with one)."""
-    con.executemany(
-        """
-        insert into activation.delivery_log
-            (delivery_key, audience, source_table, user_id, entered_at, exported_file, exported_at, status)
-        values (?, ?, ?, ?, ?, ?, ?, ?)
-        """,
-        [
-            (
-                e["delivery_key"],
-                e["audience"],
-                table,
-                e.get("user_id"),
-                e.get("entered_at"),
-                str(path) if path else None,
-                now,
-                status,
-            )
-            for e in entries
-        ],
+    """Log rows for newly exported items (status files_only without a webhook, pending with one), in one insert
+    (a row-by-row executemany took 310 of the 314 s of a first delivery of 150,382 entries at 10M events)."""
+    rows = pa.table(
+        {
+            "delivery_key": pa.array([e["delivery_key"] for e in entries], pa.string()),
+            "audience": pa.array([e["audience"] for e in entries], pa.string()),
+            "user_id": pa.array([e.get("user_id") for e in entries], pa.string()),
+            # ISO-8601 text (_jsonable), cast as executemany's parameters were
+            "entered_at": pa.array([e.get("entered_at") for e in entries], pa.string()),
+        }
     )
+    con.register("new_delivery_rows", rows)
+    try:
+        con.execute(
+            """
+            insert into activation.delivery_log
+                (delivery_key, audience, source_table, user_id, entered_at, exported_file, exported_at, status)
+            select delivery_key, audience, ?, user_id, cast(entered_at as timestamp), ?, ?, ?
+            from new_delivery_rows
+            """,
+            [table, str(path) if path else None, now, status],
+        )
+    finally:
+        con.unregister("new_delivery_rows")
 
 
 def batch_id(keys: Iterable[str]) -> str:
