@@ -4,10 +4,11 @@ K-Means or a Gaussian mixture (on the standardised rates and shrunk mix shares) 
 refinement then re-estimates each cluster's profile and places every user by comparing its shrunk shares with each
 cluster's profile shrunk by the same amount (a user with three events is compared with what a member of each cluster
 looks like after three events, so thin histories are not all drawn to the cluster nearest the population's centre).
-k and the algorithm are chosen by the Calinski-Harabasz index over the training users (between- over within-cluster
-variance, penalised by k), with the silhouette, Davies-Bouldin index and mean assignment confidence on a sample and
-the mixture's BIC logged beside it. Cluster ids stay stable across retrains, names come from the profiles, and every
-user gets a confidence and the number of events it rests on.
+At each k the start with the smaller history-aware within-cluster distance is kept, and k is chosen by the
+Calinski-Harabasz index over the training users (between- over within-cluster variance, penalised by k), with the
+silhouette, Davies-Bouldin index and mean assignment confidence on a sample and the mixture's BIC logged beside it.
+Cluster ids stay stable across retrains, names come from the profiles, and every user gets a confidence and the
+number of events it rests on.
 """
 
 from __future__ import annotations
@@ -284,10 +285,12 @@ def _initial_labels(algorithm: str, k: int, z: np.ndarray, random_state: int) ->
 
 
 def select(scores: pd.DataFrame) -> pd.Series:
-    """The chosen candidate: the highest Calinski-Harabasz index (its k penalty keeps a cluster that only splits
-    another from winning, where the silhouette and the mean confidence keep rising with k), ties to the higher
-    mean confidence."""
-    ranked = scores.sort_values(["calinski_harabasz", "confidence"], ascending=False, kind="stable")
+    """The chosen candidate. At each k, the start (K-Means or mixture) whose refined clustering has the smaller
+    history-aware within-cluster distance: both are local optima of that one objective, and the lower is the better
+    fit. Across k, the highest Calinski-Harabasz index (its k penalty keeps a cluster that only splits another from
+    winning, where the silhouette keeps rising with k); ties to the higher mean confidence."""
+    best_start = scores.sort_values(["k", "within_distance"], kind="stable").groupby("k", as_index=False).head(1)
+    ranked = best_start.sort_values(["calinski_harabasz", "confidence"], ascending=False, kind="stable")
     return ranked.iloc[0]
 
 
@@ -383,6 +386,7 @@ def train_clustering(
         for k in range(params.k_min, k_max + 1):
             labels, bic = _initial_labels(algorithm, k, z, params.random_state)
             fit = _refine(space, labels, k, centre, scales, params.max_iterations)
+            within = float(_distances(space, fit.rate_centroids, fit.mix_centroids, centre, *scales).min(axis=1).sum())
             confidence = confidence_of(_distances(sample_space, fit.rate_centroids, fit.mix_centroids, centre, *scales))
             labels, points = fit.labels[sample], z[sample]
             separated = len(set(labels.tolist())) > 1
@@ -390,6 +394,7 @@ def train_clustering(
                 {
                     "algorithm": algorithm,
                     "k": k,
+                    "within_distance": within,
                     # cheap enough on every training user, and its margins between k are small: no sampling noise
                     "calinski_harabasz": float(calinski_harabasz_score(z, fit.labels)) if separated else 0.0,
                     "silhouette": float(silhouette_score(points, labels)) if separated else -1.0,
