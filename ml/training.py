@@ -21,7 +21,16 @@ from ml.clustering import (
     train_clustering,
 )
 from ml.drift import drift_report
-from ml.features import CHURN_FEATURES, DRIFT_FEATURES, MIX_EVENTS, RATE_FEATURES, NotEnoughData, data_version
+from ml.features import (
+    CHURN_FEATURES,
+    DRIFT_FEATURES,
+    MIX_EVENTS,
+    RATE_FEATURES,
+    WEIGHT_PREFIX,
+    NotEnoughData,
+    data_version,
+    mix_columns,
+)
 from ml.tracking import (
     CHURN_MODEL,
     CLUSTER_MODEL,
@@ -108,7 +117,8 @@ def train_cluster_model(
         params={
             "algorithm": result.algorithm,
             "k": result.k,
-            "selection": "highest Calinski-Harabasz index on a sample of training users",
+            "selection": "per k the start with the smaller history-aware within-cluster distance, then the highest "
+            "Calinski-Harabasz index over the training users",
             "rate_features": ",".join(model.rate_features),
             "mix_features": len(model.mix_features),
             "low_data_events": params.low_data_events,
@@ -133,7 +143,7 @@ def train_cluster_model(
 
 def cluster_inputs(model: BehaviourClusterer, features: pd.DataFrame) -> list[str]:
     """The columns a clustering model reads from a features frame (those present)."""
-    weights = [c for c in features.columns if str(c).startswith("mix_weight:")]
+    weights = [c for c in features.columns if str(c).startswith(WEIGHT_PREFIX)]
     return [c for c in (*model.features, *weights, MIX_EVENTS) if c in features.columns]
 
 
@@ -256,8 +266,8 @@ def measure_drift(name: str, features: pd.DataFrame, threshold: float) -> DriftR
         columns: tuple[str, ...] = DRIFT_FEATURES
     else:
         current = features
-        columns = tuple(c for c in training.columns if c in set(RATE_FEATURES) or str(c).startswith("mix:"))
-        columns = tuple(c for c in columns if c in current.columns)
+        model_columns = [*RATE_FEATURES, *mix_columns(training)]
+        columns = tuple(c for c in model_columns if c in training.columns and c in current.columns)
     if min(len(current), len(training)) < DRIFT_MIN_ROWS:
         raise NotEnoughData(
             f"{len(current)} current and {len(training)} training rows; drift needs {DRIFT_MIN_ROWS} on each side"
