@@ -136,7 +136,7 @@ class FileReader:
 
     # -- CSV ----------------------------------------------------------------------------------------------
 
-    def _csv_batches(self) -> Iterator[pa.Table]:  # noqa: C901 - older than the complexity rule; split when next changed
+    def _csv_batches(self) -> Iterator[pa.Table]:
         # Records are bounded by max_line_bytes before the csv module sees them, so no field can be longer.
         if csv.field_size_limit() < self.max_line_bytes:
             csv.field_size_limit(self.max_line_bytes)
@@ -158,6 +158,44 @@ class FileReader:
             return
         columns = [canonical_name(name) for name in header]
         self._check_columns(columns)
+        if not self.missing_columns:
+            finished = yield from self._simple_csv_runs(lines, columns)
+            if finished:
+                return
+        yield from self._csv_records(lines, csv.reader(lines), columns)
+
+    def _simple_csv_runs(self, lines: _CsvLines, columns: list[str]) -> Iterator[pa.Table]:
+        """Tables of the runs of lines in which every record is one line, parsed a run at a time; stops at the first
+        run that is not (left in `lines` for `_csv_records`). Returns True when the file has been read to its end."""
+        if lines.splitting:
+            return False
+        tables: list[pa.Table] = []
+        item = lines.take_rest()
+        while True:
+            try:
+                item = item if item is not None else next(lines.items)
+            except StopIteration:
+                yield from _slices(_concat(tables), self.batch_rows)
+                return True
+            except DamagedFile as error:
+                yield from _slices(_concat(tables), self.batch_rows)
+                yield self._damaged_tail(error, lines.line, "")
+                return True
+            table = _simple_csv_run(item, lines.line, columns) if isinstance(item, bytes) else None
+            if table is None:
+                lines.push_back(item)
+                yield from _slices(_concat(tables), self.batch_rows)
+                return False
+            lines.line += item.count(b"\n")
+            tables.append(table)
+            if sum(t.num_rows for t in tables) >= self.batch_rows:
+                yield _concat(tables)
+                tables = []
+            item = None
+
+    def _csv_records(self, lines: _CsvLines, reader: Iterator[list[str]], columns: list[str]) -> Iterator[pa.Table]:
+        """Tables of the records from where `lines` stands, one record at a time: quoted line breaks, records over
+        the bound, malformed quoting, NUL bytes and invalid UTF-8 each get their reason."""
         rows: list[tuple[int, str | None, list[str], str | None]] = []
         while True:
             lines.start_record()
@@ -304,6 +342,31 @@ class _CsvLines:
         self.line = 0
         self.start_record()
 
+    @property
+    def items(self) -> Iterator[bytes | LongLine]:
+        """The runs of lines and long lines not handed out yet."""
+        return self._items
+
+    @property
+    def splitting(self) -> bool:
+        """Whether pieces of a line cut at lone carriage returns are still to be handed out."""
+        return bool(self._split)
+
+    def take_rest(self) -> bytes | None:
+        """The unread lines of the current run, taken out of this reader; None when there are none."""
+        if self._offset >= len(self._run):
+            return None
+        rest = self._run[self._offset :]
+        self._run, self._offset = b"", 0
+        return rest
+
+    def push_back(self, item: bytes | LongLine) -> None:
+        """Give back an item taken from `items` (or `take_rest`): the next lines come from it."""
+        if isinstance(item, bytes):
+            self._run, self._offset = item, 0
+        else:
+            self._split.append(item)
+
     def start_record(self) -> None:
         self._record = 0
         self._quotes = 0
@@ -351,6 +414,59 @@ class _CsvLines:
             self._split = parts[:0:-1]
             return parts[0]
         return line
+
+
+def _simple_csv_run(run: bytes, lines_before: int, columns: list[str]) -> pa.Table | None:
+    """A run of complete lines as a table, parsed in one pass, when each of its records is one line of valid UTF-8
+    with no NUL byte and no lone carriage return; None otherwise (the record-by-record reader then takes it).
+
+    Records, line numbers and reasons are those `_csv_records` gives for such a run.
+    """
+    if b"\x00" in run or run.count(b"\r") != run.count(b"\r\n"):
+        return None
+    try:
+        text = run.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # a last line of its own: an unclosed quote at the end of the run would swallow it into the record before
+    reader = csv.reader(io.StringIO(text + "x\n", newline=""))
+    records: list[list[str]] = []
+    numbers: list[int] = []
+    expected = 1
+    try:
+        for record in reader:
+            if reader.line_num != expected:
+                return None  # a record over several lines
+            expected += 1
+            if record and (record[0].strip() or any(cell.strip() for cell in record)):
+                records.append(record)
+                numbers.append(lines_before + reader.line_num)
+    except csv.Error:
+        return None
+    if expected != run.count(b"\n") + 2 or not records or records.pop() != ["x"]:
+        return None
+    numbers.pop()
+    width = len(columns)
+    whole = [len(record) == width for record in records]
+    data: dict[str, list] = {
+        "line_number": numbers,
+        "raw_line": [None if ok else _csv_line(record) for ok, record in zip(whole, records, strict=True)],
+        "pre_reason": [None if ok else f"expected {width} fields, found {len(record)}"
+                       for ok, record in zip(whole, records, strict=True)],
+    }  # fmt: skip
+    positions = {name: i for i, name in enumerate(columns) if name in FIELDS}
+    for name in FIELDS:
+        position = positions.get(name)
+        data[name] = (
+            [None] * len(records)
+            if position is None
+            else [(record[position] or None) if ok else None for ok, record in zip(whole, records, strict=True)]
+        )
+    return pa.table(data, schema=TABLE_SCHEMA)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables) if tables else pa.table({name: [] for name in TABLE_SCHEMA.names}, TABLE_SCHEMA)
 
 
 def _text(raw: bytes) -> str:
