@@ -1,8 +1,10 @@
 """Run a suite over a DuckDB table in chunks with GX Core, and keep Data Docs under $DATA_DIR/gx.
 
-GX's SQL datasource fails on DuckDB, so rows are read by DuckDB as Arrow batches and validated as pandas frames
-one chunk at a time; a large table never has to fit in memory. Chunks split rows by the hash of the suite's key,
-so a uniqueness expectation holds for the table exactly when it holds in each chunk.
+GX's SQL datasource fails on DuckDB, so rows are read by DuckDB and validated as pandas frames one chunk at a
+time; a large table never has to fit in memory (the selection is computed once into a DuckDB temporary table, which
+spills to disk). Chunks split rows by the hash of the suite's key, so a uniqueness expectation holds for the table
+exactly when it holds in each chunk. Row-level work that pandas would do one Python call per row (parsing JSON,
+say) belongs in the suite's relation as a derived column, checked by a plain expectation.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import great_expectations as gx
+import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
@@ -105,10 +110,7 @@ class SuiteRunner:
         if self.project_root is not None:
             # this validation stores one result per chunk: make room for them
             prune_results(self.project_root / "gx" / "uncommitted", spec.name, max(0, self.keep_results - chunks))
-        for chunk in range(chunks):
-            frame = con.execute(
-                f"select * from ({selection}) where hash({spec.partition_key}) % {chunks} = {chunk}", params or {}
-            ).df()
+        for frame in _chunk_frames(con, selection, params or {}, spec.partition_key, chunks):
             if checkpoint is not None:
                 run_results = checkpoint.run(batch_parameters={"dataframe": frame}).run_results
                 stored.extend(run_results)
@@ -162,6 +164,31 @@ class SuiteRunner:
                 result_format=_RESULT_FORMAT,
             )
         )
+
+
+def _chunk_frames(
+    con: duckdb.DuckDBPyConnection, selection: str, params: dict, partition_key: str, chunks: int
+) -> Iterator[pd.DataFrame]:
+    """The selected rows as `chunks` pandas frames split by the hash of `partition_key`.
+
+    More than one chunk: the selection is computed once into a temporary table with each row's chunk, which is
+    then read a chunk at a time (selecting once per chunk computed the relation `chunks` times: 21 passes over
+    10M events, 65 of the gate's 185 s).
+    """
+    if chunks == 1:
+        yield con.execute(selection, params).df()
+        return
+    table = f"gx_chunks_{uuid.uuid4().hex}"
+    con.execute(
+        f"create temp table {table} as select *, hash({partition_key}) % {chunks} as gx_chunk "
+        f"from ({selection}) as selected",
+        params,
+    )
+    try:
+        for chunk in range(chunks):
+            yield con.execute(f"select * exclude (gx_chunk) from temp.{table} where gx_chunk = {chunk}").df()
+    finally:
+        con.execute(f"drop table if exists temp.{table}")
 
 
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}

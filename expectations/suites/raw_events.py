@@ -29,7 +29,8 @@ def build() -> gx.ExpectationSuite:
             column="timestamp_epoch_seconds", min_value=load_settings().contract.min_event_time.timestamp()
         )
     )
-    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeJsonParseable(column="properties"))
+    # computed in SQL: GX's pandas JsonParseable calls json.loads once a row (66 s of the gate at 10M events)
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToBeNull(column="properties_not_json"))
     suite.add_expectation(gx.expectations.ExpectColumnValuesToBeNull(column="revenue_not_numeric"))
     suite.add_expectation(
         gx.expectations.ExpectColumnValuesToBeBetween(column="order_revenue", min_value=0, max_value=MAX_ABS_REVENUE)
@@ -47,7 +48,8 @@ SPEC = SuiteSpec(
     relation="""(
         select
             message_id, type, event, timestamp, received_at, source_file, loaded_at,
-            cast(properties as varchar) as properties,
+            case when not json_valid(cast(properties as varchar)) then left(cast(properties as varchar), 200) end
+                as properties_not_json,
             coalesce(user_id, anonymous_id) as any_user_id,
             case when type = 'track' then event else 'not a track call' end as track_event,
             date_diff('second', received_at, timestamp) / 3600.0 as hours_ahead,
