@@ -1,5 +1,7 @@
 """Load landing files into raw.events, one transaction per file.
 
+While one file loads, the next is read and validated in a thread (ingestion.stage.Prefetcher).
+
 A file loads all-or-nothing: its good rows, its rejected rows and its manifest row commit together, so a
 crash mid-file leaves nothing behind and the next run loads the file again from the start.
 
@@ -22,15 +24,15 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
 
-from ingestion.discover import LandingFile, count_waiting, scan_landing, settled_files, sha256_of
+from ingestion.discover import LandingFile, count_waiting, scan_landing, settled_files
 from ingestion.markup import plain_text
-from ingestion.readers import FileReader, file_format
-from ingestion.validate import VALIDATE_LINES_SQL, VALIDATE_TABLE_SQL, validate_params
+from ingestion.readers import file_format
+from ingestion.stage import STAGE, BatchCallback, Prefetcher, PreparedFile, load_time, prepare_file
 from privacy.pseudonyms import pseudonymise
 from privacy.suppression import Suppressor
 from settings import IngestSettings
@@ -40,16 +42,6 @@ FAILED_STATUSES = ("failed", "quarantined")
 MAX_DETAIL_CHARS = 2000
 
 log = logging.getLogger(__name__)
-
-BatchCallback = Callable[[str, int], None]
-
-_STAGE_DDL = """
-create or replace temp table ingest_stage (
-    line_number bigint, reason varchar, raw_line varchar, message_id varchar, user_id varchar,
-    anonymous_id varchar, type varchar, event varchar, timestamp timestamp, received_at timestamp,
-    properties json, traits json, context json
-)
-"""
 
 _INSERT_EVENTS = """
 insert into raw.events
@@ -171,14 +163,25 @@ def ingest_landing(
         log.warning("%d symlink(s) in the landing folder, not followed and not loaded: %s", len(scan.symlinks), shown)
     suppressor = Suppressor(settings.privacy)
     con = _connect(settings)
+    prefetch: Prefetcher | None = None
     try:
         ensure(con, "raw")
-        for landing_file in settled_files(settings.landing_dir, settings.settle_seconds, scan=scan):
+        waiting = [
+            f for f in settled_files(settings.landing_dir, settings.settle_seconds, scan=scan) if not _seen(con, f)
+        ]
+        prefetch = Prefetcher(waiting, settings, on_batch)
+        prefetch.start(con)
+        for prepared in prefetch:
             try:
-                result = _process(con, landing_file, settings, summary.batch_id, on_batch, suppressor)
+                result = _process(con, prepared, settings, summary.batch_id, suppressor)
             except Exception as error:  # one file's failure must not stop the others
-                con = _recovered(con, settings)
-                result = _record_failure(con, landing_file, settings, summary.batch_id, error)
+                recovered = _recovered(con, settings)
+                if recovered is not con:
+                    con = recovered
+                    prefetch.restart(con)
+                result = _record_failure(con, prepared.landing_file, settings, summary.batch_id, error)
+            finally:
+                prepared.close()
             if result is None:
                 continue
             summary.files.append(result)
@@ -197,6 +200,8 @@ def ingest_landing(
             if on_file:
                 on_file(result)
     finally:
+        if prefetch is not None:
+            prefetch.close()
         con.close()
     summary.files_waiting = count_waiting(settings.landing_dir, settings.settle_seconds)
     summary.seconds = time.perf_counter() - started
@@ -244,7 +249,7 @@ def _record_failure(
     con.begin()
     try:
         # the checksum is unknown or untrusted here; failed rows take no part in the repeat check
-        _insert_manifest(con, landing_file, "", batch_id, result, _now())
+        _insert_manifest(con, landing_file, "", batch_id, result, load_time())
         con.commit()
     except BaseException:
         con.rollback()
@@ -252,20 +257,23 @@ def _record_failure(
     return result
 
 
+def _seen(con: duckdb.DuckDBPyConnection, landing_file: LandingFile) -> bool:
+    """Whether the file is known and not to be read again (loaded with this size and time, or quarantined)."""
+    params = {"name": landing_file.name, "size": landing_file.size, "mtime": landing_file.mtime}
+    return con.execute(_SEEN, params).fetchone() is not None
+
+
 def _process(
     con: duckdb.DuckDBPyConnection,
-    landing_file: LandingFile,
+    prepared: PreparedFile,
     settings: IngestSettings,
     batch_id: str,
-    on_batch: BatchCallback | None,
     suppressor: Suppressor,
 ) -> FileResult | None:
-    seen = con.execute(
-        _SEEN, {"name": landing_file.name, "size": landing_file.size, "mtime": landing_file.mtime}
-    ).fetchone()
-    if seen:
-        return None
-    checksum = sha256_of(landing_file.path, root=settings.landing_dir)
+    landing_file = prepared.landing_file
+    if prepared.checksum is None:
+        raise prepared.error or RuntimeError(f"{landing_file.name} was not read")
+    checksum = prepared.checksum
     earlier = con.execute(
         "select file_name from raw.load_manifest where checksum = ? and status not in ('failed', 'quarantined') "
         "order by loaded_at limit 1",
@@ -293,48 +301,60 @@ def _process(
             "unsupported",
             "unsupported file type (expected .jsonl, .json, .csv, .parquet, optionally .gz)",
         )
-    return ingest_file(con, landing_file, checksum, settings, batch_id, on_batch, suppressor=suppressor)
+    if prepared.error is not None:
+        raise prepared.error
+    if prepared.con is None:  # its content was known when it was prepared, and is no longer
+        return ingest_file(con, landing_file, settings, batch_id, suppressor=suppressor)
+    return load_prepared(prepared, settings, batch_id, suppressor=suppressor)
 
 
 def ingest_file(
     con: duckdb.DuckDBPyConnection,
     landing_file: LandingFile,
-    checksum: str,
     settings: IngestSettings,
     batch_id: str,
     on_batch: BatchCallback | None = None,
     *,
     suppressor: Suppressor | None = None,
 ) -> FileResult:
-    """Load one file in one transaction: good rows to raw.events, bad rows to raw.events_rejected, rows of
-    suppressed users nowhere (the file is rewritten without them)."""
+    """Read, validate and load one file (see `load_prepared`); raises when it cannot be read."""
+    prepared = prepare_file(con, landing_file, settings, on_batch)
+    try:
+        if prepared.error is not None:
+            raise prepared.error
+        return load_prepared(prepared, settings, batch_id, suppressor=suppressor)
+    finally:
+        prepared.close()
+
+
+def load_prepared(
+    prepared: PreparedFile,
+    settings: IngestSettings,
+    batch_id: str,
+    *,
+    suppressor: Suppressor | None = None,
+) -> FileResult:
+    """Load one staged file in one transaction on its own connection: good rows to raw.events, bad rows to
+    raw.events_rejected, rows of suppressed users nowhere (the file is rewritten without them)."""
     started = time.perf_counter()
-    loaded_at = _now()
-    reader = FileReader(
-        landing_file.path,
-        batch_rows=settings.batch_rows,
-        max_line_bytes=settings.max_line_bytes,
-        max_inflated_bytes=settings.max_inflated_bytes,
-        max_row_group_bytes=settings.max_row_group_bytes,
-        root=settings.landing_dir,
-    )
+    con, landing_file, checksum, loaded_at = prepared.con, prepared.landing_file, prepared.checksum, prepared.loaded_at
+    if con is None or checksum is None:
+        raise ValueError(f"{landing_file.name} was not staged")
     attempts = _attempts_before(con, landing_file.name) + 1
     con.begin()
     try:
-        _stage(con, reader, landing_file.name, settings, loaded_at, on_batch)
-        rows_in = con.execute("select count(*) from ingest_stage").fetchone()[0]
+        rows_in = con.execute(f"select count(*) from {STAGE}").fetchone()[0]
         erased, erased_lines = _erase_suppressed(con, suppressor or Suppressor(settings.privacy))
         # the file loses those lines before any row is recorded, so raw keeps the line numbers of the file as it is
         landing_file, checksum = _without_lines(con, landing_file, checksum, erased_lines)
-        pseudonymise(con, "ingest_stage", settings.privacy)
+        pseudonymise(con, STAGE, settings.privacy)
         valid, rejected = con.execute(
-            "select count(*) filter (where reason is null), count(*) filter (where reason is not null)"
-            " from ingest_stage"
+            f"select count(*) filter (where reason is null), count(*) filter (where reason is not null) from {STAGE}"
         ).fetchone()
         file_params = {"source_file": landing_file.name, "loaded_at": loaded_at}
         loaded = con.execute(_INSERT_EVENTS, file_params).fetchone()[0]
         con.execute(_INSERT_REJECTED, file_params)
-        status, detail = _file_status(reader)
+        status, detail = _file_status(prepared)
         result = FileResult(
             landing_file.name,
             status,
@@ -343,43 +363,17 @@ def ingest_file(
             valid - loaded,
             rejected,
             detail,
-            time.perf_counter() - started,
+            prepared.seconds + time.perf_counter() - started,
             attempts,
             rows_erased=erased,
         )
         _insert_manifest(con, landing_file, checksum, batch_id, result, loaded_at)
-        con.execute("drop table ingest_stage")
+        con.execute(f"drop table {STAGE}")
         con.commit()
     except BaseException:
         con.rollback()
         raise
     return result
-
-
-def _stage(
-    con: duckdb.DuckDBPyConnection,
-    reader: FileReader,
-    file_name: str,
-    settings: IngestSettings,
-    loaded_at: datetime,
-    on_batch: BatchCallback | None,
-) -> None:
-    """Every row of the file, validated, into the temp table ingest_stage (inside the caller's transaction)."""
-    sql = VALIDATE_LINES_SQL if reader.shape == "lines" else VALIDATE_TABLE_SQL
-    params = validate_params(
-        loaded_at,
-        settings.future_tolerance_hours,
-        settings.max_property_bytes,
-        min_event_time=settings.min_event_time,
-        max_raw_line_bytes=settings.max_raw_line_bytes,
-    )
-    con.execute(_STAGE_DDL)
-    for batch in reader.batches():
-        con.register("batch", batch)
-        con.execute("insert into ingest_stage " + sql, params)
-        con.unregister("batch")
-        if on_batch:
-            on_batch(file_name, batch.num_rows)
 
 
 def _erase_suppressed(con: duckdb.DuckDBPyConnection, suppressor: Suppressor) -> tuple[int, set[int]]:
@@ -428,12 +422,12 @@ def _without_lines(
     return replace(landing_file, size=rewritten.size, mtime=rewritten.mtime), rewritten.checksum
 
 
-def _file_status(reader: FileReader) -> tuple[str, str | None]:
+def _file_status(prepared: PreparedFile) -> tuple[str, str | None]:
     """The file's status and detail once read: damaged, missing columns, or loaded."""
-    if reader.damage:
-        return "damaged", reader.damage
-    if reader.missing_columns:
-        return "missing_columns", "lacks required column(s): " + ", ".join(reader.missing_columns)
+    if prepared.damage:
+        return "damaged", prepared.damage
+    if prepared.missing_columns:
+        return "missing_columns", "lacks required column(s): " + ", ".join(prepared.missing_columns)
     return "loaded", None
 
 
@@ -443,7 +437,7 @@ def _record_only(
     result = FileResult(landing_file.name, status, detail=detail, attempts=_attempts_before(con, landing_file.name) + 1)
     con.begin()
     try:
-        _insert_manifest(con, landing_file, checksum, batch_id, result, _now())
+        _insert_manifest(con, landing_file, checksum, batch_id, result, load_time())
         con.commit()
     except BaseException:
         con.rollback()
@@ -490,8 +484,3 @@ def _insert_manifest(
             "attempts": result.attempts,
         },
     )
-
-
-def _now() -> datetime:
-    """Load time as naive UTC, the warehouse's timestamp convention."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)

@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingestion.discover import sha256_of
-from ingestion.loader import _STAGE_DDL
 from ingestion.readers import FileReader, file_format
+from ingestion.stage import reader_for, stage_rows
 from ingestion.streams import file_blocks
-from ingestion.validate import VALIDATE_LINES_SQL, VALIDATE_TABLE_SQL, validate_params
+from ingestion.validate import validate_params
 from privacy.identities import Subject
 from settings import IngestSettings
 from stores.files import fsync_dir
@@ -68,15 +68,7 @@ def subject_rows(
 ) -> SubjectRows:
     """The rows of `path` that belong to `subject` (see privacy.identities); `id_of` maps a clear id as read from
     the file onto the form the subject holds (the pseudonym when ingestion pseudonymises)."""
-    reader = FileReader(
-        path,
-        batch_rows=settings.batch_rows,
-        max_line_bytes=settings.max_line_bytes,
-        max_inflated_bytes=settings.max_inflated_bytes,
-        max_row_group_bytes=settings.max_row_group_bytes,
-        root=settings.landing_dir,
-    )
-    sql = VALIDATE_LINES_SQL if reader.shape == "lines" else VALIDATE_TABLE_SQL
+    reader = reader_for(path, settings)
     params = validate_params(
         datetime.now(UTC).replace(tzinfo=None),
         settings.future_tolerance_hours,
@@ -86,11 +78,7 @@ def subject_rows(
     )
     found = SubjectRows()
     with duckdb.connect() as con:
-        con.execute(_STAGE_DDL)
-        for batch in reader.batches():
-            con.register("batch", batch)
-            con.execute("insert into ingest_stage " + sql, params)
-            con.unregister("batch")
+        stage_rows(con, reader, params)
         found.all_rows = [n for (n,) in con.execute("select line_number from ingest_stage order by 1").fetchall()]
         # the ids as the file has them, mapped once each: the rows are then matched in SQL, not one by one
         present = con.execute(

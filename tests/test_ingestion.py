@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingestion import IngestSettings, ingest_landing, loader
+from ingestion import IngestSettings, ingest_landing, stage
 from tests.conftest import event, query, settle, write_lines
 
 
@@ -197,8 +197,8 @@ def test_a_touched_file_is_read_once_more_then_known_by_its_new_time(settings, d
     ingest_landing(settings)
     os.utime(loaded, (loaded.stat().st_atime, loaded.stat().st_mtime - 3600))  # e.g. copied back from a backup
     hashed = []
-    real_sha256_of = loader.sha256_of
-    monkeypatch.setattr(loader, "sha256_of", lambda path, **kw: hashed.append(path.name) or real_sha256_of(path, **kw))
+    real_sha256_of = stage.sha256_of
+    monkeypatch.setattr(stage, "sha256_of", lambda path, **kw: hashed.append(path.name) or real_sha256_of(path, **kw))
 
     assert ingest_landing(settings).files == []
     assert ingest_landing(settings).files == []
