@@ -1,11 +1,14 @@
 """`make bench`: sizes of generated events through the pipeline, with baselines measured in the same run.
 
-For each size (1M and 10M events; --with-100m adds 100M): generate, then measure each step in its own process
-(wall seconds and peak RSS from /usr/bin/time): the full Dagster job, a refresh after a 1% batch (the jobs new
-files start: landing_refresh, then refresh_follow_up), and the weekly retention matrix as one hand-written DuckDB query
-and in pandas. Then, with `dagster dev` running on that warehouse (webserver, daemon, landing sensor), the seconds
-from a file landing to its user being in the published serving copy. Results go to bench/results/latest.json and a
-table on stdout.
+First a calibration figure for the machine (bench/calibration.py: one hand-written DuckDB query on fixed synthetic
+data). Then for each size (1M and 10M events; --with-100m adds 100M): generate, then measure each job in its own
+process (wall seconds and peak RSS from /usr/bin/time): the full Dagster job, a refresh after a 1% batch (the jobs
+new files start: landing_refresh, then refresh_follow_up), and the weekly retention matrix as one hand-written
+DuckDB query and in pandas; each job's steps are profiled from its event log (bench/profile.py: wall, CPU, peak
+memory, rows). Ingestion alone is measured against DuckDB's plain readers on the same files (bench/ingest.py).
+Then, with `dagster dev` running on that warehouse (webserver, daemon, landing sensor), the seconds from a file
+landing to its user being in the published serving copy. Results go to bench/results/latest.json and a table on
+stdout; every time is also given divided by the calibration figure.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ from pathlib import Path
 
 import orjson
 
+from bench.calibration import calibrate
+from bench.ingest import measure as measure_ingestion
 from bench.probes import runs_in_progress, serving_has_user, wait_until_idle
+from bench.profile import run_profile
+from bench.profile import table as profile_table
 from demo_events import GeneratorConfig, generate, users_for_events
 
 ROOT = Path(__file__).resolve().parent
@@ -134,7 +141,9 @@ def bench_size(events: int, work: Path) -> dict[str, object]:
     truth = generate(config, data_dir)
     generate_seconds = time.perf_counter() - started
     job = [str(BIN / "dagster"), "job", "execute", "-m", "orchestration.definitions", "-j", "materialize_everything"]
+    ingestion = measure_ingestion(data_dir / "landing", work / "ingest")
     full = measured(job, env)
+    full["profile"] = run_profile(env["DAGSTER_HOME"], "materialize_everything")
     # a 1% batch: the same generator, another seed, a hundredth of the users
     extra = replace(config, users=max(1, config.users // 100), seed=4242)
     generate(extra, work / "extra")
@@ -144,7 +153,9 @@ def bench_size(events: int, work: Path) -> dict[str, object]:
     refresh_job = [*job[:-1], "landing_refresh"]
     follow_up_job = [*job[:-1], "refresh_follow_up"]
     landing_refresh = measured(refresh_job, env)
+    landing_refresh["profile"] = run_profile(env["DAGSTER_HOME"], "landing_refresh")
     follow_up = measured(follow_up_job, env)
+    follow_up["profile"] = run_profile(env["DAGSTER_HOME"], "refresh_follow_up")
     refresh = {
         "seconds": round(landing_refresh["seconds"] + follow_up["seconds"], 2),
         "peak_mb": max(landing_refresh["peak_mb"], follow_up["peak_mb"]),
@@ -160,6 +171,7 @@ def bench_size(events: int, work: Path) -> dict[str, object]:
         "events_written": truth.rows_written,
         "users": truth.users,
         "generate_seconds": round(generate_seconds, 2),
+        "ingestion_against_duckdb_readers": ingestion,
         "full_build": full,
         "refresh_after_1pct_batch": refresh,
         "baseline_duckdb_weekly_retention": duckdb_query,
@@ -169,8 +181,22 @@ def bench_size(events: int, work: Path) -> dict[str, object]:
             "full_build_over_duckdb_query": round(full["seconds"] / duckdb_query["seconds"], 1),
             "refresh_over_full_build": round(refresh["seconds"] / full["seconds"], 2),
             "pandas_over_duckdb_query": round(pandas_matrix["seconds"] / duckdb_query["seconds"], 1),
+            "ingestion_rows_per_s_over_duckdb_plain_read": ingestion["ingestion_over_plain_read"],
         },
     }
+
+
+def in_units(row: dict[str, object], calibration_s: float) -> dict[str, float]:
+    """The size's main times divided by the calibration figure."""
+    ingestion = row["ingestion_against_duckdb_readers"]
+    times = {
+        "full_build": row["full_build"]["seconds"],
+        "refresh_after_1pct_batch": row["refresh_after_1pct_batch"]["seconds"],
+        "ingestion": ingestion["ingestion"]["seconds"],
+        "duckdb_plain_read": ingestion["duckdb_plain_read"]["seconds"],
+        "baseline_duckdb_weekly_retention": row["baseline_duckdb_weekly_retention"]["seconds"],
+    }
+    return {name: round(seconds / calibration_s, 1) for name, seconds in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,11 +206,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "latest.json")
     args = parser.parse_args(argv)
     sizes = args.sizes + ([100_000_000] if args.with_100m else [])
-    results = {}
+    calibration = calibrate()
+    calibration_s = calibration["weekly_retention_query_s"]
+    print(f"bench: calibration (weekly retention over 20M synthetic events) {calibration_s} s", flush=True)
+    results: dict[str, object] = {"machine": {"cpus": os.cpu_count(), **calibration}}
     for size in sizes:
         print(f"bench: {size:,} events ...", flush=True)
-        results[str(size)] = bench_size(size, ROOT / "work" / str(size))
-        row = results[str(size)]
+        row = bench_size(size, ROOT / "work" / str(size))
+        row["in_calibration_units"] = in_units(row, calibration_s)
+        results[str(size)] = row
+        refresh = row["refresh_after_1pct_batch"]
+        for name, job in (("full build", row["full_build"]), ("landing_refresh", refresh["landing_refresh"]),
+                          ("refresh_follow_up", refresh["refresh_follow_up"])):  # fmt: skip
+            print(f"  {name}: slowest steps\n{profile_table(job['profile'], limit=10)}", flush=True)
+        ingestion = row["ingestion_against_duckdb_readers"]
+        print(
+            f"  ingestion {ingestion['ingestion']['rows_per_second']:,} rows/s against DuckDB's plain read "
+            f"{ingestion['duckdb_plain_read']['rows_per_second']:,} rows/s: {ingestion['ingestion_over_plain_read']}",
+            flush=True,
+        )
         print(
             f"  full build {row['full_build']['seconds']} s, {row['full_build']['peak_mb']} MB; "
             f"refresh after 1% {row['refresh_after_1pct_batch']['seconds']} s; "

@@ -20,6 +20,7 @@ from orchestration.defs.ml.assets import (
 )
 from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
+from orchestration.step_profile import step_profile
 
 if TYPE_CHECKING:
     from ml.training import DriftResult
@@ -30,6 +31,7 @@ ml_training_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(CLUSTER_MODEL_KEY, CHURN_MODEL_KEY).downstream()
     | dg.AssetSelection.assets(SNAPSHOTS),
     tags={TRAIN_TAG: "true"},
+    hooks={step_profile},
     description="Refresh the churn snapshots, train both models (champion gate in MLflow), then rescore and "
     "republish what reads them.",
 )

@@ -6,11 +6,13 @@ their refresh tier (orchestration/tiers.py); their schedule and sensors are in a
 import dagster as dg
 
 from orchestration.defs.serving.automation import FRESHNESS_CHECK_KEYS
+from orchestration.step_profile import step_profile
 from orchestration.tiers import FOLLOW_UP, LIVE, PUBLISH, selection
 
 everything_job = dg.define_asset_job(
     "materialize_everything",
     selection=dg.AssetSelection.all(),
+    hooks={step_profile},
     description="Load the landing folder, then build every dbt model and check (what 'Materialize all' does).",
 )
 
@@ -27,6 +29,7 @@ landing_refresh_job = dg.define_asset_job(
     selection=selection(LIVE, PUBLISH) - FRESHNESS_CHECKS,
     # ahead of other runs' steps waiting for the DuckDB writer pool (a pool slot goes to the highest priority)
     tags={"dagster/priority": "10", **SENSOR_RUN_LIMITS},
+    hooks={step_profile},
     description="What the landing sensor starts: load the new files, rebuild and check the live tier, publish "
     "the serving copy. Scores and the follow-up marts come next in their own run (refresh_follow_up); training is "
     "left to its own schedule.",
@@ -36,6 +39,7 @@ follow_up_job = dg.define_asset_job(
     "refresh_follow_up",
     selection=selection(FOLLOW_UP, PUBLISH),
     tags=SENSOR_RUN_LIMITS,
+    hooks={step_profile},
     description="What follows the landing refreshes: the follow-up tier (ML features and scores from the champion "
     "models, the retention variants and experiment results, the marts and audience deliveries that read the "
     "scores, the Data Docs index), and the serving copy published again.",
