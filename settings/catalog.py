@@ -431,11 +431,20 @@ class ServingSettings:
 
 @dataclass(frozen=True)
 class RefreshSettings:
-    """How often the follow-up tier runs under steady traffic."""
+    """How often the follow-up tier runs under steady traffic, and what dbt's DuckDB may use of the machine."""
 
     follow_up_every_minutes: float = setting(
         "FOLLOW_UP_EVERY_MINUTES", 10.0, unit="minutes", minimum=0,
         meaning="while events keep arriving, a follow-up run starts at most this often",
+    )  # fmt: skip
+    dbt_threads: int = setting(
+        "DBT_THREADS", os.cpu_count() or 2, unit="threads", minimum=1, default_text="the machine's CPU count",
+        meaning="dbt's threads (models built at once) and DuckDB's threads in dbt runs",
+    )  # fmt: skip
+    dbt_memory_limit: str = setting(
+        "DBT_MEMORY_LIMIT", "75%", unit="DuckDB size",
+        meaning="DuckDB's memory bound in dbt runs (a share of the machine's memory, or a size such as 4GB); "
+        "past it DuckDB spills to disk",
     )  # fmt: skip
 
 

@@ -1,8 +1,11 @@
 """The settings catalogue: the only reader of the environment, complete, documented, and what resources pass on."""
 
 import dataclasses
+import json
 import os
 import re
+import subprocess
+import sys
 import typing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,10 +154,26 @@ def test_the_resources_fields_are_the_catalogues_and_environment_values_arrive_t
     assert dict(os.environ) == before
 
 
-def test_dbt_gets_the_warehouse_folder_as_a_var_not_through_the_environment(tmp_path):
-    args = dbt_vars_args(WarehouseResource(data_dir=str(tmp_path / "elsewhere")))
-    assert args == ["--vars", '{"data_dir": "' + str(tmp_path / "elsewhere") + '"}']
-    assert "var('data_dir'" in (ROOT / "dbt_project" / "profiles.yml").read_text()
+def test_dbt_gets_the_warehouse_folder_threads_and_memory_as_vars_not_through_the_environment(tmp_path):
+    resource = WarehouseResource(data_dir=str(tmp_path / "elsewhere"), dbt_threads="3", dbt_memory_limit="1GB")
+    args = dbt_vars_args(resource)
+    assert args[0] == "--vars" and json.loads(args[1]) == {
+        "data_dir": str(tmp_path / "elsewhere"), "threads": "3", "memory_limit": "1GB"
+    }  # fmt: skip
+    profile = (ROOT / "dbt_project" / "profiles.yml").read_text()
+    assert "var('data_dir'" in profile and "var('threads'" in profile and "var('memory_limit'" in profile
+
+
+def test_dbt_runs_duckdb_with_the_threads_and_memory_limit_it_is_given(tmp_path):
+    """A real dbt invocation: DuckDB inside dbt reports the values the vars carried."""
+    resource = WarehouseResource(data_dir=str(tmp_path), dbt_threads="1", dbt_memory_limit="700MB")
+    shown = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "show", "--profiles-dir", ".", "--output", "json", "--inline",
+         "select current_setting('threads') as threads, current_setting('memory_limit') as memory_limit",
+         *dbt_vars_args(resource)],
+        cwd=ROOT / "dbt_project", capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert '"threads": 1' in shown.stdout and '"memory_limit": "667.5 MiB"' in shown.stdout, shown.stdout
 
 
 def test_load_reads_this_processs_environment(monkeypatch, tmp_path):

@@ -64,9 +64,15 @@ class WarehouseResource(SettingsFields, _WarehouseFields):
         return SuiteRunner(self.data_path, keep_results=self.settings().quality.gx_keep_results)
 
     def dbt_vars(self) -> dict[str, str]:
-        """The dbt vars every invocation gets: profiles.yml takes the warehouse's folder from `data_dir` (dbt runs
-        in the project folder, so a relative DATA_DIR would point somewhere else there)."""
-        return {"data_dir": str(self.data_path)}
+        """The dbt vars every invocation gets, all read by profiles.yml: the warehouse's folder `data_dir` (dbt runs
+        in the project folder, so a relative DATA_DIR would point somewhere else there), `threads` and
+        `memory_limit` (DBT_THREADS, DBT_MEMORY_LIMIT)."""
+        refresh = self.settings().refresh
+        return {
+            "data_dir": str(self.data_path),
+            "threads": str(refresh.dbt_threads),
+            "memory_limit": refresh.dbt_memory_limit,
+        }
 
 
 def warehouse_resource(**values: str) -> WarehouseResource:
