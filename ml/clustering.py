@@ -71,6 +71,9 @@ class ClusterParams:
     selection_rows: int = 5000
     max_iterations: int = 50
     random_state: int = 0
+    # candidates are fitted on at most this many training users (drawn at random; 0: all of them), and the chosen one
+    # is then refined on every training user
+    fit_users: int = 20_000
 
 
 @dataclass
@@ -274,6 +277,13 @@ def _refine(
     return fit
 
 
+def _subset(rows: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of at most `limit` of `rows` rows, drawn at random (all of them when limit is 0)."""
+    if limit <= 0 or rows <= limit:
+        return np.arange(rows)
+    return np.sort(rng.choice(rows, size=limit, replace=False))
+
+
 def _initial_labels(algorithm: str, k: int, z: np.ndarray, random_state: int) -> tuple[np.ndarray, float]:
     """Starting clusters from K-Means, or a Gaussian mixture on the leading principal components; the mixture's
     BIC (NaN for K-Means)."""
@@ -356,8 +366,9 @@ def train_clustering(
     params: ClusterParams | None = None,
     previous: BehaviourClusterer | None = None,
 ) -> ClusteringResult:
-    """Fit every candidate (algorithm x k) on the users outside the holdout, choose one on a sample, give its
-    clusters stable ids and names, and assign every user with a confidence."""
+    """Fit every candidate (algorithm x k) on the users outside the holdout (at most `params.fit_users` of them),
+    choose one, refine it on every training user, give its clusters stable ids and names, and assign every user
+    with a confidence."""
     params = params or ClusterParams()
     if len(features) < params.min_users:
         raise NotEnoughData(f"{len(features)} users have activity; clustering needs {params.min_users}")
@@ -379,24 +390,27 @@ def train_clustering(
         raise NotEnoughData(f"{len(train)} training users are too few for {params.k_min} or more clusters")
 
     rng = np.random.default_rng(params.random_state)
-    sample = np.sort(rng.choice(len(train), size=min(params.selection_rows, len(train)), replace=False))
-    sample_space = _Space(space.rates[sample], space.shares[sample], space.weights[sample])
+    fitted = _subset(len(train), params.fit_users, rng)
+    fit_space = _Space(space.rates[fitted], space.shares[fitted], space.weights[fitted])
+    sample = np.sort(rng.choice(len(fitted), size=min(params.selection_rows, len(fitted)), replace=False))
+    sample_space = _Space(fit_space.rates[sample], fit_space.shares[sample], fit_space.weights[sample])
+    fit_z = z[fitted]
     rows, fits = [], {}
     for algorithm in ALGORITHMS:
         for k in range(params.k_min, k_max + 1):
-            labels, bic = _initial_labels(algorithm, k, z, params.random_state)
-            fit = _refine(space, labels, k, centre, scales, params.max_iterations)
-            within = float(_distances(space, fit.rate_centroids, fit.mix_centroids, centre, *scales).min(axis=1).sum())
+            labels, bic = _initial_labels(algorithm, k, fit_z, params.random_state)
+            fit = _refine(fit_space, labels, k, centre, scales, params.max_iterations)
+            within = _distances(fit_space, fit.rate_centroids, fit.mix_centroids, centre, *scales).min(axis=1).sum()
             confidence = confidence_of(_distances(sample_space, fit.rate_centroids, fit.mix_centroids, centre, *scales))
-            labels, points = fit.labels[sample], z[sample]
+            labels, points = fit.labels[sample], fit_z[sample]
             separated = len(set(labels.tolist())) > 1
             rows.append(
                 {
                     "algorithm": algorithm,
                     "k": k,
-                    "within_distance": within,
-                    # cheap enough on every training user, and its margins between k are small: no sampling noise
-                    "calinski_harabasz": float(calinski_harabasz_score(z, fit.labels)) if separated else 0.0,
+                    "within_distance": float(within),
+                    # cheap enough on every fitted user, and its margins between k are small: no sampling noise
+                    "calinski_harabasz": float(calinski_harabasz_score(fit_z, fit.labels)) if separated else 0.0,
                     "silhouette": float(silhouette_score(points, labels)) if separated else -1.0,
                     "davies_bouldin": float(davies_bouldin_score(points, labels)) if separated else np.inf,
                     "bic": bic,
@@ -409,6 +423,9 @@ def train_clustering(
     chosen = select(scores)
     algorithm, k = str(chosen["algorithm"]), int(chosen["k"])
     fit = fits[(algorithm, k)]
+    if len(fitted) < len(train):  # the chosen profiles, refined on every training user
+        start = _distances(space, fit.rate_centroids, fit.mix_centroids, centre, *scales).argmin(axis=1)
+        fit = _refine(space, start, k, centre, scales, params.max_iterations)
 
     columns = [*RATE_FEATURES, *mix]
     profile = pd.DataFrame(np.column_stack([fit.rate_centroids, fit.mix_centroids]), columns=columns)

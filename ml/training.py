@@ -100,6 +100,7 @@ def train_cluster_model(
         "holdout_confidence": result.holdout_confidence,
         "n_clusters": result.k,
         "users": len(assignments),
+        "training_users": len(result.training_frame),
         "low_data_users": int(assignments["is_low_data"].sum()),
         "mean_confidence": float(assignments["confidence"].mean()),
         **{f"{column}_{r.algorithm}_k{r.k}": getattr(r, column) for r in scores.itertuples() for column in
@@ -123,6 +124,7 @@ def train_cluster_model(
             "mix_features": len(model.mix_features),
             "low_data_events": params.low_data_events,
             "k_range": f"{params.k_min}-{params.k_max}",
+            "fit_users": params.fit_users,
             "holdout_share": params.holdout_share,
             "cluster_names": "; ".join(f"{i}={n}" for i, n in sorted(model.names.items())),
         },

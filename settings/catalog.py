@@ -394,6 +394,11 @@ class MLSettings:
         "ML_CLUSTER_LOW_DATA_EVENTS", 10, unit="events", minimum=1,
         meaning="a user's cluster resting on fewer of its actions is flagged as too little data (it still gets one)",
     )  # fmt: skip
+    cluster_fit_users: int = setting(
+        "ML_CLUSTER_FIT_USERS", 20_000, unit="users", minimum=0,
+        meaning="clustering candidates are fitted on at most this many training users drawn at random (0: all); "
+        "the chosen one is then refined on all of them",
+    )  # fmt: skip
     retrain_cooldown_hours: float = setting(
         "ML_RETRAIN_COOLDOWN_HOURS", 24.0, unit="hours", minimum=0,
         meaning="after a training, drift marks the model again only this much later",

@@ -10,6 +10,7 @@ import pytest
 
 from ml.churn import ChurnParams, risk_tier, time_folds, time_split
 from ml.clustering import (
+    ClusterParams,
     _distances,
     _profiles,
     _Space,
@@ -19,6 +20,7 @@ from ml.clustering import (
     name_clusters,
     planted_agreement,
     select,
+    train_clustering,
 )
 from ml.features import MIX_EVENTS, frame_hash, mix_column, weight_column, with_mix
 from ml.tracking import gate
@@ -216,3 +218,21 @@ def test_matched_clusters_keep_the_champions_names():
     }
     # a new cluster whose computed name a matched one keeps is named after its id
     assert keep_previous_names({1: "shoppers", 4: "discount seekers"}, previous, {1})[4] == "segment 4"
+
+
+def test_candidates_fitted_on_a_sample_find_the_same_clusters_and_the_chosen_one_is_refined_on_everyone():
+    """2,000 users of 4 planted personas: fitting the candidates on 500 of the 1,571 training users picks the same
+    k and, once refined on all of them, assigns every user as the fit on all of them does."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from tests.ml_helpers import synthetic_cluster_inputs
+
+    features, population, persona = synthetic_cluster_inputs(users=2000, personas=4, seed=3)
+    everyone = train_clustering(features, population, ClusterParams(k_min=2, k_max=6, fit_users=0))
+    sampled = train_clustering(features, population, ClusterParams(k_min=2, k_max=6, fit_users=500))
+
+    assert everyone.k == sampled.k == 4
+    assert len(sampled.training_frame) == len(everyone.training_frame) == 1571  # the hashed holdout keeps the rest
+    both = everyone.assignments.merge(sampled.assignments, on="user_id")
+    assert adjusted_rand_score(both["cluster_id_x"], both["cluster_id_y"]) == 1.0
+    assert adjusted_rand_score(persona, sampled.assignments["cluster_id"]) > 0.95

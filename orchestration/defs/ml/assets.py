@@ -170,7 +170,7 @@ def cluster_model(
             features, population = read_frame(warehouse, load_cluster_inputs)
         except NotEnoughData as reason:  # the mix mart is not built yet
             return _kept(CLUSTER_MODEL, context, f"skipped: {reason}")
-        params = ClusterParams(low_data_events=ml.cluster_low_data_events)
+        params = ClusterParams(low_data_events=ml.cluster_low_data_events, fit_users=ml.cluster_fit_users)
         planted = read_planted_personas(warehouse)
         trained = _train_when_due(
             context, CLUSTER_MODEL, features, "cutoff_at", "the feature mart is empty", ml,
