@@ -166,9 +166,8 @@ def ingest_landing(
     prefetch: Prefetcher | None = None
     try:
         ensure(con, "raw")
-        waiting = [
-            f for f in settled_files(settings.landing_dir, settings.settle_seconds, scan=scan) if not _seen(con, f)
-        ]
+        settled = settled_files(settings.landing_dir, settings.settle_seconds, scan=scan)
+        waiting = [landing_file for landing_file in settled if not _seen(con, landing_file)]
         prefetch = Prefetcher(waiting, settings, on_batch)
         prefetch.start(con)
         for prepared in prefetch:
