@@ -81,8 +81,9 @@ def load_time() -> datetime:
 class PreparedFile:
     """One landing file after the work that depends on its content alone.
 
-    `con` is the connection whose temp table ingest_stage holds the rows (None when the file was not read: an
-    unsupported type, or an error, kept in `error` and raised by whoever loads the file).
+    `con` is the connection whose temp table ingest_stage holds the rows; None when the file was not read: an
+    unsupported type, content already loaded (a touched file or a repeat), or an error, kept in `error` and raised
+    by whoever loads the file. `seconds` is the time this work took (it overlaps the previous file's load).
     """
 
     landing_file: LandingFile
