@@ -47,7 +47,7 @@ def candidates(random_state: int = 0) -> dict[str, Pipeline]:
             [
                 (
                     "model",
-                    RandomForestClassifier(n_estimators=100, min_samples_leaf=5, n_jobs=1, random_state=random_state),
+                    RandomForestClassifier(n_estimators=100, min_samples_leaf=5, n_jobs=-1, random_state=random_state),
                 )
             ]
         ),
