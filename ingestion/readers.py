@@ -170,6 +170,7 @@ class FileReader:
         if lines.splitting:
             return False
         tables: list[pa.Table] = []
+        rows = 0
         item = lines.take_rest()
         while True:
             try:
@@ -188,9 +189,10 @@ class FileReader:
                 return False
             lines.line += item.count(b"\n")
             tables.append(table)
-            if sum(t.num_rows for t in tables) >= self.batch_rows:
+            rows += table.num_rows
+            if rows >= self.batch_rows:
                 yield _concat(tables)
-                tables = []
+                tables, rows = [], 0
             item = None
 
     def _csv_records(self, lines: _CsvLines, reader: Iterator[list[str]], columns: list[str]) -> Iterator[pa.Table]:
@@ -232,7 +234,7 @@ class FileReader:
         if _has_surrogates(joined):
             return "not valid UTF-8"
         if len(record) != width:
-            return f"expected {width} fields, found {len(record)}"
+            return _width_reason(width, len(record))
         return None
 
     def _check_columns(self, columns: Iterable[str]) -> None:
@@ -451,7 +453,7 @@ def _simple_csv_run(run: bytes, lines_before: int, columns: list[str]) -> pa.Tab
     data: dict[str, list] = {
         "line_number": numbers,
         "raw_line": [None if ok else _csv_line(record) for ok, record in zip(whole, records, strict=True)],
-        "pre_reason": [None if ok else f"expected {width} fields, found {len(record)}"
+        "pre_reason": [None if ok else _width_reason(width, len(record))
                        for ok, record in zip(whole, records, strict=True)],
     }  # fmt: skip
     positions = {name: i for i, name in enumerate(columns) if name in FIELDS}
@@ -549,6 +551,10 @@ def _csv_line(record: list[str | None]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="").writerow(record)
     return buffer.getvalue().encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _width_reason(width: int, found: int) -> str:
+    return f"expected {width} fields, found {found}"
 
 
 def _missing_columns_reason(missing: list[str]) -> str:
