@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from bench.timing import timed
 
 PLAIN_READ = """
 import sys, duckdb
@@ -45,22 +45,11 @@ print(summary.rows_in)
 """
 
 
-def timed(command: list[str], report: Path) -> dict[str, float]:
+def child_rows(command: list[str]) -> dict[str, object]:
     """Wall, CPU seconds and peak MB of one child process; its last stdout line as `rows`."""
-    started = time.perf_counter()
-    result = subprocess.run(
-        ["/usr/bin/time", "-f", "%M %U %S", "-o", str(report), *command], capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{command[:3]} failed:\n{result.stderr[-3000:]}")
-    peak_kb, user, system = report.read_text().strip().splitlines()[-1].split()
-    return {
-        "seconds": round(seconds, 2),
-        "cpu_seconds": round(float(user) + float(system), 1),
-        "peak_mb": round(int(peak_kb) / 1024),
-        "rows": int(result.stdout.strip().splitlines()[-1]),
-    }
+    figures = timed(command)
+    output = str(figures.pop("stdout"))
+    return {**figures, "rows": int(output.splitlines()[-1])}
 
 
 def measure(landing: Path, work: Path) -> dict[str, object]:
@@ -69,8 +58,8 @@ def measure(landing: Path, work: Path) -> dict[str, object]:
     data_dir = work / "data"
     shutil.copytree(landing, data_dir / "landing")
     python = sys.executable
-    plain = timed([python, "-c", PLAIN_READ, str(landing), str(work / "plain.duckdb")], work / "plain.time")
-    ours = timed([python, "-c", INGEST, str(data_dir)], work / "ingest.time")
+    plain = child_rows([python, "-c", PLAIN_READ, str(landing), str(work / "plain.duckdb")])
+    ours = child_rows([python, "-c", INGEST, str(data_dir)])
     for figures in (plain, ours):
         figures["rows_per_second"] = round(figures["rows"] / figures["seconds"])
     shutil.rmtree(work, ignore_errors=True)

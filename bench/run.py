@@ -31,24 +31,17 @@ from bench.ingest import measure as measure_ingestion
 from bench.probes import runs_in_progress, serving_has_user, wait_until_idle
 from bench.profile import run_profile
 from bench.profile import table as profile_table
+from bench.timing import timed
 from demo_events import GeneratorConfig, generate, users_for_events
 
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 
 
-def measured(command: list[str], env: dict[str, str]) -> dict[str, float | str]:
-    """Wall seconds and peak RSS (MB) of one command in its own process."""
-    report = Path(env["DATA_DIR"]) / "time.txt"
-    started = time.perf_counter()
-    result = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", "-o", str(report), *command], env=env, capture_output=True, text=True
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    peak_mb = int(report.read_text().strip().splitlines()[-1]) / 1024
-    return {"seconds": round(seconds, 2), "peak_mb": round(peak_mb), "stdout": result.stdout.strip()[-200:]}
+def measured(command: list[str], env: dict[str, str]) -> dict[str, object]:
+    """Wall and CPU seconds and peak RSS (MB) of one command in its own process, and the end of its output."""
+    figures = timed(command, env)
+    return {**figures, "stdout": str(figures["stdout"])[-200:]}
 
 
 def wait_for(condition, timeout: float, every: float = 0.5) -> float | None:
