@@ -65,7 +65,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/engagement_bands",
         "marts/stickiness_periods",
         "marts/cluster_feature_index",
-        "marts/ml_feature_events",
+        "intermediate/int_feature_events",
         "marts/ml_user_features",
         "marts/ml_user_mix",
         "marts/ml_churn_snapshots",
@@ -140,7 +140,7 @@ def test_job_and_schedule(defs):
         "ml/cluster_model", "ml/churn_model", "ml/experiment_factorial_effects", "marts/ml_churn_snapshots",
     }  # fmt: skip
     assert followed == {
-        "marts/ml_feature_events", "marts/ml_user_features", "marts/ml_user_mix", "ml/user_clusters", "ml/churn_scores",
+        "intermediate/int_feature_events", "marts/ml_user_features", "marts/ml_user_mix", "ml/user_clusters", "ml/churn_scores",
         "ml/model_metrics", "marts/cluster_profiles", "marts/audience_churn_risk", "activation/audience_deliveries",
         "marts/cohort_retention_rolling", "marts/cohort_retention_by_dimension", "marts/cohort_retention_by_start",
         "marts/cohort_retention_brackets", "intermediate/int_experiment_exposures",

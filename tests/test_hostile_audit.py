@@ -175,7 +175,7 @@ def test_a_flood_of_trait_values_folds_into_other_in_cohort_retention_by_dimensi
 @pytest.mark.slow
 def test_ids_of_a_megabyte_are_bounded_in_staging_and_flagged(warehouse):
     for table in ["staging.stg_events", "intermediate.int_users", "intermediate.int_sessions",
-                  "marts.user_segments", "marts.ml_user_features", "marts.ml_feature_events"]:  # fmt: skip
+                  "marts.user_segments", "marts.ml_user_features", "intermediate.int_feature_events"]:  # fmt: skip
         longest = query(warehouse, f"select max(length(user_id)) from {table}")[0][0]
         assert longest <= 200, table
     assert query(warehouse, "select max(length(message_id)) from staging.stg_events")[0][0] <= 200

@@ -14,7 +14,7 @@ events_before_cutoff as (
         cutoffs.cutoff_at,
         feature_events.*,
         {{ dbt.datediff('feature_events.event_at', 'cutoffs.cutoff_at', 'second') }} / 86400.0 as days_before
-    from {{ ref('ml_feature_events') }} as feature_events
+    from {{ ref('int_feature_events') }} as feature_events
     inner join cutoffs on feature_events.event_at <= cutoffs.cutoff_at
 
 ),

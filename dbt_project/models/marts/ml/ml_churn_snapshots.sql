@@ -34,7 +34,7 @@ returns as (
 
     -- activity in the churn window after each cutoff (label only, never a feature)
     select cutoffs.cutoff_at, feature_events.user_id, count(*) as events_after_cutoff
-    from {{ ref('ml_feature_events') }} as feature_events
+    from {{ ref('int_feature_events') }} as feature_events
     inner join cutoffs
         on feature_events.event_at > cutoffs.cutoff_at
         and feature_events.event_at <= {{ dbt.dateadd('day', var('churn_window_days'), 'cutoffs.cutoff_at') }}

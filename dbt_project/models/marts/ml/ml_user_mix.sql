@@ -6,7 +6,7 @@
 -- one event does not make a user extreme, a hundred events speak for themselves.
 with feature_events as (
 
-    select * from {{ ref('ml_feature_events') }}
+    select * from {{ ref('int_feature_events') }}
     where is_user_action = 1
         and event_name not in (
             {%- for name in var('ml_mix_lifecycle_events') %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
@@ -105,7 +105,7 @@ population_shares as (
 
 mixed_users as (
 
-    select distinct user_id from {{ ref('ml_feature_events') }}
+    select distinct user_id from {{ ref('int_feature_events') }}
 
 ),
 

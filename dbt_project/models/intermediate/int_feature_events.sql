@@ -1,9 +1,17 @@
 -- Activity events with what each one adds to a user's behavioural features. Every column depends only on the
 -- event and the user's earlier events (never later ones), so features cut at any point in time stay unchanged
--- when later events arrive.
+-- when later events arrive. Incremental per user (macros/incremental_users.sql): the ML features, the behaviour
+-- mix and the churn snapshots all read it, so the per-event work (the previous event, the labels read from
+-- JSON) is done once per event, not once per reader and refresh.
+-- depends_on: {{ ref('stg_events') }}
+{{ config(**per_user_incremental_config('int_feature_events')) }}
+
 with activity_events as (
 
     select * from {{ ref('int_activity_events') }}
+    {% if is_incremental() %}
+    where user_id in (select user_id from {{ users_in_scope() }})
+    {% endif %}
 
 ),
 
@@ -70,5 +78,6 @@ select
     case when event_name in ('page_viewed', 'screen_viewed') then {{ json_label('properties', 'name') }} end as page_name,
     case when event_name = 'feature_used' then {{ json_label('properties', 'feature') }} end as feature_name,
     cast(extract(hour from event_at_local) as integer) as hour_of_day,
-    {{ iso_weekday('event_at_local') }} >= 6 as is_weekend
+    {{ iso_weekday('event_at_local') }} >= 6 as is_weekend,
+    {{ staged_through() }} as staged_through
 from measured
