@@ -22,6 +22,18 @@
     get_json_object({{ column }}, '$.{{ field }}')
 {%- endmacro %}
 
+{#- Per group, `value` of the row that comes first in the order of `order_columns` (a list of column names), as an
+    aggregate. The columns must order the group's rows without ties. -#}
+{% macro first_by(value, order_columns) -%}
+    {{ return(adapter.dispatch('first_by', 'engagement_warehouse')(value, order_columns)) }}
+{%- endmacro %}
+{% macro duckdb__first_by(value, order_columns) -%}
+    arg_min_null({{ value }}, ({{ order_columns | join(', ') }}))
+{%- endmacro %}
+{% macro default__first_by(value, order_columns) -%}
+    min_by({{ value }}, struct({{ order_columns | join(', ') }}))
+{%- endmacro %}
+
 {#- A UTC timestamp as wall-clock time in the reporting time zone (var reporting_timezone). -#}
 {% macro to_reporting_time(column) -%}
     {{ return(adapter.dispatch('to_reporting_time', 'engagement_warehouse')(column)) }}

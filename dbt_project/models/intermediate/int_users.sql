@@ -28,19 +28,22 @@ activity_bounds as (
 
 ),
 
+first_event_ids as (
+
+    -- the id first, then its context: ranking whole rows would carry every event's context through the sort
+    select user_id, {{ first_by('message_id', ['event_at', 'message_id']) }} as message_id
+    from {{ ref('stg_events') }}
+    where event_at <= (select as_of from {{ ref('int_as_of') }})
+      and user_id in (select user_id from users_in_scope)
+    group by user_id
+
+),
+
 first_events as (
 
-    select user_id, context
-    from (
-        select
-            user_id,
-            context,
-            row_number() over (partition by user_id order by event_at, message_id) as event_rank
-        from {{ ref('stg_events') }}
-        where event_at <= (select as_of from {{ ref('int_as_of') }})
-          and user_id in (select user_id from users_in_scope)
-    ) as ranked_events
-    where event_rank = 1
+    select first_event_ids.user_id, events.context
+    from first_event_ids
+    inner join {{ ref('stg_events') }} as events on first_event_ids.message_id = events.message_id
 
 ),
 

@@ -4,50 +4,9 @@
 -- fold into '(other)', so a client cannot add columns to the clustering. Every user gets a row for every category
 -- of every dimension (0 events where it has none), and a share shrunk towards the population's by empirical Bayes:
 -- one event does not make a user extreme, a hundred events speak for themselves.
-with feature_events as (
+with user_category_counts as (
 
-    select * from {{ ref('int_feature_events') }}
-    where is_user_action = 1
-        and event_name not in (
-            {%- for name in var('ml_mix_lifecycle_events') %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
-        )
-
-),
-
-observations as (
-
-    select user_id, 'action' as dimension, event_name as category from feature_events
-    union all
-    select user_id, 'feature' as dimension, feature_name as category from feature_events
-    where feature_name is not null
-    union all
-    select user_id, 'page' as dimension, page_name as category from feature_events
-    where page_name is not null
-    union all
-    select user_id, 'device' as dimension, coalesce(device_type, '(none)') as category from feature_events
-    union all
-    select
-        user_id,
-        'time_of_day' as dimension,
-        case
-            when hour_of_day < 4 then '00-03h'
-            when hour_of_day < 8 then '04-07h'
-            when hour_of_day < 12 then '08-11h'
-            when hour_of_day < 16 then '12-15h'
-            when hour_of_day < 20 then '16-19h'
-            else '20-23h'
-        end as category
-    from feature_events
-    union all
-    select user_id, 'day_of_week' as dimension, case when is_weekend then 'weekend' else 'weekday' end as category
-    from feature_events
-    union all
-    select
-        user_id,
-        'order_coupon' as dimension,
-        case when is_coupon_order = 1 then 'with coupon' else 'without coupon' end as category
-    from feature_events
-    where is_order = 1
+    select user_id, dimension, category, events from {{ ref('int_user_mix_counts') }}
 
 ),
 
@@ -56,31 +15,33 @@ category_ranks as (
     select
         dimension,
         category,
-        row_number() over (partition by dimension order by count(*) desc, category) as category_rank
-    from observations
+        row_number() over (partition by dimension order by sum(events) desc, category) as category_rank
+    from user_category_counts
     group by dimension, category
 
 ),
 
-folded_observations as (
+folded_counts as (
 
     select
-        observations.user_id,
-        observations.dimension,
+        user_category_counts.user_id,
+        user_category_counts.dimension,
         case
             when category_ranks.category_rank > {{ var('ml_mix_max_categories') }} then '(other)'
-            else observations.category
-        end as category
-    from observations
+            else user_category_counts.category
+        end as category,
+        user_category_counts.events
+    from user_category_counts
     inner join category_ranks
-        on observations.dimension = category_ranks.dimension and observations.category = category_ranks.category
+        on user_category_counts.dimension = category_ranks.dimension
+        and user_category_counts.category = category_ranks.category
 
 ),
 
 user_category_events as (
 
-    select user_id, dimension, category, count(*) as events
-    from folded_observations
+    select user_id, dimension, category, sum(events) as events
+    from folded_counts
     group by user_id, dimension, category
 
 ),
