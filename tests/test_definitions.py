@@ -67,6 +67,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/cluster_feature_index",
         "intermediate/int_feature_events",
         "intermediate/int_user_mix_counts",
+        "intermediate/int_user_event_flags",
         "marts/ml_user_features",
         "marts/ml_user_mix",
         "marts/ml_churn_snapshots",
@@ -116,7 +117,7 @@ def test_dbt_tests_are_asset_checks(defs):
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
     # 51, and the marts the dashboard reads and the KPI alert deliveries of the architecture issue
-    assert len(job.asset_layer.executable_asset_keys) == 62
+    assert len(job.asset_layer.executable_asset_keys) == 63
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -141,7 +142,8 @@ def test_job_and_schedule(defs):
         "ml/cluster_model", "ml/churn_model", "ml/experiment_factorial_effects", "marts/ml_churn_snapshots",
     }  # fmt: skip
     assert followed == {
-        "intermediate/int_feature_events", "intermediate/int_user_mix_counts", "marts/ml_user_features",
+        "intermediate/int_feature_events", "intermediate/int_user_mix_counts", "intermediate/int_user_event_flags",
+        "marts/ml_user_features",
         "marts/ml_user_mix", "ml/user_clusters", "ml/churn_scores",
         "ml/model_metrics", "marts/cluster_profiles", "marts/audience_churn_risk", "activation/audience_deliveries",
         "marts/cohort_retention_rolling", "marts/cohort_retention_by_dimension", "marts/cohort_retention_by_start",

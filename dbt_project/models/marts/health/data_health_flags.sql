@@ -2,10 +2,6 @@
 -- and one example. Client values (events, properties, variant names, traits) can make a row flagged or left out,
 -- never a model, a test or a run fail; this mart is where what was flagged is counted. See data_health_flags.yml.
 {%- set fold = "'(other unplanned)'" %}
-{%- set known_types = "('track', 'page', 'screen', 'identify')" %}
-{%- set long_id_condition -%}
-    message_id like '(long id) %' or known_user_id like '(long id) %' or anonymous_id like '(long id) %'
-{%- endset %}
 with results as (
 
     select * from {{ ref('experiment_results') }}
@@ -24,45 +20,29 @@ users as (
 
 ),
 
--- one pass over the events for every event-level flag
+-- every event-level flag, from the per-user counts
 event_flags as (
 
     select
-        sum(case when revenue is null and {{ json_text('properties', 'revenue') }} is not null then 1 else 0 end)
-            as revenue_unreadable,
-        count(distinct case when revenue is null and {{ json_text('properties', 'revenue') }} is not null
-                            then user_id end) as revenue_unreadable_users,
-        min(case when revenue is null and {{ json_text('properties', 'revenue') }} is not null
-                 then substring({{ json_text('properties', 'revenue') }}, 1, 200) end) as revenue_unreadable_example,
-        sum(case when event_type not in {{ known_types }} then 1 else 0 end) as unknown_event_type,
-        count(distinct case when event_type not in {{ known_types }} then user_id end) as unknown_event_type_users,
-        min(case when event_type not in {{ known_types }} then substring(event_type, 1, 200) end)
-            as unknown_event_type_example,
-        sum(case when event_name = 'experiment_viewed'
-                  and ({{ json_text('properties', 'experiment_id') }} is null
-                       or {{ json_text('properties', 'variant') }} is null) then 1 else 0 end)
-            as experiment_view_incomplete,
-        count(distinct case when event_name = 'experiment_viewed'
-                             and ({{ json_text('properties', 'experiment_id') }} is null
-                                  or {{ json_text('properties', 'variant') }} is null) then user_id end)
-            as experiment_view_incomplete_users,
-        min(case when event_name = 'experiment_viewed'
-                  and ({{ json_text('properties', 'experiment_id') }} is null
-                       or {{ json_text('properties', 'variant') }} is null) then message_id end)
-            as experiment_view_incomplete_example,
-        sum(case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
-                 then 1 else 0 end) as invalid_feature,
-        count(distinct case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
-                            then user_id end) as invalid_feature_users,
-        min(case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
-                 then message_id end) as invalid_feature_example,
-        sum(case when {{ long_id_condition }} then 1 else 0 end) as long_id,
-        count(distinct case when {{ long_id_condition }} then user_id end) as long_id_users,
-        min(case when {{ long_id_condition }} then message_id end) as long_id_example,
-        sum(case when event_name = '(invalid)' then 1 else 0 end) as unnamed_event,
-        count(distinct case when event_name = '(invalid)' then user_id end) as unnamed_event_users,
-        min(case when event_name = '(invalid)' then message_id end) as unnamed_event_example
-    from {{ ref('stg_events') }}
+        sum(revenue_unreadable) as revenue_unreadable,
+        count(case when revenue_unreadable > 0 then 1 end) as revenue_unreadable_users,
+        min(revenue_unreadable_example) as revenue_unreadable_example,
+        sum(unknown_event_type) as unknown_event_type,
+        count(case when unknown_event_type > 0 then 1 end) as unknown_event_type_users,
+        min(unknown_event_type_example) as unknown_event_type_example,
+        sum(experiment_view_incomplete) as experiment_view_incomplete,
+        count(case when experiment_view_incomplete > 0 then 1 end) as experiment_view_incomplete_users,
+        min(experiment_view_incomplete_example) as experiment_view_incomplete_example,
+        sum(invalid_feature) as invalid_feature,
+        count(case when invalid_feature > 0 then 1 end) as invalid_feature_users,
+        min(invalid_feature_example) as invalid_feature_example,
+        sum(long_id) as long_id,
+        count(case when long_id > 0 then 1 end) as long_id_users,
+        min(long_id_example) as long_id_example,
+        sum(unnamed_event) as unnamed_event,
+        count(case when unnamed_event > 0 then 1 end) as unnamed_event_users,
+        min(unnamed_event_example) as unnamed_event_example
+    from {{ ref('int_user_event_flags') }}
 
 ),
 
