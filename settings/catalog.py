@@ -399,6 +399,11 @@ class MLSettings:
         meaning="clustering candidates are fitted on at most this many training users drawn at random (0: all); "
         "the chosen one is then refined on all of them",
     )  # fmt: skip
+    churn_importance_rows: int = setting(
+        "ML_CHURN_IMPORTANCE_ROWS", 10_000, unit="holdout users", minimum=0,
+        meaning="the churn model's permutation importance is estimated on at most this many holdout users drawn "
+        "at random (0: all); its holdout metrics always use all of them",
+    )  # fmt: skip
     retrain_cooldown_hours: float = setting(
         "ML_RETRAIN_COOLDOWN_HOURS", 24.0, unit="hours", minimum=0,
         meaning="after a training, drift marks the model again only this much later",

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.churn import ChurnParams, risk_tier, time_folds, time_split
+from ml.churn import ChurnParams, importance_sample, risk_tier, time_folds, time_split
 from ml.clustering import (
     ClusterParams,
     _distances,
@@ -198,6 +198,20 @@ def test_time_split_purges_cutoffs_whose_labels_overlap_the_holdout():
     folds = time_folds(snapshots_at(days[:4]), ChurnParams(churn_window_days=14, cv_folds=2))
     # validate on 07-13 (fit on cutoffs up to 06-29) and 06-29 (fit up to 06-15)
     assert [(len(fit), len(validate)) for fit, validate in folds] == [(8, 4), (12, 4)]
+
+
+def test_importance_is_estimated_on_a_bounded_random_sample_of_the_holdout():
+    # no more rows than the bound, or no bound: every row, in order
+    assert importance_sample(5, 10, 0).tolist() == [0, 1, 2, 3, 4]
+    assert importance_sample(5, 0, 0).tolist() == [0, 1, 2, 3, 4]
+    drawn = importance_sample(1000, 100, 0)
+    assert len(drawn) == len(set(drawn.tolist())) == 100
+    assert drawn.tolist() == sorted(drawn.tolist()) and drawn.min() >= 0 and drawn.max() < 1000
+    # the same draw for the same seed (a retraining on the same data gives the same importances), another otherwise
+    assert drawn.tolist() == importance_sample(1000, 100, 0).tolist()
+    assert drawn.tolist() != importance_sample(1000, 100, 1).tolist()
+    # spread over the holdout, not its head
+    assert drawn.max() > 900 and drawn.min() < 100
 
 
 def test_frame_hash_ignores_row_and_column_order_but_not_values():

@@ -220,13 +220,15 @@ def read_planted_personas(warehouse: WarehouseResource) -> pd.DataFrame | None:
 def churn_model(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
 ) -> dg.MaterializeResult:
+    from ml.churn import ChurnParams
     from ml.training import train_churn_model
 
     with using(mlflow.section(warehouse.data_path)) as ml:
         snapshots = read_frame(warehouse, load_churn_snapshots)
+        params = ChurnParams(importance_rows=ml.churn_importance_rows)
         trained = _train_when_due(
             context, CHURN_MODEL, snapshots, "as_of", "no churn snapshots (no activity before any past cutoff)", ml,
-            lambda: train_churn_model(snapshots),
+            lambda: train_churn_model(snapshots, params),
         )  # fmt: skip
         if isinstance(trained, dg.MaterializeResult):
             return trained
