@@ -43,13 +43,20 @@ MAX_DETAIL_CHARS = 2000
 
 log = logging.getLogger(__name__)
 
+# The ids already loaded are looked up first, hashing the file's ids and probing raw.events with them; a `not
+# exists` against raw.events hashed all of raw.events' ids instead (0.4 s more per 250,000-row file at 10M rows).
+# raw.events.message_id is `not null`, so `not in` is the anti-join it reads as.
 _INSERT_EVENTS = """
 insert into raw.events
+with loaded_before as materialized (
+    select message_id from raw.events
+    where message_id in (select message_id from ingest_stage where reason is null)
+)
 select message_id, user_id, anonymous_id, type, event, timestamp, received_at, properties, traits, context,
        $source_file, line_number, $loaded_at
-from ingest_stage as s
+from ingest_stage
 where reason is null
-  and not exists (select 1 from raw.events as e where e.message_id = s.message_id)
+  and message_id not in (select message_id from loaded_before)
 qualify row_number() over (partition by message_id order by line_number) = 1
 """
 
