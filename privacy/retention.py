@@ -16,10 +16,10 @@ What goes, with N = RAW_RETENTION_DAYS and cutoff = now - N days (nothing at all
   'failed' of the same name, size and time, and one of the same name and content (whatever its time), so a file
   that reappears is never loaded again; a reappeared file is deleted again by the next expiry once it is old.
 
-The dbt tables built from raw.events are not touched: marts keep their aggregates, and the per-user incremental
-models (staging.stg_events, intermediate.int_users, int_sessions, int_user_daily_activity) keep every event they
-staged. Documented consequence: a `dbt build --full-refresh` after an expiry rebuilds them from what raw.events
-still holds, so the history older than N days is lost from them and from the marts built on them.
+The dbt tables built from raw.events are not touched: marts keep their aggregates, and the incremental models
+(staging.stg_events and the per-user ones: intermediate.int_users, int_sessions, int_user_daily_activity, ...) keep
+every event they staged. Documented consequence: a `dbt build --full-refresh` after an expiry rebuilds them from
+what raw.events still holds, so the history older than N days is lost from them and from the marts built on them.
 
 Deletes commit in one transaction, then the files go and the warehouse is checkpointed (its file does not shrink:
 DuckDB reuses the freed blocks).
