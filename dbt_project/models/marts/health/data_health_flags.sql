@@ -24,24 +24,12 @@ users as (
 event_flags as (
 
     select
-        sum(revenue_unreadable) as revenue_unreadable,
-        count(case when revenue_unreadable > 0 then 1 end) as revenue_unreadable_users,
-        min(revenue_unreadable_example) as revenue_unreadable_example,
-        sum(unknown_event_type) as unknown_event_type,
-        count(case when unknown_event_type > 0 then 1 end) as unknown_event_type_users,
-        min(unknown_event_type_example) as unknown_event_type_example,
-        sum(experiment_view_incomplete) as experiment_view_incomplete,
-        count(case when experiment_view_incomplete > 0 then 1 end) as experiment_view_incomplete_users,
-        min(experiment_view_incomplete_example) as experiment_view_incomplete_example,
-        sum(invalid_feature) as invalid_feature,
-        count(case when invalid_feature > 0 then 1 end) as invalid_feature_users,
-        min(invalid_feature_example) as invalid_feature_example,
-        sum(long_id) as long_id,
-        count(case when long_id > 0 then 1 end) as long_id_users,
-        min(long_id_example) as long_id_example,
-        sum(unnamed_event) as unnamed_event,
-        count(case when unnamed_event > 0 then 1 end) as unnamed_event_users,
-        min(unnamed_event_example) as unnamed_event_example
+        {%- for flag in ['revenue_unreadable', 'unknown_event_type', 'experiment_view_incomplete', 'invalid_feature',
+                         'long_id', 'unnamed_event'] %}
+        sum({{ flag }}) as {{ flag }},
+        count(case when {{ flag }} > 0 then 1 end) as {{ flag }}_users,
+        min({{ flag }}_example) as {{ flag }}_example{{ "," if not loop.last }}
+        {%- endfor %}
     from {{ ref('int_user_event_flags') }}
 
 ),
