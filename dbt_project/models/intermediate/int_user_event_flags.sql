@@ -1,8 +1,11 @@
 -- Per user, the events of each event-level kind that marts.data_health_flags counts (see its description), and the
 -- smallest example of each: kept per user so that a batch recounts only the users it touches
 -- (macros/incremental_users.sql) instead of reading every event's properties again. All staged events count,
--- those after a pinned as_of too, as they did when the mart read staging.stg_events itself.
+-- those after a pinned as_of too, as they did when the mart read staging.stg_events itself. With as_of pinned the
+-- model is built as int_user_event_flags_as_of (like the other per-user models), so it belongs with what as_of
+-- selects (int_as_of+) although it reads no time from it.
 -- depends_on: {{ ref('stg_events') }}
+-- depends_on: {{ ref('int_as_of') }}
 {%- set known_types = "('track', 'page', 'screen', 'identify')" %}
 {%- set long_id_condition -%}
     message_id like '(long id) %' or known_user_id like '(long id) %' or anonymous_id like '(long id) %'
