@@ -179,9 +179,10 @@ def _chunk_frames(
         yield con.execute(selection, params).df()
         return
     table = f"gx_chunks_{uuid.uuid4().hex}"
+    # stored in chunk order, so that reading one chunk skips the row groups of the others (min/max per group)
     con.execute(
         f"create temp table {table} as select *, hash({partition_key}) % {chunks} as gx_chunk "
-        f"from ({selection}) as selected",
+        f"from ({selection}) as selected order by gx_chunk",
         params,
     )
     try:

@@ -163,7 +163,8 @@ class IngestSettings:
     )  # fmt: skip
     memory_limit: str = setting(
         "INGEST_MEMORY_LIMIT", "50%", unit="DuckDB size",
-        meaning="DuckDB's memory bound for the ingestion connection (it spills or fails that one file past it)",
+        meaning="DuckDB's memory bound for the ingestion connection (it spills or fails that one file past it) and "
+        "for the batch gate's (its suites' selection spills past it)",
     )  # fmt: skip
     # from ContractSettings (Settings.from_env fills them); the contract's defaults when built by hand
     future_tolerance_hours: float = float(FUTURE_TOLERANCE_HOURS)

@@ -192,8 +192,11 @@ def _run_gate(warehouse: WarehouseResource, batch_id: str):
     from expectations.gate import run_gate
 
     runner = warehouse.suite_runner()
-    with connect(str(warehouse.warehouse_path)) as con:
-        return run_gate(con, batch_id, runner, warehouse.settings().gate)
+    settings = warehouse.settings()
+    # bounded like ingestion: the suites' selection of a large batch spills to disk instead of filling the machine
+    # (a 100M-event first load took the process past 21 GB without it)
+    with connect(str(warehouse.warehouse_path), memory_limit=settings.ingest.memory_limit) as con:
+        return run_gate(con, batch_id, runner, settings.gate)
 
 
 def _batch_gate_result(gate) -> dg.AssetCheckResult:
