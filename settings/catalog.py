@@ -163,8 +163,7 @@ class IngestSettings:
     )  # fmt: skip
     memory_limit: str = setting(
         "INGEST_MEMORY_LIMIT", "50%", unit="DuckDB size",
-        meaning="DuckDB's memory bound for the ingestion connection (it spills or fails that one file past it) and "
-        "for the batch gate's (its suites' selection spills past it)",
+        meaning="DuckDB's memory bound for the ingestion connection (it spills or fails that one file past it)",
     )  # fmt: skip
     # from ContractSettings (Settings.from_env fills them); the contract's defaults when built by hand
     future_tolerance_hours: float = float(FUTURE_TOLERANCE_HOURS)
@@ -423,11 +422,16 @@ class MLSettings:
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """Great Expectations results kept."""
+    """Great Expectations results kept, and what the suites' DuckDB may use of the machine."""
 
     gx_keep_results: int = setting(
         "GX_KEEP_RESULTS", 50, unit="results", minimum=1, meaning="validation results kept per suite"
     )
+    suite_memory_limit: str = setting(
+        "SUITE_MEMORY_LIMIT", "50%", unit="DuckDB size",
+        meaning="DuckDB's memory bound for the connections the expectation suites (the batch gate's and the asset "
+        "checks') read through; a large selection spills to disk past it",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ def suite_check_result(suite_name: str, warehouse: WarehouseResource) -> dg.Asse
     runner = warehouse.suite_runner()
     spec = SUITES[suite_name]
     scope = "whole table"
+    # bounded, as the batch gate's: the stg_events suite of a 100M-event first build took the process past 20 GB
+    memory_limit = warehouse.settings().quality.suite_memory_limit
     if spec.watermark_column is None:
-        with connect(str(warehouse.warehouse_path), read_only=True) as con:
+        with connect(str(warehouse.warehouse_path), read_only=True, memory_limit=memory_limit) as con:
             outcome = runner.validate(con, spec)
     else:
-        with connect(str(warehouse.warehouse_path)) as con:
+        with connect(str(warehouse.warehouse_path), memory_limit=memory_limit) as con:
             outcome, since = validate_past_watermark(runner, con, spec)
         if since is not None:
             scope = f"rows with {spec.watermark_column} after {since:%Y-%m-%d %H:%M:%S} (earlier rows passed before)"

@@ -193,9 +193,9 @@ def _run_gate(warehouse: WarehouseResource, batch_id: str):
 
     runner = warehouse.suite_runner()
     settings = warehouse.settings()
-    # bounded like ingestion: the suites' selection of a large batch spills to disk instead of filling the machine
-    # (a 100M-event first load took the process past 21 GB without it)
-    with connect(str(warehouse.warehouse_path), memory_limit=settings.ingest.memory_limit) as con:
+    # bounded: the suites' selection of a large batch spills to disk instead of filling the machine (a 100M-event
+    # first load took the run process past 21 GB without a bound)
+    with connect(str(warehouse.warehouse_path), memory_limit=settings.quality.suite_memory_limit) as con:
         return run_gate(con, batch_id, runner, settings.gate)
 
 
