@@ -136,6 +136,7 @@ class ChurnResult:
     holdout_labels: np.ndarray
     calibration: pd.DataFrame  # mean_predicted, observed_rate
     importance: pd.DataFrame  # feature, importance, std
+    importance_rows: int  # holdout users the importance was estimated on
     split: TimeSplit
     training_frame: pd.DataFrame
 
@@ -233,6 +234,7 @@ def train_churn(snapshots: pd.DataFrame, params: ChurnParams | None = None) -> C
                 "std": importance.importances_std,
             }
         ).sort_values("importance", ascending=False, ignore_index=True),
+        importance_rows=len(rows),
         split=split,
         training_frame=train[["user_id", "cutoff_at", "is_churned", *CHURN_FEATURES]],
     )

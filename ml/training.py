@@ -180,7 +180,7 @@ def train_churn_model(snapshots: pd.DataFrame, params: ChurnParams | None = None
             "holdout_cutoff": str(result.split.holdout_cutoff),
             "training_cutoffs": ",".join(sorted({str(c.date()) for c in result.training_frame["cutoff_at"]})),
             "risk_tiers": "low<0.3<=medium<0.6<=high",
-            "importance_rows": min(len(holdout), params.importance_rows or len(holdout)),
+            "importance_rows": result.importance_rows,
         },
         metrics=metrics,
         data_version=data_version(result.training_frame, as_of),

@@ -7,39 +7,47 @@
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('int_as_of') }}
 {%- set known_types = "('track', 'page', 'screen', 'identify')" %}
-{%- set long_id_condition -%}
-    message_id like '(long id) %' or known_user_id like '(long id) %' or anonymous_id like '(long id) %'
-{%- endset %}
 {{ config(**per_user_incremental_config('int_user_event_flags')) }}
+
+with staged_events as (
+
+    select * from {{ ref('stg_events') }}
+    {% if is_incremental() %}
+    where user_id in (select user_id from {{ users_in_scope() }})
+    {% endif %}
+
+),
+
+-- per event: whether it carries each flag (named as in macro event_flag_names) and what it shows as an example
+flagged_events as (
+
+    select
+        user_id,
+        revenue is null and {{ json_text('properties', 'revenue') }} is not null as revenue_unreadable,
+        substring({{ json_text('properties', 'revenue') }}, 1, 200) as revenue_unreadable_example,
+        event_type not in {{ known_types }} as unknown_event_type,
+        substring(event_type, 1, 200) as unknown_event_type_example,
+        event_name = 'experiment_viewed'
+            and ({{ json_text('properties', 'experiment_id') }} is null
+                 or {{ json_text('properties', 'variant') }} is null) as experiment_view_incomplete,
+        message_id as experiment_view_incomplete_example,
+        event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)' as invalid_feature,
+        message_id as invalid_feature_example,
+        message_id like '(long id) %' or known_user_id like '(long id) %' or anonymous_id like '(long id) %'
+            as long_id,
+        message_id as long_id_example,
+        event_name = '(invalid)' as unnamed_event,
+        message_id as unnamed_event_example
+    from staged_events
+
+)
 
 select
     user_id,
-    sum(case when revenue is null and {{ json_text('properties', 'revenue') }} is not null then 1 else 0 end)
-        as revenue_unreadable,
-    min(case when revenue is null and {{ json_text('properties', 'revenue') }} is not null
-             then substring({{ json_text('properties', 'revenue') }}, 1, 200) end) as revenue_unreadable_example,
-    sum(case when event_type not in {{ known_types }} then 1 else 0 end) as unknown_event_type,
-    min(case when event_type not in {{ known_types }} then substring(event_type, 1, 200) end)
-        as unknown_event_type_example,
-    sum(case when event_name = 'experiment_viewed'
-              and ({{ json_text('properties', 'experiment_id') }} is null
-                   or {{ json_text('properties', 'variant') }} is null) then 1 else 0 end)
-        as experiment_view_incomplete,
-    min(case when event_name = 'experiment_viewed'
-              and ({{ json_text('properties', 'experiment_id') }} is null
-                   or {{ json_text('properties', 'variant') }} is null) then message_id end)
-        as experiment_view_incomplete_example,
-    sum(case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
-             then 1 else 0 end) as invalid_feature,
-    min(case when event_name = 'feature_used' and {{ json_label('properties', 'feature') }} = '(invalid)'
-             then message_id end) as invalid_feature_example,
-    sum(case when {{ long_id_condition }} then 1 else 0 end) as long_id,
-    min(case when {{ long_id_condition }} then message_id end) as long_id_example,
-    sum(case when event_name = '(invalid)' then 1 else 0 end) as unnamed_event,
-    min(case when event_name = '(invalid)' then message_id end) as unnamed_event_example,
+    {%- for flag in event_flag_names() %}
+    sum(case when {{ flag }} then 1 else 0 end) as {{ flag }},
+    min(case when {{ flag }} then {{ flag }}_example end) as {{ flag }}_example,
+    {%- endfor %}
     {{ staged_through() }} as staged_through
-from {{ ref('stg_events') }}
-{% if is_incremental() %}
-where user_id in (select user_id from {{ users_in_scope() }})
-{% endif %}
+from flagged_events
 group by user_id

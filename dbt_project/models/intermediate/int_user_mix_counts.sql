@@ -8,12 +8,12 @@ with feature_events as (
 
     select * from {{ ref('int_feature_events') }}
     where is_user_action = 1
-    {% if is_incremental() %}
-        and user_id in (select user_id from {{ users_in_scope() }})
-    {% endif %}
         and event_name not in (
             {%- for name in var('ml_mix_lifecycle_events') %}'{{ name }}'{{ ", " if not loop.last }}{% endfor -%}
         )
+    {% if is_incremental() %}
+        and user_id in (select user_id from {{ users_in_scope() }})
+    {% endif %}
 
 ),
 

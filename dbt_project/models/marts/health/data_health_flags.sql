@@ -24,8 +24,7 @@ users as (
 event_flags as (
 
     select
-        {%- for flag in ['revenue_unreadable', 'unknown_event_type', 'experiment_view_incomplete', 'invalid_feature',
-                         'long_id', 'unnamed_event'] %}
+        {%- for flag in event_flag_names() %}
         sum({{ flag }}) as {{ flag }},
         count(case when {{ flag }} > 0 then 1 end) as {{ flag }}_users,
         min({{ flag }}_example) as {{ flag }}_example{{ "," if not loop.last }}
