@@ -20,14 +20,20 @@ from pathlib import Path
 import duckdb
 import great_expectations as gx
 import pandas as pd
+import pyarrow as pa
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+from great_expectations.execution_engine import pandas_execution_engine
 
 from expectations.suites import SuiteSpec
 from settings import QualitySettings
 
 log = logging.getLogger(__name__)
 EXAMPLES = 5
+
+# GX fingerprints every frame under this many bytes by hashing each of its cells (7.6 s of a 35 s validation of
+# 10M staged events). A chunk is a temporary frame that nothing looks up by fingerprint: no frame is hashed.
+pandas_execution_engine.HASH_THRESHOLD = 0
 
 
 @dataclass
@@ -176,7 +182,7 @@ def _chunk_frames(
     10M events, 65 of the gate's 185 s).
     """
     if chunks == 1:
-        yield con.execute(selection, params).df()
+        yield _frame(con, f"select {_frame_columns(con, selection, params)} from ({selection}) as selected", params)
         return
     table = f"gx_chunks_{uuid.uuid4().hex}"
     # stored in chunk order, so that reading one chunk skips the row groups of the others (min/max per group)
@@ -186,10 +192,33 @@ def _chunk_frames(
         params,
     )
     try:
+        columns = _frame_columns(con, f"select * exclude (gx_chunk) from temp.{table}", {})
         for chunk in range(chunks):
-            yield con.execute(f"select * exclude (gx_chunk) from temp.{table} where gx_chunk = {chunk}").df()
+            yield _frame(con, f"select {columns} from temp.{table} where gx_chunk = {chunk}", {})
     finally:
         con.execute(f"drop table if exists temp.{table}")
+
+
+def _frame_columns(con: duckdb.DuckDBPyConnection, selection: str, params: dict) -> str:
+    """The select list that reads `selection` the way DuckDB's own `.df()` types it: decimals as doubles, dates
+    as timestamps (Arrow would give Decimal and date objects, one Python object a cell)."""
+    schema = con.execute(f"select * from ({selection}) as selected limit 0", params).to_arrow_table().schema
+    columns = []
+    for column in schema:
+        name = '"' + column.name.replace('"', '""') + '"'
+        if pa.types.is_decimal(column.type):
+            columns.append(f"cast({name} as double) as {name}")
+        elif pa.types.is_date(column.type):
+            columns.append(f"cast({name} as timestamp) as {name}")
+        else:
+            columns.append(name)
+    return ", ".join(columns)
+
+
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> pd.DataFrame:
+    """A query's rows as a pandas frame through Arrow: strings stay Arrow-backed (`.df()` builds a Python object
+    a string and converts them back, 8.4 of 12.9 s reading 10M staged events)."""
+    return con.execute(sql, params).to_arrow_table().to_pandas()
 
 
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 
 from expectations import SUITES, SuiteRunner
 from expectations.runner import prune_results
@@ -77,3 +78,22 @@ def test_stg_events_names_are_snake_case_or_the_invalid_label(tmp_path):
             if not passes:
                 [failure] = outcome.failures
                 assert failure.unexpected_count == 1 and "Bad Name" in failure.examples
+
+
+def test_chunks_reach_gx_typed_as_duckdb_types_them():
+    """Frames come through Arrow, yet decimals arrive as doubles and dates as timestamps (as `.df()` gives them):
+    a decimal just below a bound is unexpected and a date compares as a date, in one chunk and in several."""
+    from expectations.runner import _chunk_frames
+
+    with duckdb.connect() as con:
+        con.execute(
+            "create table t as select range as id, cast(range / 10 as decimal(18, 4)) - 0.0001 as revenue, "
+            "date '2026-03-29' + range::int as day, 'x' || range as label from range(25)"
+        )
+        for chunks in (1, 3):
+            frames = list(_chunk_frames(con, "select * from t", {}, "id", chunks))
+            whole = frames[0] if chunks == 1 else pd.concat(frames).sort_values("id")
+            expected = con.execute("select * from t order by id").df()
+            assert [str(whole[c].dtype) for c in ("revenue", "day")] == ["float64", "datetime64[us]"]
+            assert whole.reset_index(drop=True).equals(expected)
+            assert (whole["revenue"] < 0).sum() == 1  # -0.0001 stays below zero, exactly as DuckDB rounds it
