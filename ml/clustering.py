@@ -35,7 +35,6 @@ from ml.features import (
 )
 
 ALGORITHMS = ("kmeans", "gaussian_mixture")
-ROWS_PER_CHUNK = 20_000  # distances are computed this many users at a time (memory: rows x k x features floats)
 
 # Name -> signature over feature columns (standardised profile directions). Clusters get the names whose signatures
 # their profiles match best, each name once; columns a model does not have are left out of the match.
@@ -110,17 +109,24 @@ def _distances(
     mix_scale: np.ndarray,
 ) -> np.ndarray:
     """Squared standardised distance of every user to every cluster, the mix part against the cluster's profile
-    shrunk by the user's own weight: what a member of that cluster with this user's history would show."""
-    k = len(rate_centroids)
-    out = np.empty((len(space.rates), k))
-    for start in range(0, len(space.rates), ROWS_PER_CHUNK):
-        rows = slice(start, start + ROWS_PER_CHUNK)
-        rate_gap = (space.rates[rows, None, :] - rate_centroids[None]) / rate_scale
-        weight = space.weights[rows, None, :]
-        expected = weight * mix_centroids[None] + (1 - weight) * population
-        mix_gap = (space.shares[rows, None, :] - expected) / mix_scale
-        out[rows] = (rate_gap**2).sum(axis=2) + (mix_gap**2).sum(axis=2)
-    return out
+    shrunk by the user's own weight: what a member of that cluster with this user's history would show.
+
+    Per mix column the gap is (share - (1 - weight) * population - weight * centroid) / scale; squared and summed,
+    it expands into a user term and two matrix products with the centroids, so no users x clusters x columns array
+    is built (that took 16 of the 63 s of training at 10M events)."""
+    rates = space.rates / rate_scale
+    rate_centres = rate_centroids / rate_scale
+    own = (space.shares - (1 - space.weights) * population) / mix_scale
+    weight = space.weights / mix_scale
+    squared = (
+        (rates**2).sum(axis=1)[:, None]
+        - 2 * rates @ rate_centres.T
+        + (rate_centres**2).sum(axis=1)[None]
+        + (own**2).sum(axis=1)[:, None]
+        - 2 * (own * weight) @ mix_centroids.T
+        + weight**2 @ (mix_centroids**2).T
+    )
+    return np.maximum(squared, 0.0)  # rounding can take a distance of zero a hair below it
 
 
 def confidence_of(distances: np.ndarray) -> np.ndarray:
