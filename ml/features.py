@@ -168,7 +168,8 @@ def load_cluster_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, p
 
 def with_mix(features: pd.DataFrame, mix: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """`features` with the long mix (rows of marts.ml_user_mix) pivoted beside it, and the population shares."""
-    mix = mix.assign(column=[mix_column(d, c) for d, c in zip(mix["dimension"], mix["category"], strict=True)])
+    # mix_column, vectorised: one Python call per row took 12 of the 20 s of loading 74,464 users' mix (5M rows)
+    mix = mix.assign(column=MIX_PREFIX + mix["dimension"].astype(str) + ":" + mix["category"].astype(str))
     shares = mix.pivot_table(index="user_id", columns="column", values="shrunk_share", aggfunc="first")
     mix["weight"] = mix["dimension_events"] / (mix["dimension_events"] + mix["prior_events"])
     weights = mix.drop_duplicates(["user_id", "dimension"]).pivot_table(
