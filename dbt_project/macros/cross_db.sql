@@ -112,3 +112,17 @@
 {% macro stable_avg(column) -%}
     cast(avg(cast({{ column }} as decimal(38, 12))) as double)
 {%- endmacro %}
+
+{#- Placed between a CTE's name and its body (`name as {{ inline_cte() }} (...)`): DuckDB computes a CTE that is
+    read more than once into a buffer first, which for a CTE of every event with its JSON spills tens of GB at
+    100M events; inlined, each reader computes only the columns it reads. Engines without the hint inline anyway. -#}
+{% macro inline_cte() -%}
+    {{ return(adapter.dispatch('inline_cte', 'engagement_warehouse')()) }}
+{%- endmacro %}
+
+{% macro duckdb__inline_cte() -%}
+    not materialized
+{%- endmacro %}
+
+{% macro default__inline_cte() -%}
+{%- endmacro %}

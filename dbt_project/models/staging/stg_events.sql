@@ -39,7 +39,7 @@ files_to_stage as (
 ),
 {% endif %}
 
-source_events as (
+source_events as {{ inline_cte() }} (
 
     select
         -- client ids, bounded (macros/labels.sql: longer than var id_max_length = '(long id) ' and the md5)
@@ -68,7 +68,7 @@ source_events as (
 -- Each message id's earliest received copy is kept. Most ids arrive once: only the ids seen more than once are
 -- ranked, so the window sorts a few rows instead of every row with its JSON (at 100M events that sort spilled
 -- 41 GB to disk).
-copy_ids as (
+copy_ids as {{ inline_cte() }} (
 
     -- a row without any id (written by another path than ingestion) belongs to no user: left out, counted in
     -- marts.data_health_flags (event_without_user); the bounded id (null when empty) keyed so that nulls group
@@ -110,7 +110,7 @@ earliest_copies as (
 
 ),
 
-deduplicated_events as (
+deduplicated_events as {{ inline_cte() }} (
 
     select * from single_copies
     union all
