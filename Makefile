@@ -61,7 +61,7 @@ install: $(INSTALLED)
 
 # Re-resolve the pinned set from pyproject.toml (run after changing dependencies there).
 lock: $(INSTALLED)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 --no-header -o requirements.lock
 
 # dagster-dbt reads target/manifest.json; it is built here, never at import time. The vars are those the Dagster
 # dbt resource passes, so that the parse state saved here stays valid for its runs (partial parsing).

@@ -8,7 +8,6 @@ flagged, never a model, a check or a run fail.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,12 +20,13 @@ import pytest
 from scipy import stats
 
 from ingestion import IngestSettings, ingest_landing
+from ml import experiment_results
 from ml.experiments import fit_factorial
 from ml.settings import tracking_uri
 from orchestration.defs.experiments.assets import experiment_factorial_effects
 from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import WarehouseResource
-from tests.conftest import DBT_PROJECT_DIR, event, query, run_dbt, write_lines
+from tests.conftest import event, query, run_dbt, write_lines
 
 pytestmark = pytest.mark.slow
 
@@ -354,14 +354,6 @@ def test_fit_factorial_skips_a_malformed_seed_row_with_the_reason(factors, contr
     assert reason in result.skipped and result.effects.empty
 
 
-def load_results_model():
-    path = DBT_PROJECT_DIR / "models" / "marts" / "experiments" / "experiment_results.py"
-    spec = importlib.util.spec_from_file_location("experiment_results_model", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def variants_frame(split: object, variants: dict[str, tuple[int, int]], factors: object = None) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -385,8 +377,9 @@ def variants_frame(split: object, variants: dict[str, tuple[int, int]], factors:
     ],
 )
 def test_a_malformed_planned_split_is_reported_on_its_experiment(split, error):
-    module = load_results_model()
-    rows = module.experiment_rows(variants_frame(split, {"control": (100, 10), "treatment": (100, 20)}), 5, 0.001)
+    rows = experiment_results.experiment_rows(
+        variants_frame(split, {"control": (100, 10), "treatment": (100, 20)}), 5, 0.001
+    )
     assert all(error in row["config_error"] for row in rows)
     treatment = next(row for row in rows if row["variant"] == "treatment")
     # the comparison with control still goes on; the split check does not when the split cannot be read
@@ -396,9 +389,8 @@ def test_a_malformed_planned_split_is_reported_on_its_experiment(split, error):
 
 
 def test_the_reported_failure_unplanned_evil_variant_no_longer_raises():
-    module = load_results_model()
     frame = variants_frame("control=0.5;treatment=0.5", {"control": (12, 3), "treatment": (8, 4), "evil": (1, 1)})
-    rows = {row["variant"]: row for row in module.experiment_rows(frame, 5, 0.001)}
+    rows = {row["variant"]: row for row in experiment_results.experiment_rows(frame, 5, 0.001)}
     assert rows["evil"]["is_planned_variant"] is False and math.isnan(rows["evil"]["lift_vs_control"])
     assert rows["control"]["srm_p_value"] == pytest.approx(stats.chisquare([12, 8], [10, 10]).pvalue)
     assert {row["unplanned_users"] for row in rows.values()} == {1}

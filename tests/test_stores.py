@@ -141,9 +141,11 @@ def _macro_columns() -> dict[str, list[str]]:
     import re
 
     macro = (ROOT / "dbt_project" / "macros" / "ml_contract_tables.sql").read_text()
+    declared = macro.split("{% set tables = {", 1)[1].split("} %}", 1)[0]
     tables = {}
-    for name, body in re.findall(r"create table if not exists (ml\.\w+) \((.*?)\);", macro, flags=re.DOTALL):
-        tables[name] = [" ".join(column.split()) for column in body.split(",")]
+    for name, body in re.findall(r"'(\w+)': '(.*?)'", declared, flags=re.DOTALL):
+        # the macro writes `string` (Spark has no unbounded varchar); DuckDB reads it as varchar
+        tables[f"ml.{name}"] = [" ".join(column.split()).replace(" string", " varchar") for column in body.split(",")]
     return tables
 
 

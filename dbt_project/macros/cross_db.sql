@@ -85,14 +85,7 @@
 
 {#- A number read from client text: null (never an error) when the text is not a number that fits the type. -#}
 {% macro safe_number(expression, type) -%}
-    {{ return(adapter.dispatch('safe_number', 'engagement_warehouse')(expression, type)) }}
-{%- endmacro %}
-{% macro duckdb__safe_number(expression, type) -%}
     try_cast({{ expression }} as {{ type }})
-{%- endmacro %}
-{% macro default__safe_number(expression, type) -%}
-    {#- Spark SQL (ANSI off) casts unreadable text to null -#}
-    cast({{ expression }} as {{ type }})
 {%- endmacro %}
 
 {#- ISO weekday of a date or timestamp: 1 = Monday ... 7 = Sunday (DuckDB's dow counts from Sunday = 0, Spark's

@@ -14,6 +14,7 @@
         'on_schema_change': 'fail',
         'pre_hook': ["{{ stage_users_to_recompute() }}"],
         'post_hook': ["{{ delete_users_restitched_away() }}"],
+        'replaces_users_in_scope': true,
     }) }}
 {% endmacro %}
 
@@ -29,12 +30,27 @@
     columns (at 10M events: 1.8 s for one new user in int_users, 0.01 s this way). -#}
 {% macro stage_users_to_recompute() %}
     {% if is_incremental() %}
-    create or replace temporary table {{ users_in_scope() }} as {{ users_to_recompute() }}
+    {{ return(adapter.dispatch('stage_users_to_recompute', 'engagement_warehouse')()) }}
     {% endif %}
+{% endmacro %}
+{% macro default__stage_users_to_recompute() %}
+    create or replace temporary table {{ users_in_scope() }} as {{ users_to_recompute() }}
+{% endmacro %}
+{#- On Spark a table beside the model's (a temporary view would be read again after the model's table changed),
+    dropped by the post-hook. -#}
+{% macro spark__stage_users_to_recompute() %}
+    {% do run_query('drop table if exists ' ~ users_in_scope()) %}
+    create table {{ users_in_scope() }} using parquet as {{ users_to_recompute() }}
 {% endmacro %}
 
 {% macro users_in_scope() -%}
+    {{ return(adapter.dispatch('users_in_scope', 'engagement_warehouse')()) }}
+{%- endmacro %}
+{% macro default__users_in_scope() -%}
     {{ this.identifier }}__users_in_scope
+{%- endmacro %}
+{% macro spark__users_in_scope() -%}
+    {{ this.schema }}.{{ this.identifier }}__users_in_scope
 {%- endmacro %}
 
 {#- Users to recompute in this run (only meaningful inside is_incremental()). -#}
@@ -49,10 +65,18 @@
 {#- A user whose only events were re-stitched to another user has no rows left to write: remove the old ones. -#}
 {% macro delete_users_restitched_away() %}
     {% if is_incremental() %}
+    {{ return(adapter.dispatch('delete_users_restitched_away', 'engagement_warehouse')()) }}
+    {% endif %}
+{% endmacro %}
+{% macro default__delete_users_restitched_away() %}
     delete from {{ this }} as modelled
     where exists (
         select 1 from {{ ref('stg_events') }} as staged
         where staged.previous_user_id = modelled.user_id and staged.staged_at > modelled.staged_through
     )
-    {% endif %}
+{% endmacro %}
+{#- On Spark the materialization has already replaced every user in scope (config spark_replaced_rows): what is
+    left is the table of those users. -#}
+{% macro spark__delete_users_restitched_away() %}
+    drop table if exists {{ users_in_scope() }}
 {% endmacro %}

@@ -13,7 +13,7 @@ events_before_cutoff as (
     select
         cutoffs.cutoff_at,
         feature_events.*,
-        {{ dbt.datediff('feature_events.event_at', 'cutoffs.cutoff_at', 'second') }} / 86400.0 as days_before
+        {{ dbt.datediff('feature_events.event_at', 'cutoffs.cutoff_at', 'second') }} / 86400.0e0 as days_before
     from {{ ref('int_feature_events') }} as feature_events
     inner join cutoffs on feature_events.event_at <= cutoffs.cutoff_at
 
@@ -55,9 +55,9 @@ select
     cutoff_at,
     first_active_at,
     last_active_at,
-    {{ dbt.datediff('first_active_at', 'cutoff_at', 'second') }} / 86400.0 as tenure_days,
-    {{ dbt.datediff('last_active_at', 'cutoff_at', 'second') }} / 86400.0 as recency_days,
-    {{ dbt.datediff('first_active_at', 'last_active_at', 'second') }} / 86400.0 as active_span_days,
+    {{ dbt.datediff('first_active_at', 'cutoff_at', 'second') }} / 86400.0e0 as tenure_days,
+    {{ dbt.datediff('last_active_at', 'cutoff_at', 'second') }} / 86400.0e0 as recency_days,
+    {{ dbt.datediff('first_active_at', 'last_active_at', 'second') }} / 86400.0e0 as active_span_days,
     events_total,
     active_days_total,
     sessions_total,
@@ -67,12 +67,12 @@ select
     events_{{ days }},
     {%- endfor %}
     -- visits per week over the user's active span (at least a week), so a lapsed user keeps its habit's rate
-    active_days_total * 7.0
-        / greatest({{ dbt.datediff('first_active_at', 'last_active_at', 'second') }} / 86400.0, 7.0)
+    active_days_total * 7.0e0
+        / greatest({{ dbt.datediff('first_active_at', 'last_active_at', 'second') }} / 86400.0e0, 7.0e0)
         as active_days_per_week,
     cast(sessions_total as double) / active_days_total as sessions_per_active_day,
     cast(events_total as double) / sessions_total as events_per_session,
-    session_seconds_total / 60.0 / sessions_total as avg_session_minutes,
+    session_seconds_total / 60.0e0 / sessions_total as avg_session_minutes,
     orders_total,
     orders_90,
     cast(orders_total as double) / sessions_total as orders_per_session,
@@ -85,8 +85,8 @@ select
     cast(cart_adds as double) / greatest(user_actions, 1) as cart_add_share,
     cast(searches as double) / greatest(user_actions, 1) as search_share,
     -- recent pace against the longer window's pace; 1 = steady, below 1 = slowing down (+1 smooths small counts)
-    (active_days_7 + 1.0) / (active_days_28 * 7.0 / 28 + 1.0) as trend_7_28,
-    (active_days_28 + 1.0) / (active_days_90 * 28.0 / 90 + 1.0) as trend_28_90
+    (active_days_7 + 1.0e0) / (active_days_28 * 7.0e0 / 28 + 1.0e0) as trend_7_28,
+    (active_days_28 + 1.0e0) / (active_days_90 * 28.0e0 / 90 + 1.0e0) as trend_28_90
 from per_user
 {%- endmacro %}
 

@@ -247,15 +247,15 @@
         select
             cohort_periods.*,
             coalesce(returns_per_period.retained_users, 0) as retained_users,
-            max(case when cohort_periods.period_number = 0 then coalesce(returns_per_period.returned_after_start, 0) end)
+            cast(max(case when cohort_periods.period_number = 0 then coalesce(returns_per_period.returned_after_start, 0) end)
                 over (partition by {% if dimension %}cohort_periods.dimension_value, {% endif %}cohort_periods.cohort_start)
-                as returned_in_period_0,
+                as bigint) as returned_in_period_0,
             -- active in period k or later = members whose last active period is k or later
-            sum(coalesce(last_active_periods.users_last_active, 0)) over (
+            cast(sum(coalesce(last_active_periods.users_last_active, 0)) over (
                 partition by {% if dimension %}cohort_periods.dimension_value, {% endif %}cohort_periods.cohort_start
                 order by cohort_periods.period_number desc
                 rows between unbounded preceding and current row
-            ) as retained_users_unbounded
+            ) as bigint) as retained_users_unbounded
         from cohort_periods
         left join returns_per_period
             on cohort_periods.cohort_start = returns_per_period.cohort_start
@@ -275,9 +275,9 @@
         cohort_size,
         returned_in_period_0,
         retained_users,
-        retained_users * 1.0 / cohort_size as retention_rate,
+        retained_users * 1.0e0 / cohort_size as retention_rate,
         retained_users_unbounded,
-        retained_users_unbounded * 1.0 / cohort_size as retention_rate_unbounded,
+        retained_users_unbounded * 1.0e0 / cohort_size as retention_rate_unbounded,
         {%- if window_days is none %}
         cast({{ dbt.dateadd(cohort_grain, 'period_number + 1', 'cohort_start') }} as timestamp) <= as_of_local
         {%- else %}

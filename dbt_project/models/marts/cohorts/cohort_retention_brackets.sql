@@ -55,7 +55,7 @@ select
     brackets.last_day,
     cohorts.cohort_size,
     coalesce(bracket_returns.retained_users, 0) as retained_users,
-    coalesce(bracket_returns.retained_users, 0) * 1.0 / cohorts.cohort_size as retention_rate,
+    coalesce(bracket_returns.retained_users, 0) * 1.0e0 / cohorts.cohort_size as retention_rate,
     -- complete once the bracket's last day has ended for the cohort's latest member
     {{ dbt.dateadd('day', 'brackets.last_day', 'cohorts.last_first_active_date') }} < as_of_point.as_of_date
         as is_complete

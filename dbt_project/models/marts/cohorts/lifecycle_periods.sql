@@ -21,5 +21,5 @@ select
     resurrecting_users,
     dormant_users,
     -- growth against loss: (new + resurrecting) / dormant, null while nobody went dormant
-    (new_users + resurrecting_users) * 1.0 / nullif(dormant_users, 0) as quick_ratio
+    (new_users + resurrecting_users) * 1.0e0 / nullif(dormant_users, 0) as quick_ratio
 from statuses

@@ -7,8 +7,8 @@ select
     count(*) as cohorts,
     sum(users_completed) as users_completed,
     sum(retained_users) as retained_users,
-    sum(retained_users) * 1.0 / sum(users_completed) as retention_rate,
+    sum(retained_users) * 1.0e0 / sum(users_completed) as retention_rate,
     sum(retained_users_unbounded) as retained_users_unbounded,
-    sum(retained_users_unbounded) * 1.0 / sum(users_completed) as retention_rate_unbounded
+    sum(retained_users_unbounded) * 1.0e0 / sum(users_completed) as retention_rate_unbounded
 from {{ ref('retention_curve_cells') }}
 group by grain, period_number

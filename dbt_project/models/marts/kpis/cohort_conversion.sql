@@ -56,7 +56,7 @@ select
     member_conversions.window_days,
     count(*) as cohort_size,
     sum(member_conversions.converted) as converted_users,
-    sum(member_conversions.converted) * 1.0 / count(*) as conversion_rate,
+    sum(member_conversions.converted) * 1.0e0 / count(*) as conversion_rate,
     {{ dbt.dateadd('second', 'member_conversions.window_days * 86400', 'max(member_conversions.first_active_at)') }}
         <= max(as_of_point.as_of) as is_complete
 from member_conversions

@@ -55,10 +55,11 @@ select
         partition by cohort_periods.cohort_start order by cohort_periods.period_number
         rows between unbounded preceding and current row
     ) as cumulative_revenue,
-    sum(coalesce(revenue_per_period.revenue, 0)) over (
+    -- in double on both engines (a decimal divided by an integer is a decimal on Spark)
+    cast(sum(coalesce(revenue_per_period.revenue, 0)) over (
         partition by cohort_periods.cohort_start order by cohort_periods.period_number
         rows between unbounded preceding and current row
-    ) / cohort_periods.cohort_size as ltv_per_user,
+    ) as double) / cohort_periods.cohort_size as ltv_per_user,
     cast({{ dbt.dateadd('week', 'cohort_periods.period_number + 1', 'cohort_periods.cohort_start') }} as timestamp)
         <= cohort_periods.as_of_local as is_complete
 from cohort_periods

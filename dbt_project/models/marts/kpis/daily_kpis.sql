@@ -81,8 +81,8 @@ daily_totals as (
     select
         activity_date,
         count(*) as dau,
-        sum(orders) as orders,
-        sum(revenue) as revenue,
+        cast(sum(orders) as bigint) as orders,
+        cast(sum(revenue) as decimal(38, 4)) as revenue,
         sum(case when orders > 0 then 1 else 0 end) as ordering_users
     from activity
     group by activity_date
@@ -102,13 +102,13 @@ select
     coalesce(daily_totals.dau, 0) as dau,
     cast(sum(window_counts.wau_change) over (order by calendar.activity_date rows between unbounded preceding and current row) as bigint) as wau,
     cast(sum(window_counts.mau_change) over (order by calendar.activity_date rows between unbounded preceding and current row) as bigint) as mau,
-    coalesce(daily_totals.dau, 0) * 1.0
+    coalesce(daily_totals.dau, 0) * 1.0e0
         / nullif(sum(window_counts.mau_change) over (order by calendar.activity_date rows between unbounded preceding and current row), 0)
         as stickiness,
     coalesce(new_users.new_users, 0) as new_users,
     coalesce(daily_totals.orders, 0) as orders,
     coalesce(daily_totals.revenue, 0) as revenue,
-    coalesce(daily_totals.ordering_users, 0) * 1.0 / nullif(daily_totals.dau, 0) as conversion_rate
+    coalesce(daily_totals.ordering_users, 0) * 1.0e0 / nullif(daily_totals.dau, 0) as conversion_rate
 from calendar
 inner join window_counts on calendar.activity_date = window_counts.activity_date
 left join daily_totals on cast(calendar.activity_date as date) = daily_totals.activity_date

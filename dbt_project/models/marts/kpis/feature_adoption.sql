@@ -59,7 +59,7 @@ select
     weekly_feature_users.feature_users,
     weekly_feature_users.feature_events,
     weekly_active.active_users,
-    weekly_feature_users.feature_users * 1.0 / weekly_active.active_users as adoption_rate,
+    weekly_feature_users.feature_users * 1.0e0 / weekly_active.active_users as adoption_rate,
     weekly_feature_users.feature_names
 from weekly_feature_users
 inner join weekly_active on weekly_feature_users.week_start = weekly_active.week_start

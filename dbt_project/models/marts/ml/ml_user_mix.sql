@@ -59,7 +59,7 @@ population_shares as (
     select
         dimension,
         category,
-        events * 1.0 / sum(events) over (partition by dimension) as population_share
+        events * 1.0e0 / sum(events) over (partition by dimension) as population_share
     from population_events
 
 ),
@@ -103,7 +103,7 @@ user_distances as (
         dimension,
         user_id,
         dimension_events,
-        sum(power(events * 1.0 / dimension_events - population_share, 2)) as squared_distance
+        sum(power(events * 1.0e0 / dimension_events - population_share, 2)) as squared_distance
     from grid_with_totals
     where dimension_events >= 2
     group by dimension, user_id, dimension_events
@@ -125,7 +125,7 @@ dimension_moments as (
         dimension_diversity.dimension,
         dimension_diversity.diversity,
         avg(user_distances.squared_distance) as mean_squared_distance,
-        avg(1.0 / user_distances.dimension_events) as mean_inverse_events
+        avg(1.0e0 / user_distances.dimension_events) as mean_inverse_events
     from dimension_diversity
     left join user_distances on dimension_diversity.dimension = user_distances.dimension
     group by dimension_diversity.dimension, dimension_diversity.diversity
@@ -143,7 +143,7 @@ prior_strengths as (
         round(case
             when diversity <= 0 or mean_squared_distance is null then {{ var('ml_mix_prior_max_events') }}
             else least(greatest(
-                1.0 / greatest(
+                1.0e0 / greatest(
                     (mean_squared_distance - diversity * mean_inverse_events) / (diversity * (1 - mean_inverse_events)),
                     1e-9
                 ) - 1,
@@ -163,7 +163,7 @@ select
     grid_with_totals.dimension_events,
     case
         when grid_with_totals.dimension_events > 0
-            then grid_with_totals.events * 1.0 / grid_with_totals.dimension_events
+            then grid_with_totals.events * 1.0e0 / grid_with_totals.dimension_events
     end as share,
     grid_with_totals.population_share,
     prior_strengths.prior_events,

@@ -14,7 +14,7 @@ users as (
 
 activity as (
 
-    select activity_events.*, {{ dbt.datediff('activity_events.event_at', 'as_of_point.as_of', 'second') }} / 86400.0 as days_ago
+    select activity_events.*, {{ dbt.datediff('activity_events.event_at', 'as_of_point.as_of', 'second') }} / 86400.0e0 as days_ago
     from {{ ref('int_activity_events') }} as activity_events
     cross join as_of_point
 
@@ -26,8 +26,9 @@ user_activity as (
         user_id,
         max(event_at) as last_active_at,
         count(distinct case when days_ago < {{ var('rfm_frequency_days') }} then event_date end) as frequency_active_days,
-        coalesce(sum(case when days_ago < {{ var('rfm_monetary_days') }} and event_name in ('order_completed', 'order_refunded')
-                          then revenue end), 0) as monetary_revenue
+        -- decimal(38, 4) on both engines (a sum of decimal(18, 4) is (38, 4) on DuckDB, (28, 4) on Spark)
+        cast(coalesce(sum(case when days_ago < {{ var('rfm_monetary_days') }} and event_name in ('order_completed', 'order_refunded')
+                          then revenue end), 0) as decimal(38, 4)) as monetary_revenue
     from activity
     group by user_id
 
@@ -59,8 +60,8 @@ measured as (
         users.user_id,
         users.first_active_at,
         user_activity.last_active_at,
-        {{ dbt.datediff('user_activity.last_active_at', 'as_of_point.as_of', 'second') }} / 86400.0 as days_since_last_active,
-        {{ dbt.datediff('users.first_active_at', 'as_of_point.as_of', 'second') }} / 86400.0 as days_since_first_active,
+        {{ dbt.datediff('user_activity.last_active_at', 'as_of_point.as_of', 'second') }} / 86400.0e0 as days_since_last_active,
+        {{ dbt.datediff('users.first_active_at', 'as_of_point.as_of', 'second') }} / 86400.0e0 as days_since_first_active,
         user_activity.frequency_active_days,
         user_activity.monetary_revenue,
         coalesce(recent_sessions.sessions_recent, 0) as sessions_recent,
