@@ -26,7 +26,11 @@ export MLFLOW_UI_URL
 DEMO_USERS ?= 3000
 DEMO_SEED ?= 42
 
+# The engine dbt builds on (docs/spark.md): the manifest Dagster loads is parsed for it, again when it changes
+DBT_TARGET ?= duckdb
+export DBT_TARGET
 MANIFEST := dbt_project/target/manifest.json
+PARSED_FOR := dbt_project/target/.parsed-for-$(DBT_TARGET)
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros dbt_project/tests dbt_project/seeds -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
@@ -65,8 +69,13 @@ lock: $(INSTALLED)
 
 # dagster-dbt reads target/manifest.json; it is built here, never at import time. The vars are those the Dagster
 # dbt resource passes, so that the parse state saved here stays valid for its runs (partial parsing).
-$(MANIFEST): $(INSTALLED) $(DBT_SOURCES)
-	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet --vars '{"data_dir": "$(DATA_DIR)"}'
+$(MANIFEST): $(INSTALLED) $(DBT_SOURCES) $(PARSED_FOR)
+	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --target $(DBT_TARGET) --quiet --vars '{"data_dir": "$(DATA_DIR)"}'
+	touch $@
+
+$(PARSED_FOR):
+	mkdir -p dbt_project/target
+	rm -f dbt_project/target/.parsed-for-*
 	touch $@
 
 manifest: $(MANIFEST)

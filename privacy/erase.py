@@ -33,8 +33,18 @@ from privacy import artifacts, ledger
 from privacy.identities import Subject, resolve
 from privacy.keys import PSEUDONYM, SUBJECT, keyed_hash, privacy_key
 from privacy.suppression import add_hashes
-from privacy.warehouse import connect_writer, delete_raw, delete_user_rows, erase_landing, rewrite_database
+from privacy.warehouse import (
+    OWNER_COLUMNS,
+    connect_writer,
+    delete_raw,
+    delete_user_rows,
+    erase_landing,
+    rewrite_database,
+)
 from settings import Settings
+from spark_warehouse.erase import erase_users as erase_spark_users
+from spark_warehouse.layout import spark_root
+from spark_warehouse.raw_export import export_raw
 from stores.registry import table_stores
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +122,11 @@ def erase(
                 removed = delete_raw(con, subject)
                 removed.update(delete_user_rows(con, subject, table_stores(), say))
                 con.execute("checkpoint")
+                if spark_root(settings.data_dir).exists():
+                    # the Spark target's Parquet tables: raw/ exported again from the ledger, the rest rewritten
+                    export_raw(con, settings.data_dir)
+                    spark_removed = erase_spark_users(settings.data_dir, subject.all_ids, OWNER_COLUMNS)
+                    removed.update({f"spark/{table}": rows for table, rows in spark_removed.items()})
             report.removed["warehouse tables"] = {table: rows for table, rows in removed.items() if rows}
         finally:
             con.close()
@@ -219,7 +234,10 @@ def _rebuild_tables(settings: Settings, say: Progress) -> bool:
 
     with connect(str(settings.ingest.warehouse_path)) as con:
         built = con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'staging' and table_name = 'stg_events'"
+            # a table, or with DBT_TARGET=spark a view over Spark's (spark_warehouse.catalog)
+            "select count(*) from (select schema_name, table_name from duckdb_tables() union all "
+            "select schema_name, view_name from duckdb_views()) where schema_name = 'staging' "
+            "and table_name = 'stg_events'"
         ).fetchone()[0]
     if not built:
         say("dbt: nothing built yet, nothing to rebuild")
@@ -236,8 +254,9 @@ def _rebuild_tables(settings: Settings, say: Progress) -> bool:
         str(DBT_PROJECT),
         "--target-path",
         DBT_TARGET,
+        *(["--target", "spark"] if settings.engine.on_spark else []),
         "--vars",
-        json.dumps({"data_dir": str(settings.data_dir)}),
+        json.dumps(settings.dbt_vars()),
         "--quiet",
     ]
     say("dbt: rebuilding the table models")

@@ -31,7 +31,7 @@ from privacy.identities import Subject, event_filter, register
 from privacy.landing import RewriteResult, remove_rows, subject_rows
 from settings import IngestSettings
 from stores.files import fsync_dir
-from stores.registry import TableStore, database_tables
+from stores.registry import TableStore
 from stores.schema import connect
 
 LOCK_WAIT_SECONDS = 300.0
@@ -201,7 +201,13 @@ def delete_user_rows(
     con: duckdb.DuckDBPyConnection, subject: Subject, stores: Iterable[TableStore], progress: Progress
 ) -> dict[str, int]:
     """The subject's rows out of every personal warehouse table of the registry (raw.* aside)."""
-    present = set(database_tables(con))
+    # tables only: with DBT_TARGET=spark the dbt models are views over Spark's files, erased there
+    present = {
+        name
+        for (name,) in con.execute(
+            "select schema_name || '.' || table_name from duckdb_tables() where database_name = current_database()"
+        ).fetchall()
+    }
     ids = sorted(subject.all_ids)
     con.execute("create or replace temp table erase_ids (id varchar)")
     con.executemany("insert into erase_ids values (?)", [[value] for value in ids])

@@ -175,7 +175,7 @@ def _write_copy(
     counts: dict[str, int] = {}
     exported: dict[str, str] = {}
     for schema, table in tables:
-        # catalog names from duckdb_tables(), quoted as identifiers: no data values in this SQL
+        # catalog names from duckdb_tables() and duckdb_views(), quoted as identifiers: no data values in this SQL
         source = f'"{schema}"."{table}"'
         con.execute(f'create schema if not exists serving_copy."{schema}"')
         con.execute(f'create table serving_copy."{schema}"."{table}" as select * from {source}')
@@ -201,9 +201,16 @@ def _write_copy(
     return counts, exported
 
 
+# Tables, and the views over Spark's Parquet tables that stand for them with DBT_TARGET=spark (spark_warehouse.catalog)
+_RELATIONS = (
+    "(select database_name, schema_name, table_name from duckdb_tables() "
+    "union all select database_name, schema_name, view_name from duckdb_views() where not internal)"
+)
+
+
 def _tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return con.execute(
-        "select schema_name, table_name from duckdb_tables() "
+        f"select schema_name, table_name from {_RELATIONS} "
         "where database_name = current_database() and schema_name in (select unnest(?)) order by 1, 2",
         [list(PUBLISHED_SCHEMAS)],
     ).fetchall()
@@ -221,7 +228,7 @@ def _raw_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def _as_of(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The instant the marts were computed at (intermediate.int_as_of), when dbt has built it."""
     has_as_of = con.execute(
-        "select count(*) from duckdb_tables() where database_name = current_database() "
+        f"select count(*) from {_RELATIONS} where database_name = current_database() "
         "and schema_name = 'intermediate' and table_name = 'int_as_of'"
     ).fetchone()[0]
     if not has_as_of:

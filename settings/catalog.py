@@ -8,6 +8,7 @@ whole environment once and hands each package its section. Nothing else in the p
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -463,6 +464,60 @@ class RefreshSettings:
     )  # fmt: skip
 
 
+ENGINES = ("duckdb", "spark")
+SPARK_METHODS = ("session", "thrift")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Which engine dbt builds the warehouse on, and how it reaches Spark (docs/spark.md)."""
+
+    dbt_target: str = setting(
+        "DBT_TARGET", "duckdb", unit="duckdb or spark",
+        meaning="the engine dbt builds on (the target of dbt_project/profiles.yml): duckdb, the warehouse.duckdb "
+        "file; spark, Parquet tables under $DATA_DIR/spark built by Apache Spark",
+    )  # fmt: skip
+    spark_method: str = setting(
+        "SPARK_METHOD", "session", unit="session or thrift",
+        meaning="session: Spark runs inside dbt's process (one machine, SPARK_MASTER); thrift: a cluster's Spark "
+        "Thrift server at SPARK_HOST:SPARK_PORT",
+    )  # fmt: skip
+    spark_master: str = setting(
+        "SPARK_MASTER", "local[2]", unit="Spark master URL",
+        meaning="where a session-mode Spark runs its tasks (local[N]: N threads of this machine)",
+    )  # fmt: skip
+    spark_driver_memory: str = setting(
+        "SPARK_DRIVER_MEMORY", "4g", unit="JVM size", meaning="heap of a session-mode Spark's driver (JVM size: 4g)"
+    )
+    spark_shuffle_partitions: int = setting(
+        "SPARK_SHUFFLE_PARTITIONS", 4, unit="partitions", minimum=1,
+        meaning="partitions of every shuffle (Spark's default of 200 suits a cluster, not local[2])",
+    )  # fmt: skip
+    spark_host: str = setting(
+        "SPARK_HOST", "", unit="host name", meaning="the Spark Thrift server (SPARK_METHOD=thrift)"
+    )
+    spark_port: int = setting("SPARK_PORT", 10000, unit="port", meaning="its port")
+    pyspark_python: str = setting(
+        "PYSPARK_PYTHON", "", unit="program", default_text="the Python running the pipeline",
+        meaning="the Python Spark starts for marts.experiment_results' statistics (the project must be installed "
+        "there, on every machine of a cluster)",
+    )  # fmt: skip
+
+    def check(self) -> EngineSettings:
+        """The settings, after the checks that span two of them (raises SettingError)."""
+        if self.dbt_target not in ENGINES:
+            raise SettingError(f"DBT_TARGET must be one of {', '.join(ENGINES)}, got {self.dbt_target!r}")
+        if self.spark_method not in SPARK_METHODS:
+            raise SettingError(f"SPARK_METHOD must be one of {', '.join(SPARK_METHODS)}, got {self.spark_method!r}")
+        if self.dbt_target == "spark" and self.spark_method == "thrift" and not self.spark_host:
+            raise SettingError("SPARK_METHOD=thrift needs SPARK_HOST: the Spark Thrift server to build on")
+        return self
+
+    @property
+    def on_spark(self) -> bool:
+        return self.dbt_target == "spark"
+
+
 @dataclass(frozen=True)
 class CommandSettings:
     """Read by the Makefile and the tools it starts, not by the product's Python: listed for completeness."""
@@ -472,9 +527,6 @@ class CommandSettings:
         "DAGSTER_HOME", "", unit="path", default_text="$DATA_DIR/dagster_home",
         meaning="Dagster's run history and instance settings (make copies orchestration/dagster.yaml there)",
     )  # fmt: skip
-    dbt_target: str = setting(
-        "DBT_TARGET", "duckdb", unit="profile target", meaning="the target of dbt_project/profiles.yml"
-    )
     dashboard_port: int = setting("DASHBOARD_PORT", 8501, unit="port", meaning="where `make dashboard` listens")
     mlflow_port: int = setting("MLFLOW_PORT", 5000, unit="port", meaning="where `make dev` starts the MLflow UI")
     demo_users: int = setting("DEMO_USERS", 3000, unit="users", meaning="how many users `make demo` generates")
@@ -503,6 +555,7 @@ SECTIONS: dict[str, type] = {
     "quality": QualitySettings,
     "serving": ServingSettings,
     "refresh": RefreshSettings,
+    "engine": EngineSettings,
     "privacy": PrivacySettings,
     "commands": CommandSettings,
     "tools": ToolSettings,
@@ -531,9 +584,33 @@ class Settings:
     quality: QualitySettings
     serving: ServingSettings
     refresh: RefreshSettings
+    engine: EngineSettings
     privacy: PrivacySettings
     commands: CommandSettings
     tools: ToolSettings
+
+    def dbt_vars(self) -> dict[str, str]:
+        """The vars every dbt invocation gets, all read by dbt_project/profiles.yml: the warehouse's folder
+        `data_dir` (dbt runs in the project folder, so a relative DATA_DIR would point somewhere else there),
+        `threads` and `memory_limit` (DBT_THREADS, DBT_MEMORY_LIMIT), and on Spark how to reach it (SPARK_*,
+        PYSPARK_PYTHON, by default the Python running this)."""
+        values = {
+            "data_dir": str(self.data_dir),
+            "threads": str(self.refresh.dbt_threads),
+            "memory_limit": self.refresh.dbt_memory_limit,
+        }
+        engine = self.engine
+        if engine.on_spark:
+            values |= {
+                "spark_method": engine.spark_method,
+                "spark_host": engine.spark_host or "NA",
+                "spark_port": str(engine.spark_port),
+                "spark_master": engine.spark_master,
+                "spark_driver_memory": engine.spark_driver_memory,
+                "spark_shuffle_partitions": str(engine.spark_shuffle_partitions),
+                "pyspark_python": engine.pyspark_python or sys.executable,
+            }
+        return values
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -558,6 +635,7 @@ class Settings:
             quality=read_section(QualitySettings, env),
             serving=read_section(ServingSettings, env),
             refresh=read_section(RefreshSettings, env),
+            engine=read_section(EngineSettings, env).check(),
             privacy=privacy,
             commands=read_section(CommandSettings, env),
             tools=read_section(ToolSettings, env),

@@ -62,12 +62,12 @@ def export_raw(con: duckdb.DuckDBPyConnection, data_dir: Path) -> ExportSummary:
     present = {path.name for path in events_dir.glob(f"{PART_PREFIX}*.parquet")} - {SCHEMA_PART}
     if not (events_dir / SCHEMA_PART).exists():
         # no rows: Spark reads the table's columns from it while no file is loaded (and ignores it after)
-        _write(con, _EVENTS_SELECT + " where false", {}, events_dir / SCHEMA_PART)
+        write_parquet(con, _EVENTS_SELECT + " where false", {}, events_dir / SCHEMA_PART)
     written = rows = 0
     for name in sorted(wanted.keys() - present):
         source_file, loaded_at = wanted[name]
         query = _EVENTS_SELECT + " where source_file = $file and loaded_at = $loaded_at order by source_line"
-        rows += _write(con, query, {"file": source_file, "loaded_at": loaded_at}, events_dir / name)
+        rows += write_parquet(con, query, {"file": source_file, "loaded_at": loaded_at}, events_dir / name)
         written += 1
     removed = present - wanted.keys()
     for name in removed:
@@ -76,17 +76,17 @@ def export_raw(con: duckdb.DuckDBPyConnection, data_dir: Path) -> ExportSummary:
         if table != "events":
             target = external_table_dir(data_dir, "raw", table)
             target.mkdir(parents=True, exist_ok=True)
-            _write(con, _whole_table(con, table), {}, target / f"{PART_PREFIX}0.parquet")
+            write_parquet(con, whole_table(con, table), {}, target / f"{PART_PREFIX}0.parquet")
             written += 1
     return ExportSummary(written, len(removed), rows)
 
 
-def _whole_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    """A select of raw.<table> with its timestamps as UTC instants and JSON as text."""
+def whole_table(con: duckdb.DuckDBPyConnection, table: str, schema: str = "raw") -> str:
+    """A select of <schema>.<table> with its timestamps as UTC instants and JSON as text."""
     columns = con.execute(
         "select column_name, data_type from information_schema.columns "
-        "where table_schema = 'raw' and table_name = ? order by ordinal_position",
-        [table],
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
     ).fetchall()
     outputs = []
     for name, data_type in columns:
@@ -97,10 +97,10 @@ def _whole_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
             outputs.append(f"{quoted}::varchar as {quoted}")
         else:
             outputs.append(quoted)
-    return f"select {', '.join(outputs)} from raw.{table}"
+    return f"select {', '.join(outputs)} from {schema}.{table}"
 
 
-def _write(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, object], path: Path) -> int:
+def write_parquet(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, object], path: Path) -> int:
     """`query`'s rows to the Parquet file `path`, atomically; returns the row count."""
     partial = path.with_name(f".{path.name}.partial")
     count = con.execute(f"copy ({query}) to '{_sql_path(partial)}' (format parquet)", params).fetchone()

@@ -197,6 +197,35 @@ PATH_STORES: tuple[PathStore, ...] = (
         "serving", True, "removed by the next publish (litter)",
     ),
     PathStore(
+        "spark/raw/", "folder",
+        "DBT_TARGET=spark: raw.* as Parquet for Spark, exported from the ledger in warehouse.duckdb "
+        "(spark_warehouse.raw_export; raw.events one file per loaded landing file)",
+        "spark_warehouse", True,
+        "exported again after the ledger's rows are deleted: a landing file's Parquet file is named by its row count, "
+        "so each file that lost rows is written again and the old one removed",
+    ),
+    PathStore(
+        "spark/warehouse/", "folder",
+        "DBT_TARGET=spark: the tables dbt builds on Spark (Parquet, `<schema>.db/<table>/`), the same as "
+        "warehouse.duckdb's staging.*, intermediate.* and marts.*",
+        "dbt", True,
+        "every table folder with an owner column rewritten without the user's rows (spark_warehouse.erase), then the "
+        "table models rebuilt by dbt on Spark",
+    ),
+    PathStore(
+        "spark/ml/", "folder",
+        "DBT_TARGET=spark: ml.* as external Parquet tables (`<table>/`) for the models that read them",
+        "ml", True, "rewritten without the user's rows (spark_warehouse.erase)",
+    ),
+    PathStore(
+        "spark/metastore_db/", "folder",
+        "DBT_TARGET=spark in session mode: the embedded Derby metastore naming Spark's tables, columns and folders",
+        "dbt", False, "not personal (names and schemas only)",
+    ),
+    PathStore(
+        "spark/derby.log", "file", "the Derby metastore's log", "dbt", False, "not personal",
+    ),
+    PathStore(
         "gx/", "folder",
         "Great Expectations project: suites, checkpoints, validation results and Data Docs; each result keeps up "
         "to 5 unexpected values per expectation (e.g. unparseable raw `properties` text, event names, message ids)",

@@ -103,3 +103,12 @@ def sensor_context(**kwargs: object):
 
     resources = {"warehouse": warehouse_resource(), "mlflow": MLflowResource(**env_fields(MLflowResource))}
     return dg.build_sensor_context(resources=resources, **kwargs)
+
+
+# Test files that take minutes on their own: handed out first, so that the other workers' files run beside them
+# instead of after them (pytest-xdist hands out files in collection order).
+LONGEST_FIRST = ("test_spark_equality.py",)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)

@@ -129,7 +129,9 @@ def test_bounds_and_cross_checks_are_errors_naming_the_variables():
 
 def test_the_resources_fields_are_the_catalogues_and_environment_values_arrive_through_env_vars(data_dir, monkeypatch):
     fields = set(WarehouseResource.model_fields) | set(MLflowResource.model_fields)
-    pipeline_sections = ("contract", "ingest", "gate", "activation", "quality", "serving", "refresh", "privacy", "ml")
+    pipeline_sections = (
+        "contract", "ingest", "gate", "activation", "quality", "serving", "refresh", "engine", "privacy", "ml"
+    )  # fmt: skip
     expected = {"data_dir"} | {
         spec.env.lower() for name in pipeline_sections for _, spec in setting_fields(SECTIONS[name])
     }
@@ -162,6 +164,20 @@ def test_dbt_gets_the_warehouse_folder_threads_and_memory_as_vars_not_through_th
     }  # fmt: skip
     profile = (ROOT / "dbt_project" / "profiles.yml").read_text()
     assert "var('data_dir'" in profile and "var('threads'" in profile and "var('memory_limit'" in profile
+
+
+def test_on_spark_dbt_also_gets_how_to_reach_spark_and_the_python_for_its_transform(tmp_path):
+    resource = WarehouseResource(
+        data_dir=str(tmp_path), dbt_target="spark", spark_master="local[1]", spark_shuffle_partitions="2"
+    )
+    values = json.loads(dbt_vars_args(resource)[1])
+    assert values["spark_master"] == "local[1]" and values["spark_shuffle_partitions"] == "2"
+    assert values["spark_method"] == "session" and values["pyspark_python"] == sys.executable
+    profile = (ROOT / "dbt_project" / "profiles.yml").read_text()
+    for name in ("spark_method", "spark_host", "spark_port", "spark_master", "spark_driver_memory"):
+        assert f"var('{name}'" in profile, name
+    with pytest.raises(SettingError, match="SPARK_METHOD=thrift needs SPARK_HOST"):
+        WarehouseResource(data_dir=str(tmp_path), dbt_target="spark", spark_method="thrift").settings()
 
 
 def test_dbt_runs_duckdb_with_the_threads_and_memory_limit_it_is_given(tmp_path):

@@ -53,8 +53,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _load(data_dir)
         run_dbt(data_dir, "seed")
         run_dbt(data_dir, "run")
-        _spark(data_dir, "seed")
-        _spark(data_dir, "run", "--select", "+config.materialized:incremental")
+        # seeds and models in one invocation: each start of dbt on Spark costs a JVM and a session (about 17 s)
+        _spark(
+            data_dir, "build", "--exclude-resource-type", "test",
+            "--select", "resource_type:seed", "+config.materialized:incremental",
+        )  # fmt: skip
         write_lines(landing / "edge_second.jsonl", EDGE_SECOND)
         _load(data_dir)
         run_dbt(data_dir, "run")
@@ -88,3 +91,41 @@ def test_restitching_reached_spark_incrementally(built: Path) -> None:
             f"select user_id from read_parquet('{users}/*.parquet') where user_id in ('anon_x', 'edge_u1')"
         ).fetchall()
     assert rows == [("edge_u1",)]
+
+
+def test_an_erased_user_leaves_no_row_in_sparks_files(built: Path) -> None:
+    """Last in this file: it changes the built warehouse. The ledger loses the user's raw rows (as privacy.erase
+    does first), raw/ is exported again and every other table folder is rewritten without them."""
+    from privacy.identities import resolve
+    from privacy.warehouse import OWNER_COLUMNS, delete_raw
+    from spark_warehouse.erase import erase_users, table_folders
+
+    spark = built / "spark"
+    with duckdb.connect(str(built / "warehouse.duckdb")) as con:
+        user = con.execute(
+            "select user_id from staging.stg_events where user_id like 'u%' group by 1 order by count(*) desc limit 1"
+        ).fetchone()[0]
+        subject = resolve(con, [user])
+        delete_raw(con, subject)
+        others = con.execute("select count(*) from raw.events").fetchone()[0]
+        summary = export_raw(con, built)
+    with_files = [folder for folder in table_folders(built) if any(folder.glob("*.parquet"))]
+    removed = erase_users(built, subject.all_ids, OWNER_COLUMNS)
+    assert summary.files_removed >= 1 and removed["warehouse/staging.db/stg_events"] > 0
+    assert removed["warehouse/intermediate.db/int_users"] == 1
+    with duckdb.connect() as con:
+        for path in sorted(spark.rglob("*.parquet")):
+            if path.name.startswith((".", "_")):
+                continue
+            columns = con.execute(f"describe select * from '{path}'").fetchall()
+            texts = [name for name, kind, *_ in columns if kind == "VARCHAR"]
+            if texts:
+                hits = con.execute(
+                    f"select count(*) from '{path}' where {' or '.join(f'contains({name}, $u)' for name in texts)}",
+                    {"u": user},
+                ).fetchone()[0]
+                assert hits == 0, path
+        kept = con.execute(f"select count(*) from '{spark}/raw/events/*.parquet'").fetchone()[0]
+    assert kept == others
+    # a rewritten table keeps a file (of the other users' rows)
+    assert all(any(folder.glob("*.parquet")) for folder in with_files)

@@ -13,6 +13,7 @@ from orchestration.settings_resources import SettingsFields, env_fields, setting
 from settings import (
     ActivationSettings,
     ContractSettings,
+    EngineSettings,
     GateSettings,
     IngestSettings,
     PrivacySettings,
@@ -37,6 +38,7 @@ _WarehouseFields = settings_resource_base(
     QualitySettings,
     ServingSettings,
     RefreshSettings,
+    EngineSettings,
     PrivacySettings,
     extra=tuple(field for field in dataclasses.fields(Settings) if field.name == "data_dir"),
 )
@@ -64,15 +66,8 @@ class WarehouseResource(SettingsFields, _WarehouseFields):
         return SuiteRunner(self.data_path, keep_results=self.settings().quality.gx_keep_results)
 
     def dbt_vars(self) -> dict[str, str]:
-        """The dbt vars every invocation gets, all read by profiles.yml: the warehouse's folder `data_dir` (dbt runs
-        in the project folder, so a relative DATA_DIR would point somewhere else there), `threads` and
-        `memory_limit` (DBT_THREADS, DBT_MEMORY_LIMIT)."""
-        refresh = self.settings().refresh
-        return {
-            "data_dir": str(self.data_path),
-            "threads": str(refresh.dbt_threads),
-            "memory_limit": refresh.dbt_memory_limit,
-        }
+        """The vars every dbt invocation gets (Settings.dbt_vars: data_dir, threads, memory_limit, and Spark's)."""
+        return self.settings().dbt_vars()
 
 
 def warehouse_resource(**values: str) -> WarehouseResource:

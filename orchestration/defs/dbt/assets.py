@@ -27,6 +27,8 @@ from orchestration.defs.dbt.translator import WarehouseTranslator
 from orchestration.defs.dbt.workarounds import keep_parse_state
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 from orchestration.tiers import FOLLOW_UP, LIVE, SLOW, dbt_select
+from spark_warehouse.catalog import attach_tables, export_ledger
+from stores.schema import connect
 
 READS_ML = "source:ml+"
 
@@ -57,9 +59,20 @@ def dbt_vars_args(warehouse: WarehouseResource) -> list[str]:
 
 
 def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource) -> Iterator:
-    """`dbt build` of the op's selection; the events of charted marts and of what depends on them are held back
-    until dbt has exited (the charts read the warehouse, which dbt holds), then sent in their order with the
-    charts added. Everything else streams as dbt goes."""
+    """`dbt build` of the op's selection on the engine DBT_TARGET names; the events of charted marts and of what
+    depends on them are held back until dbt has exited (the charts read the warehouse, which dbt holds), then sent
+    in their order with the charts added. Everything else streams as dbt goes.
+
+    On Spark, raw.* and ml.* go from warehouse.duckdb to Spark's Parquet tables first, and warehouse.duckdb gets
+    views over what dbt built after (spark_warehouse.catalog), so that every reader after this step is the same."""
+    engine = warehouse.settings().engine
+    if engine.on_spark:
+        with connect(str(warehouse.warehouse_path)) as con:
+            exported = export_ledger(con, warehouse.data_path)
+        context.log.info(
+            f"to Spark: raw.events {exported.files_written} file(s) written ({exported.rows_written:,} rows), "
+            f"{exported.files_removed} removed; ml.* written whole"
+        )
     waits = charted_and_downstream(context.assets_def)
     held = []
     # matplotlib takes a second or more to import: import it while dbt runs rather than after, when the marts'
@@ -69,13 +82,18 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
         importing_charts.start()
     # no JSON artifacts: nothing reads them (Dagster takes dbt's events from its log stream, and the parse state is
     # a msgpack file dbt writes anyway), and writing them took 1-2 s of every invocation
-    invocation = dbt.cli(["build", "--no-write-json", *dbt_vars_args(warehouse)], context=context)
+    command = ["build", "--no-write-json", "--target", engine.dbt_target, *dbt_vars_args(warehouse)]
+    invocation = dbt.cli(command, context=context)
     for event in invocation.stream():
         # a held model's children are held too, so no output ever precedes its parent's
         if _asset_key(context, event) in waits:
             held.append(event)
         else:
             yield event
+    if engine.on_spark:
+        with connect(str(warehouse.warehouse_path)) as con:
+            attached = attach_tables(con, warehouse.data_path)
+        context.log.info(f"warehouse.duckdb: views over {len(attached)} of Spark's tables")
     if waits:
         importing_charts.join()
     for event in held:
