@@ -35,7 +35,7 @@ from raw.events
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """What one export wrote and removed."""
+    """What one export wrote and removed of raw.events (the other raw tables are written whole each time)."""
 
     files_written: int
     files_removed: int
@@ -77,7 +77,6 @@ def export_raw(con: duckdb.DuckDBPyConnection, data_dir: Path) -> ExportSummary:
             target = external_table_dir(data_dir, "raw", table)
             target.mkdir(parents=True, exist_ok=True)
             write_parquet(con, whole_table(con, table), {}, target / f"{PART_PREFIX}0.parquet")
-            written += 1
     return ExportSummary(written, len(removed), rows)
 
 

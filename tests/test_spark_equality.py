@@ -93,6 +93,24 @@ def test_restitching_reached_spark_incrementally(built: Path) -> None:
     assert rows == [("edge_u1",)]
 
 
+def test_warehouse_duckdb_reads_sparks_tables_through_views(built: Path, tmp_path: Path) -> None:
+    """What the Dagster assets give warehouse.duckdb after dbt ran on Spark (spark_warehouse.catalog), in a file of
+    its own here (the built warehouse.duckdb holds DuckDB's tables of the same names); publish lists the views."""
+    from serving.publish import _tables
+    from spark_warehouse.catalog import attach_tables
+
+    with duckdb.connect(str(tmp_path / "catalog.duckdb")) as con:
+        attached = attach_tables(con, built)
+        con.execute(f"attach '{built / 'warehouse.duckdb'}' as duck (read_only)")
+        for name in attached:
+            spark_rows = con.execute(f"select count(*) from {name}").fetchone()[0]
+            duck_rows = con.execute(f"select count(*) from duck.{name}").fetchone()[0]
+            assert spark_rows == duck_rows, name
+        published = {f"{schema}.{table}" for schema, table in _tables(con)}
+    assert len(attached) >= 45 and "staging.stg_events" in attached
+    assert {name for name in attached if name.startswith("marts.")} <= published
+
+
 def test_an_erased_user_leaves_no_row_in_sparks_files(built: Path) -> None:
     """Last in this file: it changes the built warehouse. The ledger loses the user's raw rows (as privacy.erase
     does first), raw/ is exported again and every other table folder is rewritten without them."""

@@ -71,7 +71,7 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse:
             exported = export_ledger(con, warehouse.data_path)
         context.log.info(
             f"to Spark: raw.events {exported.files_written} file(s) written ({exported.rows_written:,} rows), "
-            f"{exported.files_removed} removed; ml.* written whole"
+            f"{exported.files_removed} removed; the other raw.* and ml.* tables written whole"
         )
     waits = charted_and_downstream(context.assets_def)
     held = []
