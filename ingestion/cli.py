@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from ingestion.loader import FileResult, ingest_landing
 from ingestion.markup import plain_text
+from ingestion.s3_source import sync_s3
 from settings import IngestSettings
 
 
@@ -30,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.settle_seconds is not None:
         settings = replace(settings, settle_seconds=args.settle_seconds)
 
+    if settings.s3_bucket:
+        synced = sync_s3(settings)
+        print(f"s3://{plain_text(settings.s3_bucket)}/{plain_text(settings.s3_prefix)}: {synced.summary()}")
+        for key, reason in synced.skipped.items():
+            print(f"  {plain_text(key, 300)} not copied: {reason}")
     bar = tqdm(unit=" rows", unit_scale=True, disable=args.quiet, desc="ingest")
 
     def on_batch(file_name: str, rows: int) -> None:

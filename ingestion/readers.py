@@ -42,11 +42,17 @@ TABLE_SCHEMA = pa.schema(
 )
 
 
+# Segment's S3 destination names its gzipped JSON-lines objects `<epoch milliseconds>.<hash>.gz`
+SEGMENT_OBJECT = re.compile(r"[0-9]{10,}\.[0-9a-z]{1,64}")
+
+
 def file_format(path: Path) -> str | None:
     """'jsonl', 'csv' or 'parquet' from the file name (a trailing .gz allowed), None when unsupported."""
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
+        if SEGMENT_OBJECT.fullmatch(name):
+            return "jsonl"
     if name.endswith(LINE_SUFFIXES):
         return "jsonl"
     if name.endswith(".csv"):

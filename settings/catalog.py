@@ -166,6 +166,26 @@ class IngestSettings:
         "INGEST_MEMORY_LIMIT", "50%", unit="DuckDB size",
         meaning="DuckDB's memory bound for the ingestion connection (it spills or fails that one file past it)",
     )  # fmt: skip
+    s3_bucket: str = setting(
+        "LANDING_S3_BUCKET", "", unit="bucket", default_text="none (off)",
+        meaning="an S3 or S3-compatible bucket whose objects (under LANDING_S3_PREFIX) are copied into "
+        "landing/s3/<bucket>/ before each load, e.g. where Segment's or RudderStack's S3 destination writes",
+    )  # fmt: skip
+    s3_prefix: str = setting("LANDING_S3_PREFIX", "", unit="key prefix", meaning="only objects under this prefix")
+    s3_endpoint_url: str = setting(
+        "LANDING_S3_ENDPOINT_URL", "", unit="URL", default_text="AWS's",
+        meaning="an S3-compatible server (MinIO, Ceph, moto); credentials come from boto3's usual chain "
+        "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile)",
+    )  # fmt: skip
+    s3_region: str = setting("LANDING_S3_REGION", "us-east-1", unit="region", meaning="the bucket's region")
+    s3_max_object_bytes: int = setting(
+        "LANDING_S3_MAX_OBJECT_BYTES", 4 << 30, unit="bytes", minimum=1,
+        meaning="a larger object is not copied (reported, with its key)",
+    )  # fmt: skip
+    s3_max_bytes_per_sync: int = setting(
+        "LANDING_S3_MAX_BYTES_PER_SYNC", 1 << 30, unit="bytes", minimum=1,
+        meaning="one sync copies objects until this much is copied; the rest waits for the next one",
+    )  # fmt: skip
     # from ContractSettings (Settings.from_env fills them); the contract's defaults when built by hand
     future_tolerance_hours: float = float(FUTURE_TOLERANCE_HOURS)
     min_event_time: datetime = MIN_EVENT_TIME

@@ -7,6 +7,7 @@ import dagster as dg
 
 from ingestion import FileResult, IngestSummary, ingest_landing
 from ingestion.markup import Markdown, md_escape, md_list, md_table, plain_text
+from ingestion.s3_source import sync_s3
 from orchestration.defs.quality.data_docs import docs_links, expectations_markdown, failed_expectations
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
 from orchestration.tiers import LIVE, tier
@@ -130,6 +131,11 @@ def landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
             message += f"; {plain_text(result.detail, 500)}"
         (context.log.warning if result.status in WARNING_STATUSES else context.log.info)(message)
 
+    if settings.s3_bucket:
+        synced = sync_s3(settings)
+        context.log.info(f"s3://{plain_text(settings.s3_bucket)}/{plain_text(settings.s3_prefix)}: {synced.summary()}")
+        for key, reason in list(synced.skipped.items())[:20]:
+            context.log.warning(f"{plain_text(key, 300)} not copied: {reason}")
     summary: IngestSummary = ingest_landing(settings, on_file=on_file)
     if summary.symlinks_skipped:
         context.log.warning(

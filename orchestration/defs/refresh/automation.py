@@ -12,6 +12,7 @@ import dagster as dg
 
 from ingestion.discover import count_waiting, latest_arrival, settled_files
 from ingestion.markup import plain_text
+from ingestion.s3_source import sync_s3
 from orchestration.defs.refresh.jobs import everything_job, follow_up_job, landing_refresh_job
 from orchestration.defs.resources import WarehouseResource
 from settings import IngestSettings
@@ -184,3 +185,19 @@ def held_since_in(cursor: str | None) -> float | None:
         return float(json.loads(cursor)["held_since"])
     except (TypeError, ValueError, KeyError):
         return None
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="With LANDING_S3_BUCKET set: copies the bucket's new objects into landing/s3/<bucket>/ (at most "
+    "LANDING_S3_MAX_BYTES_PER_SYNC a tick), where the landing sensor sees them as new files.",
+)
+def s3_landing_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+    settings = warehouse.ingest_settings()
+    if not settings.s3_bucket:
+        return dg.SkipReason("LANDING_S3_BUCKET is not set: no bucket to copy from.")
+    synced = sync_s3(settings)
+    for key, reason in list(synced.skipped.items())[:20]:
+        context.log.warning(f"s3://{plain_text(settings.s3_bucket)}/{plain_text(key, 300)} not copied: {reason}")
+    return dg.SkipReason(synced.summary())
