@@ -513,6 +513,11 @@ class EngineSettings:
         "SPARK_SHUFFLE_PARTITIONS", 4, unit="partitions", minimum=1,
         meaning="partitions of every shuffle (Spark's default of 200 suits a cluster, not local[2])",
     )  # fmt: skip
+    spark_user_buckets: int = setting(
+        "SPARK_USER_BUCKETS", 32, unit="partitions", minimum=1,
+        meaning="partitions of the per-user tables on Spark, by a hash of user_id: a refresh rewrites the ones "
+        "holding the users it recomputes (more: fewer rows rewritten for a small batch, more files)",
+    )  # fmt: skip
     spark_host: str = setting(
         "SPARK_HOST", "", unit="host name", meaning="the Spark Thrift server (SPARK_METHOD=thrift)"
     )
@@ -628,6 +633,7 @@ class Settings:
                 "spark_master": engine.spark_master,
                 "spark_driver_memory": engine.spark_driver_memory,
                 "spark_shuffle_partitions": str(engine.spark_shuffle_partitions),
+                "spark_user_buckets": str(engine.spark_user_buckets),
                 "pyspark_python": engine.pyspark_python or sys.executable,
             }
         return values

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from spark_warehouse.layout import ML_TABLES, external_table_dir, spark_root
+from spark_warehouse.layout import ML_TABLES, SPARK_ONLY_COLUMNS, external_table_dir, spark_root
 from spark_warehouse.raw_export import PART_PREFIX, ExportSummary, export_raw, whole_table, write_parquet
 from stores.schema import ensure
 
@@ -62,6 +62,10 @@ def attach_tables(con: duckdb.DuckDBPyConnection, data_dir: Path) -> list[str]:
         ).fetchone()
         if kind:
             con.execute(f"drop table {name}")
-        con.execute(f"create or replace view {name} as select * from read_parquet('{files}', hive_partitioning = true)")
+        spark_only = [column for column in SPARK_ONLY_COLUMNS if any(folder.glob(f"{column}=*"))]
+        columns = f"* exclude ({', '.join(spark_only)})" if spark_only else "*"
+        con.execute(
+            f"create or replace view {name} as select {columns} from read_parquet('{files}', hive_partitioning = true)"
+        )
         attached.append(f"{schema}.{table}")
     return attached

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from spark_warehouse.layout import managed_table_dir
+from spark_warehouse.layout import SPARK_ONLY_COLUMNS, managed_table_dir
 
 RTOL = 1e-9
 ATOL = 1e-12
@@ -51,7 +51,8 @@ def compare_table(con: duckdb.DuckDBPyConnection, data_dir: Path, schema: str, t
         return TableComparison(f"{schema}.{table}", len(ours), 0, [f"no Parquet files under {folder}"])
     listed = ", ".join("'" + name.replace("'", "''") + "'" for name in files)
     theirs = con.sql(f"select * from read_parquet([{listed}], hive_partitioning = true)").to_arrow_table().to_pandas()
-    theirs = theirs.drop(columns=[column for column in RUN_TIME_COLUMNS if column in theirs.columns])
+    left_out = (*RUN_TIME_COLUMNS, *SPARK_ONLY_COLUMNS)
+    theirs = theirs.drop(columns=[column for column in left_out if column in theirs.columns])
     result = TableComparison(f"{schema}.{table}", len(ours), len(theirs))
     missing = [column for column in ours.columns if column not in theirs.columns]
     extra = [column for column in theirs.columns if column not in ours.columns]

@@ -28,6 +28,11 @@ from tests.test_dbt_incremental import EDGE_FIRST, EDGE_SECOND
 
 pytestmark = pytest.mark.slow
 
+WAREHOUSE = ("spark", "warehouse")
+PARTITIONED = {"stg_events": ("staging.db", "stg_events"), "int_users": ("intermediate.db", "int_users")}
+# per partitioned table, its partitions' data files after the first batch (filled by the fixture)
+FILES_AFTER_FIRST_BATCH: dict[str, dict[str, set[str]]] = {}
+
 
 def _load(data_dir: Path) -> None:
     """Ingest the landing folder into the ledger and export raw.* to the Parquet tables Spark reads."""
@@ -38,6 +43,15 @@ def _load(data_dir: Path) -> None:
 
 def _spark(data_dir: Path, *args: str) -> None:
     run_dbt(data_dir, *args, "--target", "spark", dbt_vars={"data_dir": str(data_dir)})
+
+
+def _partition_files(folder: Path) -> dict[str, set[str]]:
+    """Each partition folder's (`column=value`) data file names."""
+    return {
+        partition.name: {path.name for path in partition.glob("*.parquet")}
+        for partition in folder.iterdir()
+        if partition.is_dir() and "=" in partition.name
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +72,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             data_dir, "build", "--exclude-resource-type", "test",
             "--select", "resource_type:seed", "+config.materialized:incremental",
         )  # fmt: skip
+        for name, (schema, table) in PARTITIONED.items():
+            FILES_AFTER_FIRST_BATCH[name] = _partition_files(data_dir.joinpath(*WAREHOUSE, schema, table))
         write_lines(landing / "edge_second.jsonl", EDGE_SECOND)
         _load(data_dir)
         run_dbt(data_dir, "run")
@@ -88,9 +104,41 @@ def test_restitching_reached_spark_incrementally(built: Path) -> None:
     with duckdb.connect() as con:
         users = built / "spark" / "warehouse" / "intermediate.db" / "int_users"
         rows = con.execute(
-            f"select user_id from read_parquet('{users}/*.parquet') where user_id in ('anon_x', 'edge_u1')"
+            f"select user_id from read_parquet('{users}/**/*.parquet') where user_id in ('anon_x', 'edge_u1')"
         ).fetchall()
     assert rows == [("edge_u1",)]
+
+
+def _changed_partitions(built: Path, name: str) -> tuple[set[str], set[str]]:
+    """(partitions whose files the second batch replaced or added, partitions it left alone) of a table."""
+    before = FILES_AFTER_FIRST_BATCH[name]
+    after = _partition_files(built.joinpath(*WAREHOUSE, *PARTITIONED[name]))
+    changed = {partition for partition in before.keys() | after.keys() if before.get(partition) != after.get(partition)}
+    return changed, set(after) - changed
+
+
+def test_the_second_batch_rewrote_only_the_days_it_touched(built: Path) -> None:
+    """stg_events is partitioned by event_date on Spark: the new events' days (10-15, 10-18, 10-25 and 09-04, the
+    late one) and the days of the rows re-stitched (anon_x's pages of 10-05 and 10-12, anon_y's of 10-21)."""
+    changed, kept = _changed_partitions(built, "stg_events")
+    days = ("09-04", "10-05", "10-12", "10-15", "10-18", "10-21", "10-25")
+    assert changed == {f"event_date=2026-{day}" for day in days}
+    assert len(kept) > 40
+
+
+def test_the_second_batch_rewrote_only_its_users_buckets(built: Path) -> None:
+    """int_users is partitioned by a hash of user_id: the batch recomputes edge_u1, edge_u3, edge_u2 (anon_y's page
+    moved from it) and anon_x (gone), so at most 4 of the 32 buckets are rewritten, those of edge_u1 and edge_u3
+    among them."""
+    changed, kept = _changed_partitions(built, "int_users")
+    users = built.joinpath(*WAREHOUSE, *PARTITIONED["int_users"])
+    with duckdb.connect() as con:
+        buckets = con.execute(
+            f"select distinct 'spark_user_bucket=' || spark_user_bucket from read_parquet('{users}/**/*.parquet', "
+            "hive_partitioning = true) where user_id in ('edge_u1', 'edge_u3')"
+        ).fetchall()
+    assert {bucket for (bucket,) in buckets} <= changed
+    assert 1 <= len(changed) <= 4 and len(kept) >= 20
 
 
 def test_warehouse_duckdb_reads_sparks_tables_through_views(built: Path, tmp_path: Path) -> None:
@@ -127,7 +175,7 @@ def test_an_erased_user_leaves_no_row_in_sparks_files(built: Path) -> None:
         delete_raw(con, subject)
         others = con.execute("select count(*) from raw.events").fetchone()[0]
         summary = export_raw(con, built)
-    with_files = [folder for folder in table_folders(built) if any(folder.glob("*.parquet"))]
+    with_files = [folder for folder in table_folders(built) if any(folder.rglob("*.parquet"))]
     removed = erase_users(built, subject.all_ids, OWNER_COLUMNS)
     assert summary.files_removed >= 1 and removed["warehouse/staging.db/stg_events"] > 0
     assert removed["warehouse/intermediate.db/int_users"] == 1
@@ -146,4 +194,4 @@ def test_an_erased_user_leaves_no_row_in_sparks_files(built: Path) -> None:
         kept = con.execute(f"select count(*) from '{spark}/raw/events/*.parquet'").fetchone()[0]
     assert kept == others
     # a rewritten table keeps a file (of the other users' rows)
-    assert all(any(folder.glob("*.parquet")) for folder in with_files)
+    assert all(any(folder.rglob("*.parquet")) for folder in with_files)

@@ -11,6 +11,7 @@
     unique_key='message_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    spark_partition_by={'column': 'event_date'},
 ) }}
 
 {%- set event_columns = [
