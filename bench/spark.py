@@ -39,11 +39,16 @@ def build(target: str, data_dir: Path, landing: Path) -> dict[str, object]:
            "SETTLE_SECONDS": "0", "DBT_TARGET": target}  # fmt: skip
     subprocess.run(["make", "-s", "manifest", f"DBT_TARGET={target}"], cwd=ROOT.parent, env=env, check=True)
     figures = timed(JOB, env)
+    profile = run_profile(env["DAGSTER_HOME"], "materialize_everything")
+    # a run can succeed with steps skipped (an output its upstream step did not yield): not a full build
+    incomplete = [step["step"] for step in profile["steps"] if step["status"] != "SUCCESS"]
+    if incomplete:
+        raise SystemExit(f"{target}: the job did not run every step ({', '.join(incomplete)}): no figures")
     return {
         "seconds": figures["seconds"],
         "cpu_seconds": figures.get("cpu_seconds"),
         "peak_mb": figures["peak_mb"],
-        "profile": run_profile(env["DAGSTER_HOME"], "materialize_everything"),
+        "profile": profile,
     }
 
 

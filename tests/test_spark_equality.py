@@ -11,6 +11,7 @@ engines sum in different orders), everything else exactly; only the columns sayi
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import replace
@@ -139,6 +140,29 @@ def test_the_second_batch_rewrote_only_its_users_buckets(built: Path) -> None:
         ).fetchall()
     assert {bucket for (bucket,) in buckets} <= changed
     assert 1 <= len(changed) <= 4 and len(kept) >= 20
+
+
+def test_dbt_sparks_two_faults_are_mended(built: Path) -> None:
+    """macros/spark/dbt_spark_fixes.sql, on Spark itself: dbt.dateadd keeps the sub-seconds and brackets the
+    interval (dbt-spark 1.11.0's gives 10:00:00 and adds 1 + 1 * 7 = 8 days for `1 + 1` weeks), and a seed's empty
+    cell is null, not the string 'None' (experiments.csv's onboarding_2x2 has no planned_split)."""
+    shifted = "{{ dbt.dateadd('week', '1 + 1', \"timestamp'2026-01-01 10:00:00.123456'\") }}"
+    seed = "{{ ref('experiments') }}"
+    inline = (
+        f"select cast({shifted} as string) as shifted, "
+        f"(select count(*) from {seed} where planned_split = 'None') as none_texts, "
+        f"(select count(*) from {seed} where experiment_id = 'onboarding_2x2' and planned_split is null) as nulls"
+    )
+    result = run_dbt(
+        built, "show", "--inline", inline, "--target", "spark", "--output", "json", "--log-format", "json",
+        dbt_vars={"data_dir": str(built)},
+    )  # fmt: skip
+    shown = [
+        json.loads(json.loads(line)["data"]["preview"])
+        for line in result.stdout.splitlines()
+        if line.startswith("{") and '"preview"' in line
+    ]
+    assert shown == [[{"shifted": "2026-01-15 10:00:00.123456", "none_texts": 0, "nulls": 1}]]
 
 
 def test_warehouse_duckdb_reads_sparks_tables_through_views(built: Path, tmp_path: Path) -> None:

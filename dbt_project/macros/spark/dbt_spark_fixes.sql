@@ -1,5 +1,5 @@
 {#- Two faults of dbt-spark 1.11.0, mended here (project macros take precedence over the adapter's); each has a test
-    in tests/test_spark_macros.py. -#}
+    in tests/test_spark_equality.py (test_dbt_sparks_two_faults_are_mended). -#}
 
 {#- dbt.dateadd on Spark: dbt-spark's goes through to_unix_timestamp, which drops the sub-seconds, and writes the
     interval into `interval * multiplier` unbracketed (`period_number + 1 * 7`). timestampadd keeps microseconds and
