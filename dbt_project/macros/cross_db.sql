@@ -119,3 +119,4 @@
 
 {% macro default__inline_cte() -%}
 {%- endmacro %}
+

@@ -1,0 +1,107 @@
+-- One row per experiment, metric (seed experiment_metrics) and variant: the sums that the statistics of
+-- ml/experiment_stats.py need (users, and sums of y, y^2, x, x^2, xy, d, d^2, yd over the variant's users; y the
+-- metric, x its pre-period value, d a ratio metric's denominator), so that only these cross into Python.
+--
+-- A metric with cap_percentile has y and x capped at that percentile of y over all the experiment's exposed users
+-- (linear interpolation between the two nearest users' values, as DuckDB's quantile_cont and Spark's percentile),
+-- so that a few extreme users (or a client's flood of orders) cannot dominate a variant's mean. Variants are those
+-- of int_experiment_variants (planned ones by name, a client's unplanned ones beyond its bounds folded into
+-- '(other unplanned)'). Sums are exact decimals, so that the table is the same on every rebuild.
+{%- set fold = "'(other unplanned)'" %}
+with user_metrics as (
+
+    select * from {{ ref('int_experiment_user_metrics') }}
+
+),
+
+metrics as (
+
+    select * from {{ ref('experiment_metrics') }}
+
+),
+
+-- the variant names int_experiment_variants keeps (the others are folded there too)
+kept_variants as (
+
+    select experiment_id, variant from {{ ref('int_experiment_variants') }}
+    where variant <> {{ fold }}
+
+),
+
+ranked_values as (
+
+    select
+        user_metrics.experiment_id,
+        user_metrics.metric,
+        user_metrics.metric_value,
+        row_number() over (
+            partition by user_metrics.experiment_id, user_metrics.metric order by user_metrics.metric_value
+        ) - 1 as value_position,
+        (count(*) over (partition by user_metrics.experiment_id, user_metrics.metric) - 1)
+            * metrics.cap_percentile as cap_position
+    from user_metrics
+    inner join metrics
+        on user_metrics.experiment_id = metrics.experiment_id and user_metrics.metric = metrics.metric
+    where metrics.cap_percentile > 0 and metrics.cap_percentile < 1
+
+),
+
+caps as (
+
+    select
+        experiment_id,
+        metric,
+        max(case when value_position = floor(cap_position) then metric_value end)
+            + (max(cap_position) - floor(max(cap_position)))
+            * (max(case when value_position = ceil(cap_position) then metric_value end)
+               - max(case when value_position = floor(cap_position) then metric_value end)) as cap_value
+    from ranked_values
+    group by experiment_id, metric
+
+),
+
+capped as (
+
+    select
+        user_metrics.experiment_id,
+        user_metrics.metric,
+        user_metrics.kind,
+        coalesce(kept_variants.variant, {{ fold }}) as variant,
+        user_metrics.is_window_complete,
+        cast(case when user_metrics.metric_value > caps.cap_value then caps.cap_value
+                  else user_metrics.metric_value end as decimal(38, 4)) as y,
+        cast(case when user_metrics.pre_period_value > caps.cap_value then caps.cap_value
+                  else user_metrics.pre_period_value end as decimal(38, 4)) as x,
+        cast(user_metrics.denominator_value as decimal(38, 4)) as d
+    from user_metrics
+    left join caps
+        on user_metrics.experiment_id = caps.experiment_id and user_metrics.metric = caps.metric
+    left join kept_variants
+        on user_metrics.experiment_id = kept_variants.experiment_id and user_metrics.variant = kept_variants.variant
+
+)
+
+select
+    capped.experiment_id,
+    capped.metric,
+    capped.kind,
+    capped.variant,
+    metrics.role,
+    metrics.direction,
+    metrics.tolerance,
+    caps.cap_value,
+    count(*) as users,
+    sum(case when capped.is_window_complete then 1 else 0 end) as users_window_complete,
+    {% for name, expression in [
+        ('sum_y', 'capped.y'), ('sum_y2', 'capped.y * capped.y'), ('sum_x', 'capped.x'),
+        ('sum_x2', 'capped.x * capped.x'), ('sum_xy', 'capped.x * capped.y'), ('sum_d', 'capped.d'),
+        ('sum_d2', 'capped.d * capped.d'), ('sum_yd', 'capped.y * capped.d'),
+    ] -%}
+    cast(sum({{ expression }}) as double) as {{ name }}{{ ',' if not loop.last }}
+    {% endfor %}
+from capped
+inner join metrics on capped.experiment_id = metrics.experiment_id and capped.metric = metrics.metric
+left join caps on capped.experiment_id = caps.experiment_id and capped.metric = caps.metric
+group by
+    capped.experiment_id, capped.metric, capped.kind, capped.variant, metrics.role, metrics.direction,
+    metrics.tolerance, caps.cap_value
