@@ -28,6 +28,8 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "intermediate/int_as_of",
         "intermediate/int_experiment_exposures",
         "intermediate/int_experiment_variants",
+        "intermediate/int_experiment_user_metrics",
+        "intermediate/int_experiment_metric_moments",
         "intermediate/int_sessions",
         "intermediate/int_user_daily_activity",
         "intermediate/int_users",
@@ -35,6 +37,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "seeds/engagement_weights",
         "seeds/engagement_band_thresholds",
         "seeds/experiments",
+        "seeds/experiment_metrics",
         "seeds/retention_brackets",
         "seeds/rfm_segments",
         "marts/audience_cart_abandonment",
@@ -116,8 +119,9 @@ def test_dbt_tests_are_asset_checks(defs):
 
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
-    # 51, and the marts the dashboard reads and the KPI alert deliveries of the architecture issue
-    assert len(job.asset_layer.executable_asset_keys) == 63
+    # 51, the marts the dashboard reads, the KPI alert deliveries of the architecture issue, and the experiment
+    # metrics' seed and two models
+    assert len(job.asset_layer.executable_asset_keys) == 66
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -149,6 +153,7 @@ def test_job_and_schedule(defs):
         "marts/cohort_retention_rolling", "marts/cohort_retention_by_dimension", "marts/cohort_retention_by_start",
         "marts/cohort_retention_brackets", "intermediate/int_experiment_exposures",
         "intermediate/int_experiment_variants", "marts/experiment_results", "marts/data_health_flags",
+        "intermediate/int_experiment_user_metrics", "intermediate/int_experiment_metric_moments",
         "serving/serving_copy", "quality/data_docs", "marts/retention_curve_cells_by_dimension",
         "marts/cluster_feature_index",
     }  # fmt: skip
