@@ -53,9 +53,9 @@ def _erase_in_folder(con: duckdb.DuckDBPyConnection, folder: Path, owner_columns
     if not files:
         return 0
     listed = "[" + ", ".join(_literal(str(path)) for path in files) + "]"
-    # the files alone: a partition's value is in its folder's name, and must not be written into the new file
+    # the files alone: a partition's value is in its folder's name, never an owner column, and must not be written
+    # into the new file
     rows = f"read_parquet({listed}, hive_partitioning = false)"
-    # the files' own columns: a partition's value is in its folder's name, never an owner column
     columns = {row[0] for row in con.execute(f"describe select * from {rows}").fetchall()}
     present = [column for column in owner_columns if column in columns]
     if not present and "anonymous_id" in columns:

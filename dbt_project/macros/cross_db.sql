@@ -119,4 +119,3 @@
 
 {% macro default__inline_cte() -%}
 {%- endmacro %}
-

@@ -3,8 +3,9 @@
     Each run recomputes every user whom the rows staged since the model's own watermark touch (user_id, and
     previous_user_id of re-stitched rows), whole: so a late event of any age lands in the right day, session and
     cohort, and nothing depends on a lookback window. On Spark the tables are partitioned by a hash of user_id
-    (column spark_user_bucket, SPARK_USER_BUCKETS partitions), and a run rewrites the partitions of its users. With var as_of pinned the model is built as a plain table
-    under another name (alias ..._as_of), so reproducing an earlier state never disturbs the incremental tables. -#}
+    (column spark_user_bucket, SPARK_USER_BUCKETS partitions), and a run rewrites the partitions of its users. With
+    var as_of pinned the model is built as a plain table under another name (alias ..._as_of), so reproducing an
+    earlier state never disturbs the incremental tables. -#}
 
 {% macro per_user_incremental_config(model_name) %}
     {{ return({

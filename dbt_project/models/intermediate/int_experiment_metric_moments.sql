@@ -46,17 +46,24 @@ ranked_values as (
 
 ),
 
-caps as (
+-- the two users' values the cap lies between, and how far between them
+cap_points as (
 
     select
         experiment_id,
         metric,
-        max(case when value_position = floor(cap_position) then metric_value end)
-            + (max(cap_position) - floor(max(cap_position)))
-            * (max(case when value_position = ceil(cap_position) then metric_value end)
-               - max(case when value_position = floor(cap_position) then metric_value end)) as cap_value
+        max(case when value_position = floor(cap_position) then metric_value end) as lower_value,
+        max(case when value_position = ceil(cap_position) then metric_value end) as upper_value,
+        max(cap_position) - floor(max(cap_position)) as fraction
     from ranked_values
     group by experiment_id, metric
+
+),
+
+caps as (
+
+    select experiment_id, metric, lower_value + fraction * (upper_value - lower_value) as cap_value
+    from cap_points
 
 ),
 
@@ -67,6 +74,10 @@ capped as (
         user_metrics.metric,
         user_metrics.kind,
         coalesce(kept_variants.variant, {{ fold }}) as variant,
+        metrics.role,
+        metrics.direction,
+        metrics.tolerance,
+        caps.cap_value,
         user_metrics.is_window_complete,
         cast(case when user_metrics.metric_value > caps.cap_value then caps.cap_value
                   else user_metrics.metric_value end as decimal(38, 4)) as y,
@@ -74,6 +85,8 @@ capped as (
                   else user_metrics.pre_period_value end as decimal(38, 4)) as x,
         cast(user_metrics.denominator_value as decimal(38, 4)) as d
     from user_metrics
+    inner join metrics
+        on user_metrics.experiment_id = metrics.experiment_id and user_metrics.metric = metrics.metric
     left join caps
         on user_metrics.experiment_id = caps.experiment_id and user_metrics.metric = caps.metric
     left join kept_variants
@@ -82,26 +95,21 @@ capped as (
 )
 
 select
-    capped.experiment_id,
-    capped.metric,
-    capped.kind,
-    capped.variant,
-    metrics.role,
-    metrics.direction,
-    metrics.tolerance,
-    caps.cap_value,
+    experiment_id,
+    metric,
+    kind,
+    variant,
+    role,
+    direction,
+    tolerance,
+    cap_value,
     count(*) as users,
-    sum(case when capped.is_window_complete then 1 else 0 end) as users_window_complete,
+    sum(case when is_window_complete then 1 else 0 end) as users_window_complete,
     {% for name, expression in [
-        ('sum_y', 'capped.y'), ('sum_y2', 'capped.y * capped.y'), ('sum_x', 'capped.x'),
-        ('sum_x2', 'capped.x * capped.x'), ('sum_xy', 'capped.x * capped.y'), ('sum_d', 'capped.d'),
-        ('sum_d2', 'capped.d * capped.d'), ('sum_yd', 'capped.y * capped.d'),
+        ('sum_y', 'y'), ('sum_y2', 'y * y'), ('sum_x', 'x'), ('sum_x2', 'x * x'), ('sum_xy', 'x * y'),
+        ('sum_d', 'd'), ('sum_d2', 'd * d'), ('sum_yd', 'y * d'),
     ] -%}
     cast(sum({{ expression }}) as double) as {{ name }}{{ ',' if not loop.last }}
     {% endfor %}
 from capped
-inner join metrics on capped.experiment_id = metrics.experiment_id and capped.metric = metrics.metric
-left join caps on capped.experiment_id = caps.experiment_id and capped.metric = caps.metric
-group by
-    capped.experiment_id, capped.metric, capped.kind, capped.variant, metrics.role, metrics.direction,
-    metrics.tolerance, caps.cap_value
+group by experiment_id, metric, kind, variant, role, direction, tolerance, cap_value
