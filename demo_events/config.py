@@ -194,6 +194,11 @@ class GeneratorConfig:
     p_control: float = 0.12
     lift: float = 0.15  # true relative lift of treatment over control
     repeat_exposure_prob: float = 0.35  # later sessions that show the experiment again
+    # Users with an order in the pre-period (these many days before the exposure) convert this many times as often
+    # as the others, the average rate staying p_control / p_treatment (unless a buyer's chance would pass 1): the
+    # correlation CUPED feeds on.
+    pre_period_days: int = 28
+    pre_buyer_rate_ratio: float = 8.0
     # 2x2 factorial experiment on the A/B test's exposed users (same exposure session), goal "Plan Upgraded" within
     # the same window; conversion log-odds = base + tour + badge + interaction (each effect where its factors are on)
     factorial_id: str = "onboarding_2x2"
@@ -234,6 +239,10 @@ class GeneratorConfig:
             raise ValueError("dirty_share must be at least 0 and below 0.5")
         if not 0 < self.p_control * (1 + self.lift) <= 1 or self.p_control <= 0:
             raise ValueError("p_control and p_control * (1 + lift) must be probabilities")
+        if self.pre_buyer_rate_ratio < 1:
+            raise ValueError("pre_buyer_rate_ratio must be at least 1")
+        if self.pre_period_days < 1:
+            raise ValueError("pre_period_days must be positive")
         if len(self.factorial_effects) != 3:
             raise ValueError("factorial_effects must be three log-odds: tour, badge and their interaction")
         if self.factorial_id == self.experiment_id:

@@ -71,7 +71,7 @@ def run_experiment(
     events = events.take(~organic)
 
     rate = np.where(variant[first_user] == 1, config.p_treatment, config.p_control)
-    wins = rng.random(k) < rate
+    wins = rng.random(k) < np.minimum(rate * pre_period_multiplier(first_user, exposed_ms, events, n, config), 1)
     converted[first_user] = wins.astype(np.int8)
     buyer = first_user[wins]
     start = exposed_ms[buyer]
@@ -102,6 +102,25 @@ def run_experiment(
     none = np.full(n, -1, dtype=np.int8)
     assignment = Assignment(variant, exposed_ms, converted, exposure_first, none, none.copy())
     return events, assignment
+
+
+def pre_period_multiplier(
+    first_user: np.ndarray, exposed_ms: np.ndarray, events: Events, n: int, config: GeneratorConfig
+) -> np.ndarray:
+    """Per exposed user (in first_user's order), the factor on the conversion rate: users with an order in the
+    pre_period_days before their exposure convert pre_buyer_rate_ratio times as often as the others, scaled so that
+    the chunk's mean factor is 1 (the variants' average rates stay the planted ones)."""
+    if len(first_user) == 0:
+        return np.ones(0)
+    exposure = exposed_ms[events.user]
+    before = (events.kind == ORDER_COMPLETED) & (exposure >= 0) & (events.ts < exposure)
+    before &= events.ts > exposure - config.pre_period_days * DAY_MS
+    buyer = np.zeros(n, dtype=bool)
+    buyer[events.user[before]] = True
+    is_buyer = buyer[first_user]
+    share = is_buyer.mean()
+    others = 1 / (share * config.pre_buyer_rate_ratio + 1 - share)
+    return np.where(is_buyer, config.pre_buyer_rate_ratio * others, others)
 
 
 def run_factorial(

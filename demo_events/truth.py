@@ -37,6 +37,8 @@ DEFINITIONS = {
     "Email Sent": "system event, sent until the end to churned users too",
     "exposure": "a user's first Experiment Viewed event (later views repeat it)",
     "conversion": "an Order Completed with exposed_at < timestamp <= exposed_at + conversion_window_days",
+    "pre_period_buyers": "exposed users with an Order Completed in the pre_period_days before exposed_at convert "
+    "pre_buyer_rate_ratio times as often as the others; the average rate per variant stays p_control / p_treatment",
     "factorial": "the A/B test's exposed users also see the 2x2 factorial experiment (its own first Experiment "
     "Viewed, seconds later); conversion is a Plan Upgraded in the same window; log-odds of converting = "
     "base + tour + badge + tour:badge, each effect counted where its factors are on",
@@ -166,6 +168,8 @@ def build_truth(
         "p_control": config.p_control,
         "p_treatment": config.p_treatment,
         "true_lift": config.lift,
+        "pre_period_days": config.pre_period_days,
+        "pre_buyer_rate_ratio": config.pre_buyer_rate_ratio,
         "exposed": {},
         "converted": {},
         "conversion_rate": {},

@@ -16,7 +16,6 @@ never raises; a malformed seed row is reported in config_error on its own experi
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -25,6 +24,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from ml.script_transform import json_lines_in, json_lines_out
 
 Z95 = stats.norm.ppf(0.975)
 COLUMNS = [
@@ -282,16 +283,10 @@ def results_frame(variants: pd.DataFrame, min_users: int, srm_alpha: float) -> p
 
 
 def transform(lines: Iterable[str], min_users: int, srm_alpha: float) -> Iterator[str]:
-    """Spark's script transform: variant rows as JSON objects in (one per line; a null field may be absent),
-    result rows as JSON objects out, undefined numbers as null."""
-    records = [json.loads(line) for line in lines if line.strip()]
-    if not records:
-        return
-    variants = pd.DataFrame.from_records(records).reindex(columns=VARIANT_COLUMNS)
-    variants = variants.astype(object).where(variants.notna(), None)
-    frame = results_frame(variants, min_users, srm_alpha)
-    for record in frame.astype(object).where(frame.notna(), None).to_dict(orient="records"):
-        yield json.dumps(record, allow_nan=False)
+    """Spark's script transform: variant rows as JSON lines in, result rows as JSON lines out."""
+    variants = json_lines_in(lines, VARIANT_COLUMNS)
+    if variants is not None:
+        yield from json_lines_out(results_frame(variants, min_users, srm_alpha))
 
 
 def main(argv: list[str] | None = None) -> None:

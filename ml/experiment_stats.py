@@ -225,17 +225,17 @@ class PowerPlan:
 
 def power_plan(
     control: Moments, treatment: Moments, *, target_relative: float, days_running: float, alpha: float = 0.05,
-    power: float = 0.8, ratio: bool = False,
+    power: float = 0.8, ratio: bool = False, variance_reduction: float = 0.0,
 ) -> PowerPlan:  # fmt: skip
     """Two-sample z power (statsmodels NormalIndPower) on the observed variances and split: the minimum detectable
     relative effect at the current users, and users needed (and days left at the current rate) for
-    `target_relative`."""
+    `target_relative`. A CUPED estimate's `variance_reduction` shrinks the variances it plans with."""
     c, t = arm(control, ratio=ratio), arm(treatment, ratio=ratio)
     users_now = control.n + treatment.n
     if not (c.n >= 2 and t.n >= 2 and c.value and c.variance > 0 and t.variance > 0):
         return PowerPlan(math.nan, math.nan, users_now, math.nan)
     # one observation's standard deviation per arm, pooled: effect sizes are in its units
-    sd = math.sqrt((c.variance * c.n + t.variance * t.n) / 2)
+    sd = math.sqrt((c.variance * c.n + t.variance * t.n) / 2 * (1 - min(max(variance_reduction, 0.0), 0.99)))
     split = c.n / t.n
     analysis = NormalIndPower()
     effect = analysis.solve_power(effect_size=None, nobs1=t.n, alpha=alpha, power=power, ratio=split)

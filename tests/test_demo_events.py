@@ -22,7 +22,8 @@ import pytest
 import demo_events.writer
 from demo_events import GeneratorConfig, Truth, generate, users_for_events
 from demo_events.cli import main
-from demo_events.config import CAMPAIGN_MEDIUM, CHANNELS, DEVICES, FORMATS, PERSONAS
+from demo_events.config import CAMPAIGN_MEDIUM, CHANNELS, DAY_MS, DEVICES, FORMATS, PERSONAS
+from demo_events.events import ORDER_COMPLETED
 from demo_events.layout import camel_file_count
 from demo_events.population import make_users, signup_days
 from demo_events.simulate import simulate
@@ -473,3 +474,23 @@ def test_events_target_scales_users():
     sim = simulate(config, n, np.random.SeedSequence(11))
     rows = len(sim.events) / (1 - config.dirty_share)
     assert rows == pytest.approx(600_000, rel=0.1)
+
+
+def test_pre_period_buyers_convert_more_often_at_the_same_average_rate():
+    """The planted correlation CUPED feeds on: an order in the 28 days before the exposure multiplies the chance of
+    converting by pre_buyer_rate_ratio (8), within 4 standard errors of the log ratio."""
+    config = GeneratorConfig(users=40_000, seed=5)
+    sim = simulate(config, config.users, np.random.SeedSequence(5))
+    assignment, events = sim.assignment, sim.events
+    exposure = assignment.exposed_ms[events.user]
+    before = (events.kind == ORDER_COMPLETED) & (exposure >= 0) & (events.ts < exposure)
+    before &= events.ts > exposure - config.pre_period_days * DAY_MS
+    buyer = np.zeros(len(assignment.variant), dtype=bool)
+    buyer[events.user[before]] = True
+    exposed = assignment.variant >= 0
+    converted = assignment.converted == 1
+    n1, x1 = (exposed & buyer).sum(), (exposed & buyer & converted).sum()
+    n0, x0 = (exposed & ~buyer).sum(), (exposed & ~buyer & converted).sum()
+    assert n1 > 300 and n0 > 300
+    se = np.sqrt(1 / x1 - 1 / n1 + 1 / x0 - 1 / n0)
+    assert abs(np.log((x1 / n1) / (x0 / n0)) - np.log(config.pre_buyer_rate_ratio)) < 4 * se

@@ -1,6 +1,7 @@
 """intermediate.int_experiment_user_metrics and int_experiment_metric_moments (seed experiment_metrics) on a
 hand-written event log: each user's metric, pre-period value and denominator computed by hand, the percentile cap,
-and the moments read back through ml/experiment_stats.py equal to the same statistics from the users' values."""
+and the moments read back through ml/experiment_stats.py equal to the same statistics from the users' values; then
+marts.experiment_metric_results and experiment_decisions over them."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("metrics") / "data"
     write_lines(data_dir / "landing" / "metrics.jsonl", build_log())
     ingest_landing(IngestSettings(data_dir=data_dir))
-    run_dbt(data_dir, "build", "--select", "+int_experiment_metric_moments")
+    run_dbt(data_dir, "build", "--select", "+experiment_decisions")
     return data_dir
 
 
@@ -147,3 +148,33 @@ def test_statistics_from_the_moments_equal_those_from_the_users(warehouse, metri
     )
     assert from_sql.difference == pytest.approx(from_users.difference, nan_ok=True)
     assert from_sql.difference_se == pytest.approx(from_users.difference_se, nan_ok=True)
+
+
+def test_the_metric_results_mart_by_hand(warehouse) -> None:
+    """Conversion: control 1 of 4 (0.25), treatment 3 of 4 (0.75): lift 0.75 / 0.25 - 1 = 2. Revenue per order:
+    treatment 1,180 over 4 orders = 295, control 60 over 2 = 30: lift 295 / 30 - 1 = 8.8333. Conversion has a
+    28-day pre-period (c0's order 10 days before), so its estimate is CUPED's; revenue per order is a ratio: raw."""
+    rows = query(
+        warehouse,
+        "select metric, variant, users, value, control_value, lift, estimate, estimate_lift, cuped_lift, "
+        "adjusted_p_value, correction, decision from marts.experiment_metric_results where experiment_id = ?",
+        [EXPERIMENT],
+    )
+    by_key = {(metric, variant): rest for metric, variant, *rest in rows}
+    assert len(rows) == 7 * 2
+    users, value, control_value, lift, estimate, estimate_lift, cuped_lift, adjusted, correction, decision = by_key[
+        ("conversion", "treatment")
+    ]
+    assert (users, value, control_value, lift, estimate) == (4, 0.75, 0.25, pytest.approx(2.0), "cuped")
+    values = _user_values(warehouse, "conversion")
+    arms = [Moments.of(*(np.array([values[u][i] for u in sorted(values) if u[0] == side]) for i in range(3)))
+            for side in "ct"]  # fmt: skip
+    assert estimate_lift == cuped_lift == pytest.approx(compare(*arms, cuped=True).lift)
+    assert correction == "holm" and decision == "keep running"
+    ratio = by_key[("revenue_per_order", "treatment")]
+    assert tuple(ratio[1:5]) == (295.0, 30.0, pytest.approx(295 / 30 - 1), "raw") and ratio[6] is None
+    # guardrails are not corrected
+    assert by_key[("refunds", "treatment")][7] is None and adjusted is not None
+    decisions = query(warehouse, "select experiment_id, decision, users, exposure_days, primary_metrics, "
+                      "guardrail_metrics from marts.experiment_decisions")  # fmt: skip
+    assert decisions == [(EXPERIMENT, "keep running", 8, 1, 1, 2)]

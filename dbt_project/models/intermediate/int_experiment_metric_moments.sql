@@ -28,6 +28,23 @@ kept_variants as (
 
 ),
 
+-- the same on every variant row of an experiment
+experiment_settings as (
+
+    select distinct experiment_id, control_variant, planned_split, factors, correction, target_lift
+    from {{ ref('int_experiment_variants') }}
+
+),
+
+-- days on which the experiment exposed someone: its traffic per day is users / exposure_days
+exposure_days as (
+
+    select experiment_id, count(distinct cast(exposed_at as date)) as exposure_days
+    from user_metrics
+    group by experiment_id
+
+),
+
 ranked_values as (
 
     select
@@ -77,6 +94,7 @@ capped as (
         metrics.role,
         metrics.direction,
         metrics.tolerance,
+        coalesce(metrics.pre_period_days, 0) as pre_period_days,
         caps.cap_value,
         user_metrics.is_window_complete,
         cast(case when user_metrics.metric_value > caps.cap_value then caps.cap_value
@@ -95,14 +113,21 @@ capped as (
 )
 
 select
-    experiment_id,
-    metric,
-    kind,
-    variant,
-    role,
-    direction,
-    tolerance,
-    cap_value,
+    capped.experiment_id,
+    capped.metric,
+    capped.kind,
+    capped.variant,
+    capped.role,
+    capped.direction,
+    capped.tolerance,
+    capped.pre_period_days,
+    capped.cap_value,
+    experiment_settings.control_variant,
+    experiment_settings.planned_split,
+    experiment_settings.factors,
+    experiment_settings.correction,
+    experiment_settings.target_lift,
+    exposure_days.exposure_days,
     count(*) as users,
     sum(case when is_window_complete then 1 else 0 end) as users_window_complete,
     {% for name, expression in [
@@ -112,4 +137,10 @@ select
     cast(sum({{ expression }}) as double) as {{ name }}{{ ',' if not loop.last }}
     {% endfor %}
 from capped
-group by experiment_id, metric, kind, variant, role, direction, tolerance, cap_value
+inner join experiment_settings on capped.experiment_id = experiment_settings.experiment_id
+inner join exposure_days on capped.experiment_id = exposure_days.experiment_id
+group by
+    capped.experiment_id, capped.metric, capped.kind, capped.variant, capped.role, capped.direction, capped.tolerance,
+    capped.pre_period_days, capped.cap_value, experiment_settings.control_variant, experiment_settings.planned_split,
+    experiment_settings.factors, experiment_settings.correction, experiment_settings.target_lift,
+    exposure_days.exposure_days

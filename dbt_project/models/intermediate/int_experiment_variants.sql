@@ -138,6 +138,8 @@ select
     coalesce(seed.control_variant, 'control') as control_variant,
     seed.planned_split,
     seed.factors,
+    coalesce(seed.correction, 'holm') as correction,
+    coalesce(seed.target_lift, {{ var('experiment_target_lift') }}) as target_lift,
     seed.experiment_id is not null as is_planned_experiment,
     moments.variant_names
 from moments
