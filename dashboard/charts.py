@@ -365,10 +365,69 @@ def forest(results: pd.DataFrame) -> alt.LayerChart:
     return _finish(alt.layer(rule, point, zero).properties(height=alt.Step(34)))
 
 
-def _lift_verdict(row: pd.Series) -> str:
-    if pd.notna(row["lift_ci_low"]) and row["lift_ci_low"] > 0:
+def metric_forest(rows: pd.DataFrame) -> alt.LayerChart:
+    """Each metric's lift per variant: the thick line the 95% interval read once, the thin one the always-valid
+    interval (safe to read daily); coloured by the always-valid one, the measure the decision reads."""
+    data = rows.assign(
+        label=lambda f: f["metric"] + " · " + f["variant"] + " (" + f["role"].fillna("metric") + ")",
+        fixed_low=lambda f: f["cuped_ci_low"].where(f["estimate"] == "cuped", f["lift_ci_low"]),
+        fixed_high=lambda f: f["cuped_ci_high"].where(f["estimate"] == "cuped", f["lift_ci_high"]),
+        verdict=lambda f: f.apply(
+            lambda r: _lift_verdict(r, "sequential_ci_low", "sequential_ci_high", r["direction"]), axis=1
+        ),
+    )
+    y = alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=320))
+    color = alt.Color(
+        "verdict:N",
+        title=None,
+        legend=alt.Legend(orient="top"),
+        scale=alt.Scale(domain=["better", "worse", "no clear difference"], range=["#2ca02c", "#d62728", "#7f7f7f"]),
+    )
+    always_valid = (
+        alt.Chart(data)
+        .mark_rule(strokeWidth=1.5, opacity=0.6)
+        .encode(
+            y=y,
+            x=alt.X("sequential_ci_low:Q", title="lift vs control: 95% (thick), always-valid (thin)",
+                    axis=alt.Axis(format="+.0%")),
+            x2="sequential_ci_high:Q",
+            color=color,
+        )
+    )  # fmt: skip
+    fixed = alt.Chart(data).mark_rule(strokeWidth=5).encode(y=y, x="fixed_low:Q", x2="fixed_high:Q", color=color)
+    point = (
+        alt.Chart(data)
+        .mark_point(filled=True, size=90, color="black")
+        .encode(
+            y=y,
+            x="estimate_lift:Q",
+            tooltip=[
+                "label:N",
+                "estimate:N",
+                alt.Tooltip("estimate_lift:Q", format="+.1%"),
+                alt.Tooltip("fixed_low:Q", format="+.1%"),
+                alt.Tooltip("fixed_high:Q", format="+.1%"),
+                alt.Tooltip("sequential_ci_low:Q", format="+.1%"),
+                alt.Tooltip("sequential_ci_high:Q", format="+.1%"),
+                alt.Tooltip("adjusted_p_value:Q", format=".3f"),
+                alt.Tooltip("variance_reduction:Q", format=".0%"),
+            ],
+        )
+    )
+    zero = (
+        alt.Chart(pd.DataFrame({"x": [0]}), name=REFERENCE).mark_rule(strokeDash=[4, 3], color="#333").encode(x="x:Q")
+    )
+    return _finish(alt.layer(always_valid, fixed, point, zero).properties(height=alt.Step(30)))
+
+
+def _lift_verdict(
+    row: pd.Series, low: str = "lift_ci_low", high: str = "lift_ci_high", direction: object = "increase"
+) -> str:
+    """better / worse / no clear difference from an interval of the lift (lower is better for direction decrease)."""
+    sign = -1 if str(direction) == "decrease" else 1
+    if pd.notna(row[low]) and (row[low] > 0 if sign > 0 else row[high] < 0):
         return "better"
-    if pd.notna(row["lift_ci_high"]) and row["lift_ci_high"] < 0:
+    if pd.notna(row[high]) and (row[high] < 0 if sign > 0 else row[low] > 0):
         return "worse"
     return "no clear difference"
 

@@ -417,6 +417,26 @@ def experiment_results(db: ServingCopy, experiments: tuple[str, ...] = ()) -> pd
     )
 
 
+def experiment_decisions(db: ServingCopy, experiments: tuple[str, ...] = ()) -> pd.DataFrame:
+    """marts.experiment_decisions for the chosen experiments (all when none)."""
+    return db.query(
+        "select * from marts.experiment_decisions where len(?) = 0 or experiment_id in (select unnest(?)) "
+        "order by experiment_id",
+        [_in(experiments), _in(experiments)],
+    )
+
+
+def experiment_metric_results(db: ServingCopy, experiments: tuple[str, ...] = ()) -> pd.DataFrame:
+    """marts.experiment_metric_results' compared rows (planned treatment variants) for the chosen experiments:
+    primary metrics first, then secondary, then guardrails."""
+    return db.query(
+        "select * from marts.experiment_metric_results where (len(?) = 0 or experiment_id in (select unnest(?))) "
+        "and not is_control and is_planned_variant "
+        "order by experiment_id, case role when 'primary' then 0 when 'secondary' then 1 else 2 end, metric, variant",
+        [_in(experiments), _in(experiments)],
+    )
+
+
 # --- data health ----------------------------------------------------------------------------------------------
 
 

@@ -124,3 +124,65 @@ def experiment_summary(rows: pd.DataFrame) -> list[str]:
     sentences = [srm_sentence(rows)[1], power_sentence(rows)[1]]
     sentences += [lift_sentence(row, control) for _, row in rows[~rows["is_control"]].iterrows()]
     return sentences
+
+
+DECISION_HEADLINES = {
+    "ship": "Ship {variant}",
+    "keep running": "Keep running",
+    "stop: sample ratio mismatch": "Stop: the traffic split is broken",
+    "stop: guardrail breached": "Stop: a guardrail is breached",
+    "stop: no effect of target size": "Stop: no effect of the size you aimed for",
+}
+
+
+def decision_sentence(decision: pd.Series) -> tuple[str, str]:
+    """(tone: success / warning / error, sentence) for one row of marts.experiment_decisions."""
+    kind = decision["decision"]
+    variant = decision["decision_variant"] if pd.notna(decision["decision_variant"]) else ""
+    headline = DECISION_HEADLINES.get(kind, str(kind)).format(variant=_code(variant))
+    reason = md_escape(decision["decision_reason"], 400) if pd.notna(decision["decision_reason"]) else ""
+    tone = "success" if kind == "ship" else "warning" if kind == "keep running" else "error"
+    days = int(decision["exposure_days"]) if pd.notna(decision["exposure_days"]) else 0
+    sample = f"{int(decision['users']):,} users exposed on {days:,} days"
+    return tone, f"**Decision: {headline}.** {reason[:1].upper()}{reason[1:]} ({sample}.)"
+
+
+CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+GUARDRAIL_WORDS = {
+    "breached": "breached: worse than its tolerance",
+    "within tolerance": "within tolerance",
+    "not yet known": "not yet known",
+}
+
+
+def metric_sentence(row: pd.Series) -> str:
+    """One metric of one variant against control: the estimate, its fixed and always-valid intervals, the
+    corrected p-value, CUPED's variance reduction and, for a guardrail, its status."""
+    role = str(row["role"]) if pd.notna(row["role"]) else "metric"
+    head = f"**{_name(row['metric'])}** ({role}, {_name(row['variant'])})"
+    if pd.isna(row["estimate_lift"]):
+        return f"{head}: not computed yet (no users with the metric in control)."
+    parts = [f"{row['estimate_lift']:+.1%}"]
+    if pd.notna(row["lift_ci_low"]) and row["estimate"] == "raw":
+        parts.append(f"95% interval {row['lift_ci_low']:+.1%} to {row['lift_ci_high']:+.1%}")
+    elif pd.notna(row["cuped_ci_low"]):
+        parts.append(f"95% interval {row['cuped_ci_low']:+.1%} to {row['cuped_ci_high']:+.1%}")
+    if pd.notna(row["sequential_ci_low"]):
+        parts.append(
+            f"always-valid {row['sequential_ci_low']:+.1%} to {row['sequential_ci_high']:+.1%} (safe to read daily)"
+        )
+    if pd.notna(row["adjusted_p_value"]):
+        correction = CORRECTION_NAMES.get(str(row["correction"]), str(row["correction"]))
+        parts.append(f"p = {_p(row['adjusted_p_value'])} after the {correction} correction")
+    text = f"{head}: {parts[0]} ({'; '.join(parts[1:])})."
+    if row["estimate"] == "cuped" and pd.notna(row["variance_reduction"]):
+        if row["variance_reduction"] >= 0.005:
+            text += (
+                f" CUPED (the same metric before exposure) cut the variance by {row['variance_reduction']:.0%}"
+                f" (raw lift {row['lift']:+.1%})."
+            )
+        else:
+            text += " CUPED had nothing to use: the metric before exposure does not predict it here."
+    if role == "guardrail" and pd.notna(row["guardrail_status"]):
+        text += f" Guardrail {GUARDRAIL_WORDS.get(row['guardrail_status'], row['guardrail_status'])}."
+    return text

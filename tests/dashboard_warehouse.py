@@ -11,7 +11,10 @@ Numbers worth knowing (the tests compute what pages must show from them):
 - six users u1..u6, churn tiers low (u1 .05, u2 .2), medium (u3 .55), high (u5 .7, u4 .9).
 - experiments: checkout_button (control 200/20, green 210/42, lift +100% [+30%, +170%], split fine) and
   onboarding (control 40/8, short 35/8, lift +14% [-50%, +70%], SRM p 0.0001, underpowered; and the unplanned
-  variant evil, 3 users, 1 conversion, not compared; onboarding is not in the seed).
+  variant evil, 3 users, 1 conversion, not compared; onboarding is not in the seed). Metric sums for
+  checkout_button only (int_experiment_metric_moments): conversion (primary) as above - lift +100%, 95% interval
+  1 +- 1.96 * 0.5074 = +0.6% to +199.4% by the delta method - and refunds (guardrail, lower is better, tolerance
+  5%) 10 of 200 against 11 of 210; onboarding has none, so no decision.
 - data_health_flags: unplanned_variant 1 (3 users, example "onboarding: evil"), unplanned_experiment 1
   (onboarding), revenue_unreadable 0.
 - the marts dbt derives from these (kpi_periods, lifecycle_periods, stickiness_periods, engagement_bands with
@@ -54,7 +57,8 @@ CHURN = [("u1", 0.05, "low"), ("u2", 0.2, "low"), ("u3", 0.55, "medium"), ("u5",
 # marts the dashboard reads that dbt derives from the hand-written ones: built by the real dbt models
 DERIVED_MARTS = (
     "engagement_band_thresholds", "engagement_bands", "kpi_periods", "lifecycle_periods", "retention_curve_cells",
-    "retention_curve_cells_by_dimension", "cluster_feature_index", "stickiness_periods",
+    "retention_curve_cells_by_dimension", "cluster_feature_index", "stickiness_periods", "experiment_metric_results",
+    "experiment_decisions",
 )  # fmt: skip
 DERIVED_FROM = {"marts.cluster_profiles": ("marts.cluster_feature_index",)}  # dropped with the table they read
 # marts.cluster_profiles' feature columns, in order (macro cluster_profile_features)
@@ -271,6 +275,21 @@ def _experiments(con: duckdb.DuckDBPyConnection) -> None:
         "is_planned_experiment, variant <> 'evil' as is_planned_variant, case when experiment_id = 'onboarding' "
         "then 3 else 0 end as unplanned_users, 1 as variant_names, null::varchar as config_error "
         "from marts.experiment_results"
+    )
+    settings = "'control', 'control=1;green=1', null, 'holm', 0.10, 14"
+    con.execute(
+        "create or replace table intermediate.int_experiment_metric_moments as select * from (values "
+        f"('checkout_button', 'conversion', 'conversion', 'control', 'primary', 'increase', null, 0, null, {settings},"
+        " 200, 200, 20.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), "
+        f"('checkout_button', 'conversion', 'conversion', 'green', 'primary', 'increase', null, 0, null, {settings},"
+        " 210, 210, 42.0, 42.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), "
+        f"('checkout_button', 'refunds', 'count', 'control', 'guardrail', 'decrease', 0.05, 0, null, {settings},"
+        " 200, 200, 10.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), "
+        f"('checkout_button', 'refunds', 'count', 'green', 'guardrail', 'decrease', 0.05, 0, null, {settings},"
+        " 210, 210, 11.0, 11.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)) "
+        "t(experiment_id, metric, kind, variant, role, direction, tolerance, pre_period_days, cap_value, "
+        "control_variant, planned_split, factors, correction, target_lift, exposure_days, users, "
+        "users_window_complete, sum_y, sum_y2, sum_x, sum_x2, sum_xy, sum_d, sum_d2, sum_yd)"
     )
     con.execute(
         "create or replace table marts.data_health_flags as select * from (values "

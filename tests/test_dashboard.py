@@ -242,7 +242,17 @@ def test_experiments_in_words(published):
     assert [s.value for s in at.main.subheader][1:] == [r"Experiment checkout\_button", "Experiment onboarding"]
     assert "Traffic split as planned (control 200, green 210" in texts(at.success)
     assert "Traffic split is off from the plan" in texts(at.error)
-    assert "Not enough users yet: the smallest variant (short) has 35 users" in texts(at.warning)
+    # the decision marts: checkout_button's from its metric sums, none for onboarding (no metrics)
+    # (md_escape writes the reason's colon as \\:, which Markdown shows as a colon)
+    keep_running = r"**Decision: Keep running.** Not enough users yet\: detecting a 10% lift on conversion needs"
+    assert keep_running in texts(at.warning)
+    assert "No decision: this experiment has no metrics in the experiment_metrics seed." in texts(at.warning)
+    conversion = "**conversion** (primary, green): +100.0% (95% interval +0.6% to +199.4%; always-valid"
+    lines = texts(at.markdown).split("\n")
+    assert any(line.startswith(conversion) and "after the Holm correction" in line for line in lines)
+    assert "**refunds** (guardrail, green): +4.8% (95% interval -82.8% to +92.4%; always-valid" in texts(at.markdown)
+    assert any(line.endswith("Guardrail not yet known.") for line in lines)
+    assert r"- ship when every primary metric's corrected always\-valid interval" in texts(at.markdown)
     lines = texts(at.markdown)
     green = "**green** converts at 20.0% against 10.0% for control: +100.0% (95% interval +30.0% to +170.0%)."
     assert f"{green} Better than control." in lines
@@ -410,6 +420,14 @@ def hostile(data_dir: Path) -> Path:
             con.execute(
                 f"update {table} set experiment_id = ? where experiment_id = 'onboarding'", [HOSTILE_EXPERIMENT]
             )
+        # a compared variant of the metric results with a link, in its rows and the decision's reason
+        con.execute(
+            "update marts.experiment_metric_results set variant = ?, decision_reason = "
+            "replace(decision_reason, 'green', ?) where variant = 'green'",
+            [HOSTILE_SHORT, HOSTILE_SHORT],
+        )
+        con.execute("update marts.experiment_decisions set decision_reason = replace(decision_reason, 'green', ?)",
+                    [HOSTILE_SHORT])  # fmt: skip
         for table in ("marts.cohort_retention_by_dimension", "marts.retention_curve_cells_by_dimension"):
             con.execute(f"update {table} set dimension_value = ? where dimension_value = 'pro'", [HOSTILE_PLAN])
         con.execute("update raw.batches set gate_detail = ? where batch_id = 'batch2'", [HOSTILE_DETAIL])
@@ -443,7 +461,8 @@ def test_hostile_names_show_escaped_on_the_experiments_page(hostile):
     assert r"**short\_\[x\]\(javascript\:alert\(1\)\)** converts at 22.9% against 20.0% for control" in lines
     # the unplanned variant as code: literal in Markdown, no backtick in the name to close it
     assert f"(`{HOSTILE_VARIANT}` (3 users))" in texts(at.warning)
-    assert r"the smallest variant (short\_\[x\]\(javascript\:alert\(1\)\)) has 35 users" in texts(at.warning)
+    assert r"**conversion** (primary, short\_\[x\]\(javascript\:alert\(1\)\)): +100.0%" in lines
+    assert r"needs 39,459 users in short\_\[x\]\(javascript\:alert\(1\)\) and control" in texts(at.warning)
     assert r"(control 40, short\_\[x\]\(javascript\:alert\(1\)\) 35;" in texts(at.error)
     assert_no_markup(at, HOSTILE_EXPERIMENT, HOSTILE_SHORT)
     # the raw values are still what the tables show
