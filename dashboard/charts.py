@@ -6,6 +6,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from dashboard import wording
+
 # SVG keeps every mark in the page's DOM, which is what the browser test counts to tell a drawn chart from an
 # empty one; vega-embed reads the renderer from the spec's usermeta.
 SVG = {"embedOptions": {"renderer": "svg"}}
@@ -370,8 +372,8 @@ def metric_forest(rows: pd.DataFrame) -> alt.LayerChart:
     interval (safe to read daily); coloured by the always-valid one, the measure the decision reads."""
     data = rows.assign(
         label=lambda f: f["metric"] + " · " + f["variant"] + " (" + f["role"].fillna("metric") + ")",
-        fixed_low=lambda f: f["cuped_ci_low"].where(f["estimate"] == "cuped", f["lift_ci_low"]),
-        fixed_high=lambda f: f["cuped_ci_high"].where(f["estimate"] == "cuped", f["lift_ci_high"]),
+        fixed_low=lambda f: f.apply(lambda r: wording.estimate_interval(r)[0], axis=1),
+        fixed_high=lambda f: f.apply(lambda r: wording.estimate_interval(r)[1], axis=1),
         verdict=lambda f: f.apply(
             lambda r: _lift_verdict(r, "sequential_ci_low", "sequential_ci_high", r["direction"]), axis=1
         ),

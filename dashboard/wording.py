@@ -148,6 +148,18 @@ def decision_sentence(decision: pd.Series) -> tuple[str, str]:
 
 
 CORRECTION_NAMES = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+ADJUSTMENTS = {
+    "cuped": "CUPED (the same metric before exposure)",
+    "cupac": "CUPAC (a model of the metric from what users did before exposure)",
+}
+
+
+def estimate_interval(row: pd.Series) -> tuple[float, float]:
+    """The fixed-horizon 95% interval of the row's estimate (raw, CUPED or CUPAC)."""
+    prefix = {"cuped": "cuped_ci", "cupac": "cupac_ci"}.get(str(row["estimate"]), "lift_ci")
+    return row.get(f"{prefix}_low", float("nan")), row.get(f"{prefix}_high", float("nan"))
+
+
 GUARDRAIL_WORDS = {
     "breached": "breached: worse than its tolerance",
     "within tolerance": "within tolerance",
@@ -163,10 +175,9 @@ def metric_sentence(row: pd.Series) -> str:
     if pd.isna(row["estimate_lift"]):
         return f"{head}: not computed yet (no users with the metric in control)."
     parts = [f"{row['estimate_lift']:+.1%}"]
-    if pd.notna(row["lift_ci_low"]) and row["estimate"] == "raw":
-        parts.append(f"95% interval {row['lift_ci_low']:+.1%} to {row['lift_ci_high']:+.1%}")
-    elif pd.notna(row["cuped_ci_low"]):
-        parts.append(f"95% interval {row['cuped_ci_low']:+.1%} to {row['cuped_ci_high']:+.1%}")
+    low, high = estimate_interval(row)
+    if pd.notna(low):
+        parts.append(f"95% interval {low:+.1%} to {high:+.1%}")
     if pd.notna(row["sequential_ci_low"]):
         parts.append(
             f"always-valid {row['sequential_ci_low']:+.1%} to {row['sequential_ci_high']:+.1%} (safe to read daily)"
@@ -175,14 +186,13 @@ def metric_sentence(row: pd.Series) -> str:
         correction = CORRECTION_NAMES.get(str(row["correction"]), str(row["correction"]))
         parts.append(f"p = {_p(row['adjusted_p_value'])} after the {correction} correction")
     text = f"{head}: {parts[0]} ({'; '.join(parts[1:])})."
-    if row["estimate"] == "cuped" and pd.notna(row["variance_reduction"]):
-        if row["variance_reduction"] >= 0.005:
-            text += (
-                f" CUPED (the same metric before exposure) cut the variance by {row['variance_reduction']:.0%}"
-                f" (raw lift {row['lift']:+.1%})."
-            )
+    reduction = row.get("cupac_variance_reduction") if row["estimate"] == "cupac" else row["variance_reduction"]
+    method = ADJUSTMENTS.get(str(row["estimate"]))
+    if method and pd.notna(reduction):
+        if reduction >= 0.005:
+            text += f" {method} cut the variance by {reduction:.0%} (raw lift {row['lift']:+.1%})."
         else:
-            text += " CUPED had nothing to use: the metric before exposure does not predict it here."
+            text += f" {method} had nothing to use: what users did before exposure does not predict it here."
     if role == "guardrail" and pd.notna(row["guardrail_status"]):
         text += f" Guardrail {GUARDRAIL_WORDS.get(row['guardrail_status'], row['guardrail_status'])}."
     return text

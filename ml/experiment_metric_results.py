@@ -38,16 +38,19 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from ml.experiment_results import FOLDED, fits_design, parse_factors, parse_split, srm_p_value
 from ml.experiment_stats import (
+    CovariateSums,
     Moments,
     adjust,
     compare,
     confidence_sequence,
     fixed_interval,
     power_plan,
+    regression_adjusted,
     two_sided_p,
 )
 from ml.script_transform import json_lines_in, json_lines_out
@@ -66,7 +69,8 @@ COLUMNS = [
     "experiment_id", "metric", "kind", "role", "direction", "tolerance", "variant", "is_control",
     "is_planned_variant", "users", "users_window_complete", "cap_value", "value", "control_value", "difference",
     "lift", "lift_ci_low", "lift_ci_high", "p_value", "cuped_lift", "cuped_ci_low", "cuped_ci_high", "cuped_theta",
-    "variance_reduction", "estimate", "estimate_lift", "sequential_ci_low", "sequential_ci_high", "correction",
+    "variance_reduction", "cupac_lift", "cupac_ci_low", "cupac_ci_high", "cupac_variance_reduction", "estimate",
+    "estimate_lift", "sequential_ci_low", "sequential_ci_high", "correction",
     "adjusted_p_value", "adjusted_ci_low", "adjusted_ci_high", "adjusted_sequential_ci_low",
     "adjusted_sequential_ci_high", "is_significant", "mde", "target_lift", "users_needed", "exposure_days",
     "days_left", "guardrail_status", "decision", "decision_variant", "decision_reason", "decision_rules",
@@ -83,7 +87,8 @@ INTEGERS = {"users", "users_window_complete", "exposure_days"}
 MOMENT_COLUMNS = [
     "experiment_id", "metric", "kind", "variant", "role", "direction", "tolerance", "pre_period_days", "cap_value",
     "control_variant", "planned_split", "factors", "correction", "target_lift", "exposure_days", "users",
-    "users_window_complete", "sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy", "sum_d", "sum_d2", "sum_yd",
+    "users_window_complete", "users_cupac", "sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy", "sum_d", "sum_d2",
+    "sum_yd", "sum_c", "sum_c2", "sum_cy", "sum_xc",
 ]  # fmt: skip
 
 
@@ -97,18 +102,34 @@ class Settings:
     tuning_users: int = 5000
 
 
+def number_of(row: object, name: str) -> float:
+    """A sum of a moments row (missing is 0: no user had a value)."""
+    value = getattr(row, name, None)
+    return 0.0 if value is None or pd.isna(value) else float(value)
+
+
 def moments_of(row: object) -> Moments:
-    """A moments row's sums (missing sums are 0: no user had a value)."""
+    """A moments row's sums of y, the pre-period value x and the denominator d."""
+    names = ("sum_y", "sum_y2", "sum_x", "sum_x2", "sum_xy", "sum_d", "sum_d2", "sum_yd")
+    return Moments(int(row.users), *(number_of(row, name) for name in names))
 
-    def number(name: str) -> float:
-        value = getattr(row, name)
-        return 0.0 if value is None or pd.isna(value) else float(value)
 
-    return Moments(
-        n=int(row.users), sum_y=number("sum_y"), sum_y2=number("sum_y2"), sum_x=number("sum_x"),
-        sum_x2=number("sum_x2"), sum_xy=number("sum_xy"), sum_d=number("sum_d"), sum_d2=number("sum_d2"),
-        sum_yd=number("sum_yd"),
+def cupac_sums(row: object) -> CovariateSums:
+    """A moments row's sums for the adjustment by the pre-period value x and CUPAC's prediction c together."""
+    sum_x, sum_c = number_of(row, "sum_x"), number_of(row, "sum_c")
+    sum_xc = number_of(row, "sum_xc")
+    return CovariateSums(
+        n=int(row.users), sum_y=number_of(row, "sum_y"), sum_y2=number_of(row, "sum_y2"),
+        sum_z=np.array([sum_x, sum_c]),
+        sum_zz=np.array([[number_of(row, "sum_x2"), sum_xc], [sum_xc, number_of(row, "sum_c2")]]),
+        sum_zy=np.array([number_of(row, "sum_xy"), number_of(row, "sum_cy")]),
     )  # fmt: skip
+
+
+def has_cupac(row: object) -> bool:
+    """Every user of the row has a CUPAC prediction."""
+    users, predicted = getattr(row, "users", None), getattr(row, "users_cupac", None)
+    return predicted is not None and not pd.isna(predicted) and int(predicted) == int(users) > 0
 
 
 def good_sign(direction: object) -> int:
@@ -184,32 +205,39 @@ def metric_rows(experiment: pd.DataFrame, settings: Settings) -> tuple[list[dict
                     else control_moments.sum_y / max(control_moments.n, 1)
                 )
             if control_moments is not None and name != control_name and is_planned(name):
-                result.update(compare_to_control(control_moments, moments, row, kind, settings))
+                cupac = (cupac_sums(control), cupac_sums(row)) if has_cupac(row) and has_cupac(control) else None
+                result.update(compare_to_control(control_moments, moments, row, kind, settings, cupac))
             out.append(result)
     return out, "; ".join(errors) or None
 
 
-def compare_to_control(control: Moments, treatment: Moments, row: object, kind: str, settings: Settings) -> dict:
-    """One planned treatment variant against control on one metric: raw, CUPED, sequential and power figures."""
+def compare_to_control(
+    control: Moments, treatment: Moments, row: object, kind: str, settings: Settings,
+    cupac: tuple[CovariateSums, CovariateSums] | None = None,
+) -> dict:  # fmt: skip
+    """One planned treatment variant against control on one metric: raw, CUPED (a mean metric with a pre-period)
+    and CUPAC (`cupac`: both arms' sums for the adjustment by the pre-period value and the prediction together)
+    estimates; the last of them that applies is the metric's estimate (CUPAC adjusts by CUPED's covariate too, so
+    it removes at least as much variance in the sample), read with its always-valid interval and power."""
     ratio = kind == "ratio"
-    raw = compare(control, treatment, ratio=ratio)
+    chosen = raw = compare(control, treatment, ratio=ratio)
     low, high = fixed_interval(raw.lift, raw.lift_se, settings.alpha)
-    out = {
-        "difference": raw.difference, "lift": raw.lift, "lift_ci_low": low, "lift_ci_high": high,
-        "p_value": two_sided_p(raw.lift, raw.lift_se), "estimate": "raw",
-    }  # fmt: skip
-    chosen = raw
+    out = {"difference": raw.difference, "lift": raw.lift, "lift_ci_low": low, "lift_ci_high": high, "estimate": "raw"}
     if kind in KINDS_WITH_CUPED and number_or(row.pre_period_days, 0) > 0:
-        cuped = compare(control, treatment, cuped=True)
-        low, high = fixed_interval(cuped.lift, cuped.lift_se, settings.alpha)
+        chosen = compare(control, treatment, cuped=True)
+        low, high = fixed_interval(chosen.lift, chosen.lift_se, settings.alpha)
         out.update(
-            cuped_lift=cuped.lift, cuped_ci_low=low, cuped_ci_high=high, cuped_theta=cuped.theta,
-            variance_reduction=cuped.variance_reduction, estimate="cuped",
-            p_value=two_sided_p(cuped.lift, cuped.lift_se),
+            cuped_lift=chosen.lift, cuped_ci_low=low, cuped_ci_high=high, cuped_theta=chosen.theta,
+            variance_reduction=chosen.variance_reduction, estimate="cuped",
         )  # fmt: skip
-        chosen = cuped
-    out["estimate_lift"] = chosen.lift
-    out["lift_se"] = chosen.lift_se
+    if kind in KINDS_WITH_CUPED and cupac is not None:
+        chosen = regression_adjusted(*cupac)
+        low, high = fixed_interval(chosen.lift, chosen.lift_se, settings.alpha)
+        out.update(
+            cupac_lift=chosen.lift, cupac_ci_low=low, cupac_ci_high=high,
+            cupac_variance_reduction=chosen.variance_reduction, estimate="cupac",
+        )  # fmt: skip
+    out.update(estimate_lift=chosen.lift, lift_se=chosen.lift_se, p_value=two_sided_p(chosen.lift, chosen.lift_se))
     out["sequential_ci_low"], out["sequential_ci_high"] = confidence_sequence(
         chosen.lift, chosen.lift_se, chosen.n, settings.alpha, settings.tuning_users
     )
@@ -217,7 +245,7 @@ def compare_to_control(control: Moments, treatment: Moments, row: object, kind: 
     if math.isfinite(target) and target > 0:
         plan = power_plan(
             control, treatment, target_relative=target, days_running=float(row.exposure_days), alpha=settings.alpha,
-            power=settings.power, ratio=ratio, variance_reduction=max(number_or(out.get("variance_reduction"), 0), 0),
+            power=settings.power, ratio=ratio, variance_reduction=max(chosen.variance_reduction, 0),
         )  # fmt: skip
         out.update(mde=plan.mde_relative, users_needed=plan.users_needed, days_left=plan.days_left)
     return out

@@ -153,6 +153,65 @@ def compare(control: Moments, treatment: Moments, *, ratio: bool = False, cuped:
     return Comparison(c, t, difference, difference_se, lift, lift_se, theta, reduction)
 
 
+@dataclass(frozen=True)
+class CovariateSums:
+    """A variant's sums for regression adjustment by k covariates z (CUPED is k = 1 with z the pre-period value;
+    CUPAC here is k = 2, the pre-period value and the model's prediction): n, sums of y and y^2, of z (k), of z z'
+    (k x k) and of z y (k)."""
+
+    n: int
+    sum_y: float
+    sum_y2: float
+    sum_z: np.ndarray
+    sum_zz: np.ndarray
+    sum_zy: np.ndarray
+
+    def __add__(self, other: CovariateSums) -> CovariateSums:
+        return CovariateSums(
+            self.n + other.n, self.sum_y + other.sum_y, self.sum_y2 + other.sum_y2, self.sum_z + other.sum_z,
+            self.sum_zz + other.sum_zz, self.sum_zy + other.sum_zy,
+        )  # fmt: skip
+
+    def covariances(self) -> tuple[float, np.ndarray, np.ndarray]:
+        """Sample Var(y), Cov(z, y) (k) and Cov(z) (k x k), n - 1 in the denominators."""
+        n = self.n
+        var_y = (self.sum_y2 - self.sum_y**2 / n) / (n - 1)
+        cov_zy = (self.sum_zy - self.sum_z * self.sum_y / n) / (n - 1)
+        cov_zz = (self.sum_zz - np.outer(self.sum_z, self.sum_z) / n) / (n - 1)
+        return var_y, cov_zy, cov_zz
+
+
+def regression_adjusted(control: CovariateSums, treatment: CovariateSums) -> Comparison:
+    """Treatment against control adjusted by k covariates at once: theta = Cov(z)^-1 Cov(z, y) pooled over both
+    arms (a pseudo-inverse, so a constant or duplicated covariate is harmless), each arm's mean of y minus
+    theta'(its mean of z - the pooled mean of z), with the variance (Var y - 2 theta' Cov(z, y) + theta' Cov(z)
+    theta) / n. With one covariate this is `compare(..., cuped=True)`."""
+    if min(control.n, treatment.n) < 2:
+        nan = Arm(math.nan, math.nan, 0)
+        return Comparison(nan, nan, math.nan, math.nan, math.nan, math.nan, math.nan, 0.0)
+    pooled = control + treatment
+    _, pooled_zy, pooled_zz = pooled.covariances()
+    theta = np.linalg.pinv(pooled_zz, rcond=1e-10) @ pooled_zy
+    centre = pooled.sum_z / pooled.n
+    arms, raw_variance = [], 0.0
+    for sums in (control, treatment):
+        var_y, cov_zy, cov_zz = sums.covariances()
+        value = sums.sum_y / sums.n - float(theta @ (sums.sum_z / sums.n - centre))
+        variance = (var_y - 2 * float(theta @ cov_zy) + float(theta @ cov_zz @ theta)) / sums.n
+        arms.append(Arm(value, max(variance, 0.0), sums.n))
+        raw_variance += var_y / sums.n
+    c, t = arms
+    difference, difference_se = t.value - c.value, math.sqrt(t.variance + c.variance)
+    if c.value and math.isfinite(c.value):
+        lift = t.value / c.value - 1
+        lift_se = math.sqrt(t.variance / c.value**2 + t.value**2 * c.variance / c.value**4)
+    else:
+        lift, lift_se = math.nan, math.nan
+    reduction = 1 - (t.variance + c.variance) / raw_variance if raw_variance > 0 else 0.0
+    theta_first = float(theta[0]) if len(theta) else 0.0
+    return Comparison(c, t, difference, difference_se, lift, lift_se, theta_first, reduction)
+
+
 def fixed_interval(estimate: float, se: float, alpha: float = 0.05) -> tuple[float, float]:
     """The fixed-horizon normal interval: valid when read once, at the planned sample."""
     half = stats.norm.ppf(1 - alpha / 2) * se

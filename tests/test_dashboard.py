@@ -481,3 +481,20 @@ def test_hostile_detail_and_dimension_value_show_escaped(hostile):
     assert metrics(at)["Average retention, week 1"] == "50.0%"  # the same users as "pro"
     assert r"Cohort heatmap for plan pro\]\(javascript\:alert\(1\)\)" in [s.value for s in at.main.subheader]
     assert_no_markup(at, HOSTILE_PLAN)
+
+
+def test_a_metric_sentence_names_the_adjustment_its_estimate_uses():
+    row = pd.Series({
+        "metric": "conversion", "role": "primary", "variant": "treatment", "estimate": "cupac", "estimate_lift": 0.1,
+        "lift": 0.12, "lift_ci_low": -0.3, "lift_ci_high": 0.5, "cuped_ci_low": -0.25, "cuped_ci_high": 0.45,
+        "cupac_ci_low": -0.2, "cupac_ci_high": 0.4, "variance_reduction": 0.15, "cupac_variance_reduction": 0.3,
+        "sequential_ci_low": -0.5, "sequential_ci_high": 0.7, "adjusted_p_value": 0.4, "correction": "bh",
+        "guardrail_status": None,
+    })  # fmt: skip
+    assert wording.metric_sentence(row) == (
+        "**conversion** (primary, treatment): +10.0% (95% interval -20.0% to +40.0%; always-valid -50.0% to +70.0% "
+        "(safe to read daily); p = 0.40 after the Benjamini-Hochberg correction). CUPAC (a model of the metric from "
+        "what users did before exposure) cut the variance by 30% (raw lift +12.0%)."
+    )
+    raw = wording.metric_sentence(row.copy().replace({"cupac": "raw"}))
+    assert "95% interval -30.0% to +50.0%" in raw and "cut the variance" not in raw

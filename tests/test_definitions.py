@@ -30,6 +30,9 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "intermediate/int_experiment_variants",
         "intermediate/int_experiment_user_metrics",
         "intermediate/int_experiment_metric_moments",
+        "intermediate/int_experiment_user_features",
+        "intermediate/int_experiment_cupac",
+        "intermediate/int_experiment_metric_definitions",
         "intermediate/int_sessions",
         "intermediate/int_user_daily_activity",
         "intermediate/int_users",
@@ -123,7 +126,7 @@ def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
     # 51, the marts the dashboard reads, the KPI alert deliveries of the architecture issue, and the experiment
     # metrics' seed and two models
-    assert len(job.asset_layer.executable_asset_keys) == 68
+    assert len(job.asset_layer.executable_asset_keys) == 71
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -156,8 +159,10 @@ def test_job_and_schedule(defs):
         "marts/cohort_retention_brackets", "intermediate/int_experiment_exposures",
         "intermediate/int_experiment_variants", "marts/experiment_results", "marts/data_health_flags",
         "intermediate/int_experiment_user_metrics", "intermediate/int_experiment_metric_moments",
-        "marts/experiment_metric_results", "marts/experiment_decisions",
-        "serving/serving_copy", "quality/data_docs", "marts/retention_curve_cells_by_dimension",
+        "marts/experiment_metric_results", "marts/experiment_decisions", "intermediate/int_experiment_user_features",
+        "intermediate/int_experiment_cupac", "intermediate/int_experiment_metric_definitions", "serving/serving_copy",
+        "quality/data_docs",
+        "marts/retention_curve_cells_by_dimension",
         "marts/cluster_feature_index",
     }  # fmt: skip
     assert {"marts/daily_kpis", "marts/user_segments", "marts/cohort_retention", "staging/stg_events"} <= refreshed

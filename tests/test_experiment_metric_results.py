@@ -15,7 +15,14 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from ml.experiment_metric_results import MOMENT_COLUMNS, Settings, results_frame, transform
-from ml.experiment_stats import Moments, compare, confidence_sequence, fixed_interval
+from ml.experiment_stats import (
+    CovariateSums,
+    Moments,
+    compare,
+    confidence_sequence,
+    fixed_interval,
+    regression_adjusted,
+)
 
 SETTINGS = Settings(alpha=0.05, power=0.8, srm_alpha=0.001, tuning_users=5000)
 
@@ -210,3 +217,27 @@ def test_a_bad_seed_row_or_a_broken_experiment_stays_on_its_own_rows():
     assert broken_rows.config_error.str.startswith("statistics not computed").all()
     good_rows = results[results.experiment_id == "good"]
     assert good_rows.config_error.isna().all() and good_rows.lift.notna().sum() == 1
+
+
+def test_cupac_is_the_estimate_when_every_user_has_a_prediction():
+    """CUPAC adjusts by the pre-period value x and the prediction c together (regression_adjusted); with c
+    missing for one user, the metric falls back to CUPED."""
+    rng = np.random.default_rng(6)
+    rows, arms_sums = [], []
+    for variant, lift in (("control", 0.0), ("treatment", 0.05)):
+        x, c = rng.normal(size=1000), rng.normal(size=1000)
+        y = 5 * (1 + lift) + 0.5 * x + 1.0 * c + rng.normal(size=1000)
+        row = moment_row("e", "m", variant, y, x)
+        row.update(users_cupac=1000, sum_c=c.sum(), sum_c2=(c * c).sum(), sum_cy=(c * y).sum(), sum_xc=(x * c).sum())
+        rows.append(row)
+        z = np.column_stack([x, c])
+        arms_sums.append(CovariateSums(1000, y.sum(), (y * y).sum(), z.sum(0), z.T @ z, z.T @ y))
+    row = one(frame(rows), "m")
+    expected = regression_adjusted(*arms_sums)
+    assert row["estimate"] == "cupac" and row["estimate_lift"] == pytest.approx(expected.lift)
+    assert row["cupac_variance_reduction"] == pytest.approx(expected.variance_reduction)
+    # x explains 0.25 of y's variance 2.25, x and c together 1.25
+    assert row["variance_reduction"] == pytest.approx(0.25 / 2.25, abs=0.05)
+    assert row["cupac_variance_reduction"] == pytest.approx(1.25 / 2.25, abs=0.05)
+    rows[1]["users_cupac"] = 999
+    assert one(frame(rows), "m")["estimate"] == "cuped"

@@ -1,5 +1,7 @@
-"""Experiments on generated demo data: the planted A/B lift and factorial effects lie inside the reported intervals,
-an injected sample-ratio mismatch is flagged, and the factorial asset logs its fit to MLflow beside its inputs."""
+"""Experiments on generated demo data: the planted A/B lift and factorial effects lie inside the reported intervals
+(also CUPED's, CUPAC's and the always-valid ones, which the planted pre-period buyers narrow), an injected
+sample-ratio mismatch is flagged and stops the experiment, and the factorial asset logs its fit to MLflow beside its
+inputs."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from tests.conftest import event, query, run_dbt, write_lines
 pytestmark = pytest.mark.slow
 
 CONFIG = GeneratorConfig(users=2500, seed=11, months=3, file_rows=100_000)
-BUILD = ["build", "--select", "+experiment_results", "--exclude-resource-type", "test", "unit_test"]
+BUILD = ["build", "--select", "+experiment_results", "+experiment_decisions", "--exclude-resource-type", "test",
+         "unit_test"]  # fmt: skip
 
 
 def broken_copy(data_dir: Path) -> list[dict]:
@@ -89,6 +92,29 @@ def test_the_planted_lift_lies_inside_the_reported_interval(demo):
     assert treatment["lift_vs_control"] == pytest.approx(truth.experiment["realised_lift"])
     assert treatment["srm_p_value"] > 0.001 and not treatment["has_sample_ratio_mismatch"]
     assert not treatment["is_underpowered"]
+
+
+def test_variance_reduction_and_the_always_valid_interval_hold_the_planted_lift(demo):
+    """Pre-period buyers convert 8 times as often (the generator's plant): adjusting by the pre-period narrows the
+    conversion interval, and CUPED's, CUPAC's and the always-valid intervals all hold the planted +15%."""
+    data_dir, truth = demo
+    [row] = query(
+        data_dir,
+        "select estimate, variance_reduction, cupac_variance_reduction, cuped_ci_low, cuped_ci_high, cupac_ci_low, "
+        "cupac_ci_high, sequential_ci_low, sequential_ci_high, lift_ci_high - lift_ci_low, cupac_ci_high - "
+        "cupac_ci_low, decision from marts.experiment_metric_results where experiment_id = 'checkout_redesign' "
+        "and metric = 'conversion' and variant = 'treatment'",
+    )
+    estimate, cuped_reduction, cupac_reduction, *bounds, raw_width, cupac_width, decision = row
+    assert estimate == "cupac" and cuped_reduction > 0.1 and cupac_reduction >= cuped_reduction - 0.01
+    planted = truth.experiment["true_lift"]
+    for low, high in zip(bounds[::2], bounds[1::2], strict=True):
+        assert low < planted < high
+    assert cupac_width < raw_width * 0.95
+    assert decision in ("keep running", "ship")
+    # the copy that lost a quarter of the treatment's views: stopped, whatever its metrics say
+    [copy] = query(data_dir, "select decision from marts.experiment_decisions where experiment_id = 'checkout_copy'")
+    assert copy == ("stop: sample ratio mismatch",)
 
 
 def test_factorial_effects_cover_the_planted_ones_and_are_logged_to_mlflow(demo, monkeypatch):

@@ -395,3 +395,29 @@ def test_the_reported_failure_unplanned_evil_variant_no_longer_raises():
     assert rows["control"]["srm_p_value"] == pytest.approx(stats.chisquare([12, 8], [10, 10]).pvalue)
     assert {row["unplanned_users"] for row in rows.values()} == {1}
     assert all(row["config_error"] is None for row in rows.values())
+
+
+def test_metric_results_and_decisions_stay_bounded_and_never_compare_client_variants(warehouse):
+    """The same hostile log through the metric marts: the 20 variant rows per metric of int_experiment_variants,
+        unplanned ones never compared; e0's order of 1,000 clamped at var experiment_max_user_revenue (500) in the sums
+    (a metric's value can sum any number of client orders);
+        a decision for each experiment kept by name (the two rogue ones on the default conversion metric), none for
+        the fold."""
+    rows = query(warehouse, "select metric, variant, is_planned_variant, lift from marts.experiment_metric_results "
+                 "where experiment_id = 'checkout_redesign'")  # fmt: skip
+    per_metric = {metric: sum(1 for m, *_ in rows if m == metric) for metric, *_ in rows}
+    assert set(per_metric.values()) == {20} and len(per_metric) == 7
+    assert all(lift is None for _, variant, planned, lift in rows if not planned)
+    assert {variant for _, variant, planned, _ in rows if planned} == {"control", "treatment"}
+    # revenue_per_order has no percentile cap: only the clamp stands between e0's 1,000 and the sums
+    clamped = query(
+        warehouse,
+        "select sum_y from intermediate.int_experiment_metric_moments where "
+        "experiment_id = 'checkout_redesign' and variant = 'evil' and metric = 'revenue_per_order'",
+    )
+    assert clamped == [(500.0,)]
+    decisions = dict(query(warehouse, "select experiment_id, decision from marts.experiment_decisions"))
+    assert set(decisions) == {"checkout_redesign", "onboarding_2x2", "rogue_a", "rogue_b"}
+    metrics = query(warehouse, "select distinct metric, role from marts.experiment_metric_results "
+                    "where experiment_id = 'rogue_a'")  # fmt: skip
+    assert metrics == [("conversion", "primary")]

@@ -97,6 +97,7 @@ def test_every_table_is_equal_on_both_engines(built: Path) -> None:
     # the cases the comparison must not pass by being empty
     assert compared["staging.stg_events"] > 3000
     assert compared["marts.experiment_results"] >= 4
+    assert compared["marts.experiment_metric_results"] >= 14 and compared["marts.experiment_decisions"] >= 2
     assert compared["marts.audience_segments"] > 0
 
 

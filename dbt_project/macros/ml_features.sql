@@ -1,10 +1,12 @@
 {#- Behavioural features of every user at each cutoff, from activity events at or before that cutoff only.
     `cutoffs` is a relation or subquery with one column, cutoff_at (UTC timestamp). The ML feature mart calls it
-    with as_of, the churn snapshots with several past cutoffs, so both models see the same definitions. -#}
-{% macro ml_user_features(cutoffs) -%}
+    with as_of, the churn snapshots with several past cutoffs, so both models see the same definitions.
+    per_user=true: `cutoffs` has user_id and cutoff_at, each user's own cutoff (an experiment exposure), and only
+    events strictly before it count (the exposure's own event is not a feature of the user before it). -#}
+{% macro ml_user_features(cutoffs, per_user=false) -%}
 with cutoffs as (
 
-    select cutoff_at from {{ cutoffs }}
+    select {{ 'user_id, ' if per_user }}cutoff_at from {{ cutoffs }}
 
 ),
 
@@ -15,7 +17,12 @@ events_before_cutoff as (
         feature_events.*,
         {{ dbt.datediff('feature_events.event_at', 'cutoffs.cutoff_at', 'second') }} / 86400.0e0 as days_before
     from {{ ref('int_feature_events') }} as feature_events
+    {%- if per_user %}
+    inner join cutoffs
+        on feature_events.user_id = cutoffs.user_id and feature_events.event_at < cutoffs.cutoff_at
+    {%- else %}
     inner join cutoffs on feature_events.event_at <= cutoffs.cutoff_at
+    {%- endif %}
 
 ),
 
@@ -99,5 +106,19 @@ from per_user
         'active_days_28', 'tenure_days', 'recency_days', 'active_span_days', 'orders_total', 'orders_per_session',
         'avg_order_value', 'revenue_total', 'coupon_order_share', 'feature_use_share', 'page_view_share',
         'product_view_share', 'cart_add_share', 'search_share', 'trend_28_90',
+    ]) }}
+{%- endmacro %}
+
+
+{#- The numeric features of ml_user_features, in order (ml/features.py CHURN_FEATURES is the same list; a test
+    holds them equal): int_experiment_user_features carries them all as CUPAC's covariates. -#}
+{% macro ml_feature_names() -%}
+    {{ return([
+        'tenure_days', 'recency_days', 'active_span_days', 'events_total', 'active_days_total', 'sessions_total',
+        'active_days_7', 'sessions_7', 'events_7', 'active_days_28', 'sessions_28', 'events_28', 'active_days_90',
+        'sessions_90', 'events_90', 'active_days_per_week', 'sessions_per_active_day', 'events_per_session',
+        'avg_session_minutes', 'orders_total', 'orders_90', 'orders_per_session', 'revenue_total', 'avg_order_value',
+        'coupon_order_share', 'feature_use_share', 'page_view_share', 'product_view_share', 'cart_add_share',
+        'search_share', 'trend_7_28', 'trend_28_90',
     ]) }}
 {%- endmacro %}

@@ -1,13 +1,19 @@
--- One row per experiment, metric (seed experiment_metrics) and variant: the sums that the statistics of
--- ml/experiment_stats.py need (users, and sums of y, y^2, x, x^2, xy, d, d^2, yd over the variant's users; y the
--- metric, x its pre-period value, d a ratio metric's denominator), so that only these cross into Python.
+-- One row per experiment, metric (int_experiment_metric_definitions) and variant: the sums that the statistics of
+-- ml/experiment_stats.py need (users, and sums of y, y^2, x, x^2, xy, d, d^2, yd, c, c^2, cy over the variant's
+-- users, and of xc; y the metric, x its pre-period value, d a ratio metric's denominator, c CUPAC's prediction of y
+-- from int_experiment_cupac), so that only these cross into Python.
 --
 -- A metric with cap_percentile has y and x capped at that percentile of y over all the experiment's exposed users
 -- (linear interpolation between the two nearest users' values, as DuckDB's quantile_cont and Spark's percentile),
 -- so that a few extreme users (or a client's flood of orders) cannot dominate a variant's mean. Variants are those
 -- of int_experiment_variants (planned ones by name, a client's unplanned ones beyond its bounds folded into
 -- '(other unplanned)'). Sums are exact decimals, so that the table is the same on every rebuild.
+--
+-- Each user's y, x, d and c is clamped to +- var experiment_max_user_revenue and held as decimal(18, 4): a client's
+-- flood of revenue (or a wild prediction) cannot overflow a sum, and the products (decimal(37, 8)) stay exact on
+-- Spark too, which rounds wider decimal products to 6 places.
 {%- set fold = "'(other unplanned)'" %}
+
 with user_metrics as (
 
     select * from {{ ref('int_experiment_user_metrics') }}
@@ -16,7 +22,7 @@ with user_metrics as (
 
 metrics as (
 
-    select * from {{ ref('experiment_metrics') }}
+    select * from {{ ref('int_experiment_metric_definitions') }}
 
 ),
 
@@ -97,11 +103,12 @@ capped as (
         coalesce(metrics.pre_period_days, 0) as pre_period_days,
         caps.cap_value,
         user_metrics.is_window_complete,
-        cast(case when user_metrics.metric_value > caps.cap_value then caps.cap_value
-                  else user_metrics.metric_value end as decimal(38, 4)) as y,
-        cast(case when user_metrics.pre_period_value > caps.cap_value then caps.cap_value
-                  else user_metrics.pre_period_value end as decimal(38, 4)) as x,
-        cast(user_metrics.denominator_value as decimal(38, 4)) as d
+        {{ experiment_bounded_value('case when user_metrics.metric_value > caps.cap_value then caps.cap_value
+                                else user_metrics.metric_value end') }} as y,
+        {{ experiment_bounded_value('case when user_metrics.pre_period_value > caps.cap_value then caps.cap_value
+                                else user_metrics.pre_period_value end') }} as x,
+        {{ experiment_bounded_value('user_metrics.denominator_value') }} as d,
+        {{ experiment_bounded_value('cupac.cupac_prediction') }} as c
     from user_metrics
     inner join metrics
         on user_metrics.experiment_id = metrics.experiment_id and user_metrics.metric = metrics.metric
@@ -109,6 +116,10 @@ capped as (
         on user_metrics.experiment_id = caps.experiment_id and user_metrics.metric = caps.metric
     left join kept_variants
         on user_metrics.experiment_id = kept_variants.experiment_id and user_metrics.variant = kept_variants.variant
+    left join {{ ref('int_experiment_cupac') }} as cupac
+        on user_metrics.experiment_id = cupac.experiment_id
+        and user_metrics.metric = cupac.metric
+        and user_metrics.user_id = cupac.user_id
 
 )
 
@@ -130,9 +141,11 @@ select
     exposure_days.exposure_days,
     count(*) as users,
     sum(case when is_window_complete then 1 else 0 end) as users_window_complete,
+    count(c) as users_cupac,
     {% for name, expression in [
         ('sum_y', 'y'), ('sum_y2', 'y * y'), ('sum_x', 'x'), ('sum_x2', 'x * x'), ('sum_xy', 'x * y'),
-        ('sum_d', 'd'), ('sum_d2', 'd * d'), ('sum_yd', 'y * d'),
+        ('sum_d', 'd'), ('sum_d2', 'd * d'), ('sum_yd', 'y * d'), ('sum_c', 'c'), ('sum_c2', 'c * c'),
+        ('sum_cy', 'c * y'), ('sum_xc', 'x * c'),
     ] -%}
     cast(sum({{ expression }}) as double) as {{ name }}{{ ',' if not loop.last }}
     {% endfor %}

@@ -1,4 +1,5 @@
--- One row per exposed user, experiment and metric of seed experiment_metrics: the metric after the exposure (y),
+-- One row per exposed user, experiment and metric (int_experiment_metric_definitions: seed experiment_metrics and
+-- a default conversion metric for an experiment without rows there): the metric after the exposure (y),
 -- the same metric over the pre-period before it (x, the covariate of CUPED) and, for a ratio metric, the
 -- denominator (d). Capping at a percentile happens in int_experiment_metric_moments, over all exposed users.
 --
@@ -33,7 +34,7 @@ metrics as (
         coalesce(period_days, 7) as period_days,
         coalesce(period_index, 1) as period_index,
         coalesce(pre_period_days, 0) as pre_period_days
-    from {{ ref('experiment_metrics') }}
+    from {{ ref('int_experiment_metric_definitions') }}
     where kind in ('conversion', 'count', 'sum', 'ratio', 'retention')
 
 ),
