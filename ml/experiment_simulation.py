@@ -126,7 +126,7 @@ def cupac_coverage(experiments: int, users: int, effect: float, seed: int) -> Cu
         c = predicted.loc[user_ids].to_numpy(dtype=float)
         cuped = compare(Moments.of(metric[~treated], pre[~treated]), Moments.of(metric[treated], pre[treated]),
                         cuped=True)  # fmt: skip
-        sums = [_covariate_sums(metric[arm], np.column_stack([pre[arm], c[arm]])) for arm in (~treated, treated)]
+        sums = [CovariateSums.of(metric[arm], np.column_stack([pre[arm], c[arm]])) for arm in (~treated, treated)]
         cupac = regression_adjusted(*sums)
         cuped_low, cuped_high = fixed_interval(cuped.difference, cuped.difference_se)
         low, high = fixed_interval(cupac.difference, cupac.difference_se)
@@ -139,10 +139,6 @@ def cupac_coverage(experiments: int, users: int, effect: float, seed: int) -> Cu
         cuped_hits / experiments, cupac_hits / experiments, float(np.mean(ratios)), float(np.mean(cuped_reductions)),
         float(np.mean(cupac_reductions)),
     )  # fmt: skip
-
-
-def _covariate_sums(y: np.ndarray, z: np.ndarray) -> CovariateSums:
-    return CovariateSums(len(y), float(y.sum()), float((y * y).sum()), z.sum(0), z.T @ z, z.T @ y)
 
 
 @dataclass(frozen=True)

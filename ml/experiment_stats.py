@@ -166,6 +166,12 @@ class CovariateSums:
     sum_zz: np.ndarray
     sum_zy: np.ndarray
 
+    @classmethod
+    def of(cls, y: np.ndarray, z: np.ndarray) -> CovariateSums:
+        """The sums of per-user values y (n) and covariates z (n x k) (tests and simulations; the marts sum in SQL)."""
+        y, z = np.asarray(y, dtype=float), np.asarray(z, dtype=float)
+        return cls(len(y), float(y.sum()), float((y * y).sum()), z.sum(0), z.T @ z, z.T @ y)
+
     def __add__(self, other: CovariateSums) -> CovariateSums:
         return CovariateSums(
             self.n + other.n, self.sum_y + other.sum_y, self.sum_y2 + other.sum_y2, self.sum_z + other.sum_z,

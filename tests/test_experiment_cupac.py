@@ -58,10 +58,6 @@ def test_folds_are_a_stable_hash_and_small_or_flat_groups_get_no_prediction():
     assert by_metric == {"small": 0, "flat": 0, "hostile": 200, "m": 200}
 
 
-def sums(y: np.ndarray, z: np.ndarray) -> CovariateSums:
-    return CovariateSums(len(y), y.sum(), (y * y).sum(), z.sum(0), z.T @ z, z.T @ y)
-
-
 def test_the_adjustment_by_two_covariates():
     rng = np.random.default_rng(1)
     n = 800
@@ -69,14 +65,14 @@ def test_the_adjustment_by_two_covariates():
     yc = 5 + zc @ [1.0, 0.5] + rng.normal(size=n)
     yt = 5.5 + zt @ [1.0, 0.5] + rng.normal(size=n)
     # one covariate: exactly CUPED
-    one = regression_adjusted(sums(yc, zc[:, :1]), sums(yt, zt[:, :1]))
+    one = regression_adjusted(CovariateSums.of(yc, zc[:, :1]), CovariateSums.of(yt, zt[:, :1]))
     cuped = compare(Moments.of(yc, zc[:, 0]), Moments.of(yt, zt[:, 0]), cuped=True)
     assert (one.difference, one.difference_se, one.lift, one.lift_se, one.variance_reduction) == pytest.approx(
         (cuped.difference, cuped.difference_se, cuped.lift, cuped.lift_se, cuped.variance_reduction), rel=1e-12
     )
     # two covariates: the OLS of y on treatment and both centred covariates, within 5% of its standard error (the
     # pooled theta is not quite OLS's within-arm slope)
-    two = regression_adjusted(sums(yc, zc), sums(yt, zt))
+    two = regression_adjusted(CovariateSums.of(yc, zc), CovariateSums.of(yt, zt))
     z = np.vstack([zc, zt])
     design = sm.add_constant(np.column_stack([np.r_[np.zeros(n), np.ones(n)], z - z.mean(0)]))
     fit = sm.OLS(np.r_[yc, yt], design).fit()
@@ -85,7 +81,9 @@ def test_the_adjustment_by_two_covariates():
     # 1 - 1 / (1 + 1.25): the covariates explain 1.25 of y's variance 2.25 in both arms
     assert two.variance_reduction == pytest.approx(1.25 / 2.25, abs=0.05)
     # a duplicated covariate changes nothing (pseudo-inverse)
-    dup = regression_adjusted(sums(yc, np.column_stack([zc, zc[:, 0]])), sums(yt, np.column_stack([zt, zt[:, 0]])))
+    dup = regression_adjusted(
+        CovariateSums.of(yc, np.column_stack([zc, zc[:, 0]])), CovariateSums.of(yt, np.column_stack([zt, zt[:, 0]]))
+    )
     assert dup.difference == pytest.approx(two.difference, rel=1e-9)
 
 
