@@ -183,32 +183,30 @@ def metric_rows(experiment: pd.DataFrame, settings: Settings) -> tuple[list[dict
         for name in sorted(by_variant, key=lambda v: (v != control_name, not is_planned(v), v)):
             row = by_variant[name]
             moments = moments_of(row)
-            value = (
-                (moments.sum_y / moments.sum_d if moments.sum_d else math.nan)
-                if ratio
-                else (moments.sum_y / moments.n if moments.n else math.nan)
-            )
             result = dict.fromkeys(COLUMNS, math.nan)
             result.update(
                 experiment_id=row.experiment_id, metric=metric, kind=kind, role=row.role, direction=row.direction,
                 tolerance=row.tolerance, variant=name, is_control=name == control_name,
                 is_planned_variant=is_planned(name), users=moments.n,
-                users_window_complete=int(row.users_window_complete), cap_value=row.cap_value, value=value,
+                users_window_complete=int(row.users_window_complete), cap_value=row.cap_value,
+                value=variant_value(moments, ratio),
                 correction=correction, target_lift=target_lift, exposure_days=int(row.exposure_days),
                 guardrail_status=None, is_significant=None, estimate=None, decision=None, decision_variant=None,
                 decision_reason=None, decision_rules=None, config_error=None,
             )  # fmt: skip
             if control_moments is not None:
-                result["control_value"] = (
-                    (control_moments.sum_y / control_moments.sum_d if control_moments.sum_d else math.nan)
-                    if ratio
-                    else control_moments.sum_y / max(control_moments.n, 1)
-                )
+                result["control_value"] = variant_value(control_moments, ratio)
             if control_moments is not None and name != control_name and is_planned(name):
                 cupac = (cupac_sums(control), cupac_sums(row)) if has_cupac(row) and has_cupac(control) else None
                 result.update(compare_to_control(control_moments, moments, row, kind, settings, cupac))
             out.append(result)
     return out, "; ".join(errors) or None
+
+
+def variant_value(moments: Moments, ratio: bool) -> float:
+    """The variant's mean of the metric, or for a ratio metric its sum over the sum of the denominator."""
+    denominator = moments.sum_d if ratio else moments.n
+    return moments.sum_y / denominator if denominator else math.nan
 
 
 def compare_to_control(
