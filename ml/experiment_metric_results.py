@@ -344,7 +344,7 @@ def experiment_frame_rows(experiment: pd.DataFrame, settings: Settings) -> list[
     # the sample-ratio test of marts.experiment_results, on the same exposed users
     shares, split_error = parse_split(first["planned_split"])
     users = {r["variant"]: r["users"] for r in rows if r["metric"] == rows[0]["metric"] and r["is_planned_variant"]}
-    if shares is None and split_error is None:
+    if shares is None and split_error is None and users:
         shares = {name: 1 / len(users) for name in users}
     srm = srm_p_value(users, shares) if shares else math.nan
     correct(rows, settings)
