@@ -5,8 +5,10 @@ those estimates support.
 Per planned treatment variant and metric:
 - the raw lift (delta method) with its fixed-horizon interval and p-value;
 - for a mean metric with a pre-period, CUPED: the lift adjusted by the same metric before the exposure, its
-  interval, theta and the variance reduction; the CUPED estimate is then the metric's estimate (`estimate`), else
-  the raw one;
+  interval, theta and the variance reduction;
+- for a mean metric whose every user has a CUPAC prediction (intermediate.int_experiment_cupac), the lift adjusted
+  by the pre-period value and the prediction together, its interval and variance reduction;
+- the metric's estimate (`estimate`): CUPAC's where it applies, else CUPED's, else the raw one;
 - the always-valid confidence sequence of that estimate (valid however often the page is read);
 - the experiment's multiple-testing correction (seed experiments.correction: holm or bh) over its primary and
   secondary metrics x planned treatment variants: adjusted p-value, and the fixed and sequential intervals at the

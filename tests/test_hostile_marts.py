@@ -421,3 +421,6 @@ def test_metric_results_and_decisions_stay_bounded_and_never_compare_client_vari
     metrics = query(warehouse, "select distinct metric, role from marts.experiment_metric_results "
                     "where experiment_id = 'rogue_a'")  # fmt: skip
     assert metrics == [("conversion", "primary")]
+    # CUPAC's per-user features only for those experiments: a flood of ids cannot multiply a user's history
+    featured = query(warehouse, "select distinct experiment_id from intermediate.int_experiment_user_features")
+    assert {experiment for (experiment,) in featured} == set(decisions)

@@ -8,12 +8,8 @@
 -- so that a few extreme users (or a client's flood of orders) cannot dominate a variant's mean. Variants are those
 -- of int_experiment_variants (planned ones by name, a client's unplanned ones beyond its bounds folded into
 -- '(other unplanned)'). Sums are exact decimals, so that the table is the same on every rebuild.
---
--- Each user's y, x, d and c is clamped to +- var experiment_max_user_revenue and held as decimal(18, 4): a client's
--- flood of revenue (or a wild prediction) cannot overflow a sum, and the products (decimal(37, 8)) stay exact on
--- Spark too, which rounds wider decimal products to 6 places.
+-- Each user's y, x, d and c is bounded first (macro experiment_bounded_value).
 {%- set fold = "'(other unplanned)'" %}
-
 with user_metrics as (
 
     select * from {{ ref('int_experiment_user_metrics') }}

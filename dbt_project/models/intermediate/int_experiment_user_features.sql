@@ -4,7 +4,11 @@
 -- and every feature 0.
 with exposures as (
 
-    select experiment_id, user_id, exposed_at from {{ ref('int_experiment_exposures') }}
+    -- the experiments read on metrics only (bounded by int_experiment_variants): a client's flood of experiment ids
+    -- must not multiply each user's history by the number of ids it sent
+    select experiment_id, user_id, exposed_at
+    from {{ ref('int_experiment_exposures') }}
+    where experiment_id in (select experiment_id from {{ ref('int_experiment_metric_definitions') }})
 
 ),
 
