@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.experiment_results import FOLDED, fits_design, parse_factors, parse_split, srm_p_value
+from ml.experiment_results import parse_factors, parse_split, planned_rule, planned_shares, srm_p_value
 from ml.experiment_stats import (
     CovariateSums,
     Moments,
@@ -106,8 +106,7 @@ class Settings:
 
 def number_of(row: object, name: str) -> float:
     """A sum of a moments row (missing is 0: no user had a value)."""
-    value = getattr(row, name, None)
-    return 0.0 if value is None or pd.isna(value) else float(value)
+    return number_or(getattr(row, name, None), 0.0)
 
 
 def moments_of(row: object) -> Moments:
@@ -168,13 +167,7 @@ def metric_rows(experiment: pd.DataFrame, settings: Settings) -> tuple[list[dict
         errors.append(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction[:50]!r}; holm used")
         correction = "holm"
     target_lift = number_or(first["target_lift"], math.nan)
-
-    def is_planned(name: str) -> bool:
-        if name == FOLDED:
-            return False
-        if name == control_name or (shares is None and factors is None):
-            return True
-        return name in shares if shares is not None else fits_design(name, factors)
+    is_planned = planned_rule(control_name, shares, factors)
 
     out = []
     for (metric, kind), rows in experiment.groupby(["metric", "kind"], sort=True):
@@ -237,7 +230,10 @@ def compare_to_control(
             cupac_lift=chosen.lift, cupac_ci_low=low, cupac_ci_high=high,
             cupac_variance_reduction=chosen.variance_reduction, estimate="cupac",
         )  # fmt: skip
-    out.update(estimate_lift=chosen.lift, lift_se=chosen.lift_se, p_value=two_sided_p(chosen.lift, chosen.lift_se))
+    out.update(
+        estimate_lift=chosen.lift, lift_se=chosen.lift_se, estimate_users=chosen.n,
+        p_value=two_sided_p(chosen.lift, chosen.lift_se),
+    )  # fmt: skip
     out["sequential_ci_low"], out["sequential_ci_high"] = confidence_sequence(
         chosen.lift, chosen.lift_se, chosen.n, settings.alpha, settings.tuning_users
     )
@@ -263,9 +259,8 @@ def correct(rows: list[dict], settings: Settings) -> None:
         row["adjusted_ci_low"], row["adjusted_ci_high"] = fixed_interval(
             row["estimate_lift"], row["lift_se"], adjusted.interval_alpha
         )
-        n = row["users"] + next(r["users"] for r in rows if r["metric"] == row["metric"] and r["is_control"])
         row["adjusted_sequential_ci_low"], row["adjusted_sequential_ci_high"] = confidence_sequence(
-            row["estimate_lift"], row["lift_se"], n, adjusted.interval_alpha, settings.tuning_users
+            row["estimate_lift"], row["lift_se"], row["estimate_users"], adjusted.interval_alpha, settings.tuning_users
         )
 
 
@@ -346,14 +341,14 @@ def experiment_frame_rows(experiment: pd.DataFrame, settings: Settings) -> list[
     # the sample-ratio test of marts.experiment_results, on the same exposed users
     shares, split_error = parse_split(first["planned_split"])
     users = {r["variant"]: r["users"] for r in rows if r["metric"] == rows[0]["metric"] and r["is_planned_variant"]}
-    if shares is None and split_error is None and users:
-        shares = {name: 1 / len(users) for name in users}
-    srm = srm_p_value(users, shares) if shares else math.nan
+    shares = planned_shares(shares, split_error, users)
+    srm = math.nan if shares is None else srm_p_value(users, shares)
     correct(rows, settings)
     decision, variant, reason = decide(rows, srm, settings)
     rules = DECISION_RULES.format(srm_alpha=settings.srm_alpha)
     for row in rows:
-        row.pop("lift_se", None)
+        for working_value in ("lift_se", "estimate_users"):  # used above, not columns
+            row.pop(working_value, None)
         row.update(decision=decision, decision_variant=variant, decision_reason=reason, decision_rules=rules,
                    config_error=error)  # fmt: skip
     return rows

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -117,6 +117,38 @@ def fits_design(variant: str, factors: tuple[str, ...]) -> bool:
     return len(parts) == len(factors) and all(LEVEL.fullmatch(part) for part in parts)
 
 
+def planned_rule(
+    control_name: str, shares: dict[str, float] | None, factors: tuple[str, ...] | None
+) -> Callable[[str], bool]:
+    """Whether a variant is planned: the control always; else one named in planned_split, or with no planned_split
+    one that fits a factorial experiment's factors, or any observed variant of an experiment with neither; never the
+    '(other unplanned)' fold. Both experiment marts use this one rule."""
+
+    def is_planned(name: str) -> bool:
+        if name == FOLDED:
+            return False
+        if name == control_name:
+            return True
+        if shares is not None:
+            return name in shares
+        if factors is not None:
+            return fits_design(name, factors)
+        return True
+
+    return is_planned
+
+
+def planned_shares(
+    shares: dict[str, float] | None, split_error: str | None, planned: Iterable[str]
+) -> dict[str, float] | None:
+    """The split the sample-ratio test checks: the seed's planned_split, equal shares over the planned variants
+    when it has none, None when it is malformed."""
+    if shares is None and split_error is None:
+        planned = list(planned)
+        return {name: 1 / len(planned) for name in planned}
+    return shares
+
+
 def srm_p_value(users: dict[str, int], shares: dict[str, float]) -> float:
     """Chi-square goodness of fit of observed exposures against the planned split (k - 1 degrees of freedom;
     planned variants never seen count as 0 observed)."""
@@ -150,7 +182,7 @@ def welch(mean1: float, sd1: float, n1: int, mean0: float, sd0: float, n0: int) 
     return (diff - half, diff + half, float(2 * stats.t.sf(abs(diff) / se, df)))
 
 
-def experiment_rows(experiment: pd.DataFrame, min_users: int, srm_alpha: float) -> list[dict]:  # noqa: C901 - older than the complexity rule; split when next changed
+def experiment_rows(experiment: pd.DataFrame, min_users: int, srm_alpha: float) -> list[dict]:
     """The result rows of one experiment's variants.
 
     A variant is planned when the seed names it (control_variant or planned_split) or, with no planned_split,
@@ -169,20 +201,9 @@ def experiment_rows(experiment: pd.DataFrame, min_users: int, srm_alpha: float) 
     if shares is not None and control_name not in shares:
         errors.append(f"control_variant {control_name!r} is not in planned_split")
 
-    def is_planned(name: str) -> bool:
-        if name == FOLDED:
-            return False
-        if name == control_name:
-            return True
-        if shares is not None:
-            return name in shares
-        if factors is not None:
-            return fits_design(name, factors)
-        return True
-
+    is_planned = planned_rule(control_name, shares, factors)
     planned = sorted(name for name in rows if is_planned(name))
-    if shares is None and split_error is None:
-        shares = {name: 1 / len(planned) for name in planned}
+    shares = planned_shares(shares, split_error, planned)
     users = {name: int(row.users) for name, row in rows.items()}
     srm = math.nan if shares is None else srm_p_value({name: users[name] for name in planned}, shares)
     underpowered = any(users[name] < min_users for name in planned) or (
