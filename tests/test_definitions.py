@@ -33,6 +33,9 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "intermediate/int_experiment_user_features",
         "intermediate/int_experiment_cupac",
         "intermediate/int_experiment_metric_definitions",
+        "intermediate/int_funnel_definitions",
+        "intermediate/int_funnel_journeys",
+        "intermediate/int_funnel_step_definitions",
         "intermediate/int_sessions",
         "intermediate/int_user_daily_activity",
         "intermediate/int_users",
@@ -41,10 +44,14 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "seeds/engagement_band_thresholds",
         "seeds/experiments",
         "seeds/experiment_metrics",
+        "seeds/funnels",
+        "seeds/funnel_steps",
         "seeds/retention_brackets",
         "seeds/rfm_segments",
         "marts/audience_cart_abandonment",
+        "marts/audience_funnel_dropoffs",
         "marts/audience_churn_risk",
+        "marts/audience_funnel_dropoffs",
         "marts/audience_reengagement",
         "marts/audience_segments",
         "marts/cohort_conversion",
@@ -58,6 +65,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/data_health_flags",
         "marts/experiment_decisions",
         "marts/experiment_metric_results",
+        "marts/funnel_conversion",
         "marts/experiment_results",
         "marts/feature_adoption",
         "marts/kpi_alerts",
@@ -126,7 +134,7 @@ def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
     # 51, the marts the dashboard reads, the KPI alert deliveries of the architecture issue, and the experiment
     # metrics' seed and two models
-    assert len(job.asset_layer.executable_asset_keys) == 71
+    assert len(job.asset_layer.executable_asset_keys) == 78
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -164,6 +172,7 @@ def test_job_and_schedule(defs):
         "quality/data_docs",
         "marts/retention_curve_cells_by_dimension",
         "marts/cluster_feature_index",
+        "intermediate/int_funnel_journeys", "marts/funnel_conversion", "marts/audience_funnel_dropoffs",
     }  # fmt: skip
     assert {"marts/daily_kpis", "marts/user_segments", "marts/cohort_retention", "staging/stg_events"} <= refreshed
 
@@ -210,6 +219,7 @@ def test_activation_and_experiment_assets_and_checks(defs):
     assert {key.to_user_string() for key in deliveries.parent_keys} == {
         "marts/audience_cart_abandonment",
         "marts/audience_churn_risk",
+        "marts/audience_funnel_dropoffs",
         "marts/audience_reengagement",
         "marts/audience_segments",
     }

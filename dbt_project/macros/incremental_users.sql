@@ -61,12 +61,18 @@
 {%- endmacro %}
 
 {#- Users to recompute in this run (only meaningful inside is_incremental()). -#}
+{#- With config recompute_all_users_when_funnels_change (int_funnel_journeys) every user, when the funnel
+    definitions changed since the model's rows were computed. -#}
 {% macro users_to_recompute() %}
     select user_id from {{ ref('stg_events') }}
     where staged_at > (select max(staged_through) from {{ this }})
     union
     select previous_user_id from {{ ref('stg_events') }}
     where staged_at > (select max(staged_through) from {{ this }}) and previous_user_id is not null
+    {%- if config.get('recompute_all_users_when_funnels_change') %}
+    union
+    {{ users_if_funnels_changed() }}
+    {%- endif %}
 {% endmacro %}
 
 {#- A user whose only events were re-stitched to another user has no rows left to write: remove the old ones. -#}

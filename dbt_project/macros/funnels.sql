@@ -1,0 +1,232 @@
+{#- Funnels (docs/funnels.md): the helpers the funnel models share, and `funnel_journeys`, the engine. -#}
+
+{#- A problem with a seed value, as SQL text: "<field> '<value>' <reason>". -#}
+{% macro funnel_problem(field, column, reason) -%}
+    {{ dbt.concat(["'" ~ field ~ " '''", "coalesce(" ~ column ~ ", '')", "''' " ~ reason | replace("'", "''") ~ "'"]) }}
+{%- endmacro %}
+
+{#- True when the whole of `expression` matches the regular expression `pattern` (no anchors needed). -#}
+{% macro matches_pattern(expression, pattern) -%}
+    {{ return(adapter.dispatch('matches_pattern', 'engagement_warehouse')(expression, pattern)) }}
+{%- endmacro %}
+{% macro duckdb__matches_pattern(expression, pattern) -%}
+    regexp_full_match({{ expression }}, '{{ pattern }}')
+{%- endmacro %}
+{% macro default__matches_pattern(expression, pattern) -%}
+    ({{ expression }} rlike '^(?:{{ pattern }})$')
+{%- endmacro %}
+
+{#- A field of a JSON object as funnels name it: letters, digits and _, dots between nested fields. Checked before it
+    is used as a JSON path, so no seed value can make a path the engine refuses. -#}
+{% macro json_path_pattern() -%}
+    [A-Za-z_][A-Za-z0-9_]*([.][A-Za-z_][A-Za-z0-9_]*)*
+{%- endmacro %}
+
+{#- The value at `path_expression` (SQL giving a checked field such as 'device.type') of a JSON column, as text. -#}
+{% macro json_text_at(column, path_expression) -%}
+    {{ return(adapter.dispatch('json_text_at', 'engagement_warehouse')(column, path_expression)) }}
+{%- endmacro %}
+{% macro duckdb__json_text_at(column, path_expression) -%}
+    json_extract_string({{ column }}, '$.' || {{ path_expression }})
+{%- endmacro %}
+{% macro default__json_text_at(column, path_expression) -%}
+    get_json_object({{ column }}, concat('$.', {{ path_expression }}))
+{%- endmacro %}
+
+{#- The value at `path_expression` (SQL giving a checked field such as 'device.type') of a JSON column, as a
+    bounded label like json_label: '(invalid)' for an object, an array or text longer than var label_max_length. -#}
+{% macro json_label_at(column, path_expression) -%}
+    {{ return(adapter.dispatch('json_label_at', 'engagement_warehouse')(column, path_expression)) }}
+{%- endmacro %}
+{% macro duckdb__json_label_at(column, path_expression) -%}
+    case
+        when json_type({{ column }}, '$.' || {{ path_expression }}) in ('OBJECT', 'ARRAY') then '(invalid)'
+        when length(json_extract_string({{ column }}, '$.' || {{ path_expression }})) > {{ var('label_max_length') }}
+            then '(invalid)'
+        else json_extract_string({{ column }}, '$.' || {{ path_expression }})
+    end
+{%- endmacro %}
+{% macro default__json_label_at(column, path_expression) -%}
+    case
+        when substring(trim(get_json_object({{ column }}, concat('$.', {{ path_expression }}))), 1, 1) in ('{', '[')
+            then '(invalid)'
+        when length(get_json_object({{ column }}, concat('$.', {{ path_expression }}))) > {{ var('label_max_length') }}
+            then '(invalid)'
+        else get_json_object({{ column }}, concat('$.', {{ path_expression }}))
+    end
+{%- endmacro %}
+
+{#- The p-th quantile of a column (0 <= p <= 1) as an aggregate, interpolating linearly between the two nearest
+    values (DuckDB's quantile_cont, Spark's percentile: the same numbers). -#}
+{% macro percentile_cont(column, p) -%}
+    {{ return(adapter.dispatch('percentile_cont', 'engagement_warehouse')(column, p)) }}
+{%- endmacro %}
+{% macro duckdb__percentile_cont(column, p) -%}
+    quantile_cont({{ column }}, {{ p }})
+{%- endmacro %}
+{% macro default__percentile_cont(column, p) -%}
+    percentile({{ column }}, {{ p }})
+{%- endmacro %}
+
+{#- Text values in a fixed order, joined by '|', as an aggregate (the same text whatever order rows come in). -#}
+{% macro sorted_text_agg(column) -%}
+    {{ return(adapter.dispatch('sorted_text_agg', 'engagement_warehouse')(column)) }}
+{%- endmacro %}
+{% macro duckdb__sorted_text_agg(column) -%}
+    string_agg({{ column }}, '|' order by {{ column }})
+{%- endmacro %}
+{% macro default__sorted_text_agg(column) -%}
+    concat_ws('|', array_sort(collect_list({{ column }})))
+{%- endmacro %}
+
+{#- The int_users columns a funnel can be broken down by (breakdown user:<column>): the user's labels. -#}
+{% macro funnel_user_breakdown_columns() -%}
+    {{ return(['first_touch_source', 'first_touch_medium', 'first_touch_campaign', 'first_touch_channel',
+               'country', 'plan']) }}
+{%- endmacro %}
+
+{#- One text fingerprint of every valid funnel's definition and steps: int_funnel_journeys recomputes every user
+    when it changes (an analyst edited the seeds), and only then. -#}
+{% macro funnel_definitions_fingerprint() -%}
+    select {{ dbt.hash(sorted_text_agg('definition_text')) }} as definitions_hash
+    from (
+        select {{ dbt.concat([
+            "definitions.funnel_id", "'/'", "cast(definitions.window_seconds as " ~ dbt.type_string() ~ ")",
+            "'/'", "definitions.ordering", "'/'", "definitions.entry", "'/'", "definitions.breakdown", "'/'",
+            "definitions.attribution", "'/'", "coalesce(cast(definitions.attribution_step as " ~ dbt.type_string() ~ "), '')",
+        ]) }} as definition_text
+        from {{ ref('int_funnel_definitions') }} as definitions
+        where definitions.config_error is null
+        union all
+        select {{ dbt.concat([
+            "steps.funnel_id", "'/'", "steps.step_kind", "'/'", "cast(steps.step_number as " ~ dbt.type_string() ~ ")",
+            "'/'", "steps.event_name", "'/'", "coalesce(steps.property, '')", "'/'", "coalesce(steps.operator, '')",
+            "'/'", "coalesce(steps.value, '')",
+        ]) }}
+        from {{ ref('int_funnel_step_definitions') }} as steps
+        inner join {{ ref('int_funnel_definitions') }} as definitions
+            on steps.funnel_id = definitions.funnel_id and definitions.config_error is null
+    ) as definition_texts
+{%- endmacro %}
+
+{#- Every user, when the funnel definitions are not the ones int_funnel_journeys' rows were computed with (or it has no
+    rows); else none. Added to its users to recompute (macros/incremental_users.sql). -#}
+{% macro users_if_funnels_changed() -%}
+    select distinct user_id from {{ ref('int_activity_events') }}
+    where not exists (
+        select 1 from {{ this }}
+        where definitions_hash = ({{ funnel_definitions_fingerprint() }})
+    )
+{%- endmacro %}
+
+{#- Rows computed with earlier funnel definitions (every user was recomputed when they changed, so these are the
+    users no funnel holds any more). -#}
+{% macro delete_stale_funnel_rows() %}
+    {% if is_incremental() and target.type != 'spark' %}
+    delete from {{ this }} where definitions_hash <> ({{ funnel_definitions_fingerprint() }})
+    {% endif %}
+{% endmacro %}
+
+{#-
+    funnel_journeys: each entry's path through its funnel, one row per step reached.
+
+    step_events  a relation with one row per event and funnel step or exclusion it matches: funnel_id, step_kind
+                 ('step' or 'exclusion'), step_number, user_id, event_rank (the event's position among the user's
+                 activity events, by time and then message id), event_at, breakdown_value (the event's value of the
+                 funnel's property: or context: breakdown, else null)
+    entries      a relation with one row per entry: funnel_id, user_id, entry_rank, entered_at, window_ends_at,
+                 ordering, and for ordering 'any' nothing more (the entry is the first event matching any step)
+    max_steps    how many steps the SQL follows (var funnel_max_steps)
+
+    Ordered funnels (strict, sequential) follow the steps greedily: step k is the earliest event matching it after
+    step k - 1's event (strict: the very next activity event) and no later than window_ends_at; taking the earliest
+    can only leave more room for the steps after it, so no other choice reaches further. Any order: each step's
+    earliest event from the entry on within the window, and step k reached = k of them done, at the k-th time.
+
+    Output: funnel_id, user_id, entry_rank, step_number, event_rank, reached_at, breakdown_value.
+-#}
+{% macro funnel_journeys(step_events, entries, max_steps) %}
+    {%- for k in range(1, max_steps + 1) %}
+    {{ "with" if loop.first else "," }} reached_{{ k }} as (
+        {%- if k == 1 %}
+        select
+            entries.funnel_id,
+            entries.user_id,
+            entries.entry_rank,
+            entries.window_ends_at,
+            entries.ordering,
+            1 as step_number,
+            entries.entry_rank as event_rank,
+            entries.entered_at as reached_at,
+            entries.breakdown_value
+        from {{ entries }} as entries
+        where entries.ordering <> 'any'
+        {%- else %}
+        select
+            previous.funnel_id,
+            previous.user_id,
+            previous.entry_rank,
+            previous.window_ends_at,
+            previous.ordering,
+            {{ k }} as step_number,
+            min(candidates.event_rank) as event_rank,
+            {{ first_by('candidates.event_at', ['candidates.event_rank']) }} as reached_at,
+            {{ first_by('candidates.breakdown_value', ['candidates.event_rank']) }} as breakdown_value
+        from reached_{{ k - 1 }} as previous
+        inner join {{ step_events }} as candidates
+            on candidates.funnel_id = previous.funnel_id
+            and candidates.user_id = previous.user_id
+            and candidates.step_kind = 'step'
+            and candidates.step_number = {{ k }}
+            and candidates.event_rank > previous.event_rank
+            and candidates.event_at <= previous.window_ends_at
+        where previous.ordering <> 'strict' or candidates.event_rank = previous.event_rank + 1
+        group by
+            previous.funnel_id, previous.user_id, previous.entry_rank, previous.window_ends_at, previous.ordering
+        {%- endif %}
+    )
+    {%- endfor %},
+
+    any_order_firsts as (
+        -- any order: each step's earliest matching event in the window, from the entry event on
+        select
+            entries.funnel_id,
+            entries.user_id,
+            entries.entry_rank,
+            candidates.step_number as matched_step,
+            min(candidates.event_rank) as event_rank,
+            {{ first_by('candidates.event_at', ['candidates.event_rank']) }} as reached_at,
+            {{ first_by('candidates.breakdown_value', ['candidates.event_rank']) }} as breakdown_value
+        from {{ entries }} as entries
+        inner join {{ step_events }} as candidates
+            on candidates.funnel_id = entries.funnel_id
+            and candidates.user_id = entries.user_id
+            and candidates.step_kind = 'step'
+            and candidates.event_rank >= entries.entry_rank
+            and candidates.event_at <= entries.window_ends_at
+        where entries.ordering = 'any'
+        group by entries.funnel_id, entries.user_id, entries.entry_rank, candidates.step_number
+    ),
+
+    any_order_reached as (
+        select
+            funnel_id,
+            user_id,
+            entry_rank,
+            row_number() over (
+                partition by funnel_id, user_id, entry_rank order by event_rank, matched_step
+            ) as step_number,
+            event_rank,
+            reached_at,
+            breakdown_value
+        from any_order_firsts
+    )
+
+    {% for k in range(1, max_steps + 1) %}
+    select funnel_id, user_id, entry_rank, step_number, event_rank, reached_at, breakdown_value
+    from reached_{{ k }}
+    union all
+    {% endfor %}
+    select funnel_id, user_id, entry_rank, step_number, event_rank, reached_at, breakdown_value
+    from any_order_reached
+{% endmacro %}
