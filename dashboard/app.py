@@ -25,6 +25,8 @@ PAGES = [
     ),
     st.Page(VIEWS / "segments.py", title="Segments", icon=":material/groups:", url_path="segments"),
     st.Page(VIEWS / "churn.py", title="Churn", icon=":material/trending_down:", url_path="churn"),
+    st.Page(VIEWS / "funnels.py", title="Funnels", icon=":material/filter_alt:", url_path="funnels"),
+    st.Page(VIEWS / "paths.py", title="Paths", icon=":material/route:", url_path="paths"),
     st.Page(VIEWS / "experiments.py", title="Experiments", icon=":material/science:", url_path="experiments"),
     st.Page(VIEWS / "data_health.py", title="Data health", icon=":material/health_and_safety:", url_path="data_health"),
 ]

@@ -32,6 +32,8 @@ PAGES = {
     "lifecycle": "Lifecycle & stickiness",
     "segments": "Segments",
     "churn": "Churn",
+    "funnels": "Funnels",
+    "paths": "Paths",
     "experiments": "Experiments",
     "data_health": "Data health",
 }

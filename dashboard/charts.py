@@ -458,3 +458,160 @@ def file_rows(manifest: pd.DataFrame) -> alt.Chart:
         )
         .properties(height=alt.Step(22))
     )
+
+
+def _step_label(frame: pd.DataFrame) -> pd.Series:
+    return frame["step_number"].astype(int).astype(str) + ". " + frame["step_name"].astype(str)
+
+
+def funnel_bars(steps: pd.DataFrame) -> alt.LayerChart:
+    """Users at each step of a funnel (everyone) as bars, labelled with the conversion from step 1 and from the
+    previous step."""
+    data = steps.assign(
+        step=_step_label(steps),
+        label=[
+            f"{wording.percent(first)} of entered" + ("" if n == 1 else f" · {wording.percent(prev)} of previous")
+            for n, first, prev in zip(
+                steps["step_number"], steps["conversion_from_first"], steps["conversion_from_previous"], strict=True
+            )
+        ],
+    )
+    order = list(data.sort_values("step_number")["step"])
+    base = alt.Chart(data).encode(
+        x=alt.X("step:N", title=None, sort=order, axis=alt.Axis(labelAngle=0, labelLimit=220)),
+        y=alt.Y("users:Q", title="users", axis=alt.Axis(format=",.0f")),
+        tooltip=[
+            "step:N", alt.Tooltip("users:Q", format=",.0f"), alt.Tooltip("conversion_from_first:Q", format=".1%"),
+            alt.Tooltip("conversion_from_previous:Q", format=".1%"),
+        ],
+    )  # fmt: skip
+    bars_layer = base.mark_bar(color="#4c78a8")
+    labels = base.mark_text(dy=-8, fontSize=11).encode(text="label:N")
+    return _finish(alt.layer(bars_layer, labels).properties(height=320))
+
+
+def funnel_breakdown_bars(steps: pd.DataFrame) -> alt.Chart:
+    """Conversion from step 1 at each step, one bar per breakdown value."""
+    data = steps.assign(step=_step_label(steps))
+    order = list(data.drop_duplicates("step_number").sort_values("step_number")["step"])
+    return _finish(
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("step:N", title=None, sort=order, axis=alt.Axis(labelAngle=0, labelLimit=220)),
+            xOffset=alt.XOffset("breakdown_value:N"),
+            y=alt.Y("conversion_from_first:Q", title="conversion from step 1", axis=alt.Axis(format=".0%")),
+            color=alt.Color("breakdown_value:N", title=None, legend=alt.Legend(orient="top")),
+            tooltip=[
+                "step:N",
+                "breakdown_value:N",
+                alt.Tooltip("users:Q", format=",.0f"),
+                alt.Tooltip("entered_users:Q", format=",.0f"),
+                alt.Tooltip("conversion_from_first:Q", format=".1%"),
+            ],
+        )
+        .properties(height=320)
+    )
+
+
+# nodes that stand for no event go below the events of their step
+_PLACEHOLDER_NODES = ("(other)", "(invalid)", "(end)", "(start)")
+
+
+def path_flow(steps: pd.DataFrame, transitions: pd.DataFrame, *, height: int = 420) -> alt.LayerChart:
+    """A Sankey-style flow of a path: each step a column of nodes (height = users), each flow between consecutive
+    steps a band as wide as its users, drawn from its own slot of the node it leaves to its slot of the node it
+    reaches."""
+    gap = max(1, int(steps.groupby("step_number")["users"].sum().max() * 0.02))
+    nodes = steps.assign(
+        placeholder=steps["node"].isin(_PLACEHOLDER_NODES),
+    ).sort_values(["step_number", "placeholder", "users", "node"], ascending=[True, True, False, True])
+    nodes["y0"] = nodes.groupby("step_number")["users"].cumsum() - nodes["users"]
+    nodes["y0"] = nodes["y0"] + nodes.groupby("step_number").cumcount() * gap
+    nodes["y1"] = nodes["y0"] + nodes["users"]
+    domain = float(nodes["y1"].max())
+    position = nodes.set_index(["step_number", "node"])
+    links = transitions.copy()
+    links["from_rank"] = [
+        position.loc[(s, n), "y0"] for s, n in zip(links["from_step"], links["from_node"], strict=True)
+    ]
+    links["to_rank"] = [position.loc[(s, n), "y0"] for s, n in zip(links["to_step"], links["to_node"], strict=True)]
+    # a flow's slot in the node it leaves (ordered by where it goes) and in the node it reaches (by where it came from)
+    links = links.sort_values(["from_step", "from_node", "to_rank"])
+    links["out_y"] = (
+        links["from_rank"] + links.groupby(["from_step", "from_node"])["users"].cumsum() - links["users"] / 2
+    )
+    links = links.sort_values(["to_step", "to_node", "from_rank"])
+    links["in_y"] = links["to_rank"] + links.groupby(["to_step", "to_node"])["users"].cumsum() - links["users"] / 2
+    links["link"] = range(len(links))
+    ends = pd.concat(
+        [
+            links.assign(x=links["from_step"] + 0.08, y=links["out_y"])[
+                ["link", "x", "y", "users", "from_node", "to_node"]
+            ],
+            links.assign(x=links["to_step"] - 0.08, y=links["in_y"])[
+                ["link", "x", "y", "users", "from_node", "to_node"]
+            ],
+        ]
+    )
+    y_scale = alt.Scale(domain=[domain, 0])
+    x_scale = alt.Scale(domain=[nodes["step_number"].min() - 0.2, nodes["step_number"].max() + 0.6], nice=False)
+    flows = (
+        alt.Chart(ends)
+        .mark_line(opacity=0.35, color="#4c78a8", strokeCap="butt", clip=True)
+        .encode(
+            x=alt.X("x:Q", scale=x_scale, title="steps from the anchor", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("y:Q", scale=y_scale, axis=None),
+            detail="link:N",
+            strokeWidth=alt.StrokeWidth("users:Q", scale=alt.Scale(domain=[0, domain], range=[0, height]), legend=None),
+            tooltip=["from_node:N", "to_node:N", alt.Tooltip("users:Q", format=",.0f")],
+        )
+    )
+    node_data = nodes.assign(x0=nodes["step_number"] - 0.08, x1=nodes["step_number"] + 0.08)
+    boxes = (
+        alt.Chart(node_data)
+        .mark_rect(color="#1f4e79")
+        .encode(
+            x=alt.X("x0:Q", scale=x_scale),
+            x2="x1:Q",
+            y=alt.Y("y0:Q", scale=y_scale),
+            y2="y1:Q",
+            tooltip=[
+                "step_number:Q",
+                "node:N",
+                alt.Tooltip("users:Q", format=",.0f"),
+                alt.Tooltip("share_of_users:Q", format=".1%"),
+            ],
+        )
+    )
+    names = (
+        alt.Chart(node_data.assign(middle=(node_data["y0"] + node_data["y1"]) / 2))
+        .mark_text(align="left", dx=4, fontSize=10)
+        .encode(
+            x=alt.X("x1:Q", scale=x_scale),
+            y=alt.Y("middle:Q", scale=y_scale),
+            text="node:N",
+        )
+    )
+    return _finish(alt.layer(flows, boxes, names).properties(height=height))
+
+
+def funnel_trend(trend: pd.DataFrame) -> alt.LayerChart:
+    """Conversion from step 1 to the last step by cohort; cohorts whose windows are still open drawn hollow."""
+    data = trend.assign(state=trend["is_complete"].map({True: "complete", False: "window still open"}))
+    base = alt.Chart(data).encode(
+        x=alt.X("cohort_start:T", title=None),
+        y=alt.Y("conversion_from_first:Q", title="converted through the last step", axis=alt.Axis(format=".0%")),
+        tooltip=[
+            alt.Tooltip("cohort_start:T", title="cohort"), alt.Tooltip("entered_users:Q", format=",.0f"),
+            alt.Tooltip("converted_users:Q", format=",.0f"), alt.Tooltip("conversion_from_first:Q", format=".1%"),
+            "state:N",
+        ],
+    )  # fmt: skip
+    line = base.mark_line(color="#4c78a8")
+    points = base.mark_point(size=40).encode(
+        fill=alt.Fill("state:N", scale=alt.Scale(domain=["complete", "window still open"], range=["#4c78a8", "white"]),
+                      legend=alt.Legend(orient="top", title=None)),
+        color=alt.value("#4c78a8"),
+    )  # fmt: skip
+    return _finish(alt.layer(line, points).properties(height=260))

@@ -437,6 +437,132 @@ def experiment_metric_results(db: ServingCopy, experiments: tuple[str, ...] = ()
     )
 
 
+# --- funnels and paths ---------------------------------------------------------------------------------------
+
+
+def funnel_ids(db: ServingCopy) -> list[str]:
+    """Funnels in marts.funnel_conversion, most entered users first."""
+    rows = db.query(
+        "select funnel_id from marts.funnel_conversion where grain = 'all' and breakdown_value = '(all)' "
+        "and step_number = 1 group by 1 order by sum(users) desc, funnel_id"
+    )
+    return list(rows["funnel_id"])
+
+
+def funnel_settings(db: ServingCopy, funnel_id: str) -> dict:
+    """A funnel's description, ordering and conversion window."""
+    rows = db.query(
+        "select description, ordering, conversion_window, window_unit from marts.funnel_conversion "
+        "where funnel_id = ? limit 1",
+        [funnel_id],
+    ).to_dict("records")
+    row = rows[0] if rows else {}
+    return {key: (None if pd.isna(value) else value) for key, value in row.items()}
+
+
+def funnel_cohort_bounds(db: ServingCopy, funnel_id: str, grain: str) -> tuple[date, date] | None:
+    """First and last cohort of a funnel at a grain."""
+    _check_grain(grain)
+    row = db.query(
+        "select min(cohort_start) as first, max(cohort_start) as last from marts.funnel_conversion "
+        "where funnel_id = ? and grain = ?",
+        [funnel_id, grain],
+    ).iloc[0]
+    return None if pd.isna(row["first"]) else (row["first"], row["last"])
+
+
+def funnel_steps(
+    db: ServingCopy, funnel_id: str, grain: str = "all", start: date | None = None, end: date | None = None
+) -> pd.DataFrame:
+    """Per breakdown value and step: users and conversion. grain 'all' reads the whole-history rows with their time
+    to convert; a grain with a range sums the cohorts from start to end and recomputes the rates from the counts
+    (times to convert do not add up across cohorts, so they are left out)."""
+    if grain == "all":
+        return db.query(
+            "select breakdown, breakdown_value, step_number, step_name, users, entered_users, "
+            "conversion_from_previous, conversion_from_first, median_seconds_from_previous, "
+            "p25_seconds_from_previous, p75_seconds_from_previous, p90_seconds_from_previous, "
+            "median_seconds_from_entry, excluded_users, users_window_open, is_complete "
+            "from marts.funnel_conversion where funnel_id = ? and grain = 'all' order by breakdown_value, step_number",
+            [funnel_id],
+        )
+    _check_grain(grain)
+    return db.query(
+        """
+        with summed as (
+            select breakdown, breakdown_value, step_number, step_name, sum(users) as users,
+                sum(entered_users) as entered_users, sum(excluded_users) as excluded_users,
+                sum(users_window_open) as users_window_open, bool_and(is_complete) as is_complete
+            from marts.funnel_conversion
+            where funnel_id = ? and grain = ? and cohort_start between ? and ?
+            group by all
+        )
+        select *,
+            users / nullif(lag(users) over (partition by breakdown_value order by step_number), 0)
+                as conversion_from_previous,
+            users / nullif(entered_users, 0) as conversion_from_first
+        from summed
+        order by breakdown_value, step_number
+        """,
+        [funnel_id, grain, start, end],
+    ).assign(conversion_from_previous=lambda f: f["conversion_from_previous"].where(f["step_number"] > 1, 1.0))
+
+
+def funnel_trend(db: ServingCopy, funnel_id: str, grain: str) -> pd.DataFrame:
+    """Per cohort (everyone): users entering and converting through the last step, and the conversion."""
+    _check_grain(grain)
+    return db.query(
+        "select cohort_start, entered_users, users as converted_users, conversion_from_first, is_complete "
+        "from marts.funnel_conversion where funnel_id = ? and grain = ? and breakdown_value = '(all)' "
+        "and step_number = (select max(step_number) from marts.funnel_conversion where funnel_id = ?) "
+        "order by cohort_start",
+        [funnel_id, grain, funnel_id],
+    )
+
+
+def funnel_dropoffs(db: ServingCopy, funnel_id: str, after_step: int) -> pd.DataFrame:
+    """Users who dropped off after a step (marts.audience_funnel_dropoffs), latest first."""
+    return db.query(
+        "select user_id, entered_funnel_at, last_step_at, entered_at as window_ended_at, audience "
+        "from marts.audience_funnel_dropoffs where funnel_id = ? and dropped_after_step = ? "
+        "order by entered_at desc, user_id",
+        [funnel_id, int(after_step)],
+    )
+
+
+def path_ids(db: ServingCopy) -> list[str]:
+    """Paths in marts.path_steps, most users first."""
+    rows = db.query("select path_id from marts.path_steps group by 1 order by max(path_users) desc, path_id")
+    return list(rows["path_id"])
+
+
+def path_steps(db: ServingCopy, path_id: str) -> pd.DataFrame:
+    """The step matrix of a path (step, node, users, share)."""
+    return db.query(
+        "select step_number, node, users, share_of_users from marts.path_steps where path_id = ? "
+        "order by step_number, users desc, node",
+        [path_id],
+    )
+
+
+def path_transitions(db: ServingCopy, path_id: str) -> pd.DataFrame:
+    """The flows of a path between consecutive steps."""
+    return db.query(
+        "select from_step, from_node, to_step, to_node, users from marts.path_transitions where path_id = ? "
+        "order by from_step, users desc, from_node, to_node",
+        [path_id],
+    )
+
+
+def path_top_sequences(db: ServingCopy, path_id: str) -> pd.DataFrame:
+    """The most common complete paths of a path."""
+    return db.query(
+        "select sequence_rank, sequence, users, share_of_users from marts.path_top_sequences where path_id = ? "
+        "order by sequence_rank",
+        [path_id],
+    )
+
+
 # --- data health ----------------------------------------------------------------------------------------------
 
 

@@ -196,3 +196,67 @@ def metric_sentence(row: pd.Series) -> str:
     if role == "guardrail" and pd.notna(row["guardrail_status"]):
         text += f" Guardrail {GUARDRAIL_WORDS.get(row['guardrail_status'], row['guardrail_status'])}."
     return text
+
+
+# --- funnels and paths ------------------------------------------------------------------------------------------
+
+
+ORDERING_WORDS = {
+    "sequential": "each step after the previous one, other events allowed in between",
+    "strict": "each step the very next event after the previous one",
+    "any": "the steps in any order; step k = k of them done",
+}
+
+
+def percent(value: object) -> str:
+    """A share as '12.3%', or 'n/a' when there is none."""
+    return "n/a" if value is None or pd.isna(value) else f"{float(value):.1%}"
+
+
+def duration(seconds: object) -> str:
+    """A time span in the unit that reads best: '45 s', '12 min', '3.5 h', '2.1 days'."""
+    if seconds is None or pd.isna(seconds):
+        return "n/a"
+    value = float(seconds)
+    if value < 90:
+        return f"{value:.0f} s"
+    if value < 90 * 60:
+        return f"{value / 60:.0f} min"
+    if value < 36 * 3600:
+        return f"{value / 3600:.1f} h"
+    return f"{value / 86400:.1f} days"
+
+
+def funnel_sentence(steps: pd.DataFrame, window: str) -> str:
+    """How many of the users who entered reached the last step, and within what."""
+    ordered = steps.sort_values("step_number")
+    first, last = ordered.iloc[0], ordered.iloc[-1]
+    sentence = (
+        f"Of **{int(first['users']):,}** users who did {md_escape(first['step_name'], NAME_CHARS)}, "
+        f"**{int(last['users']):,}** ({percent(last['conversion_from_first'])}) reached "
+        f"{md_escape(last['step_name'], NAME_CHARS)} within {window}."
+    )
+    if "median_seconds_from_entry" in ordered.columns and not pd.isna(last["median_seconds_from_entry"]):
+        sentence += f" Half of them took less than {duration(last['median_seconds_from_entry'])}."
+    open_users = int(first.get("users_window_open", 0) or 0)
+    if open_users:
+        sentence += (
+            f" {open_users:,} entered too recently for their window to have ended: the last figures may still rise."
+        )
+    return sentence
+
+
+def biggest_dropoff_sentence(steps: pd.DataFrame) -> str | None:
+    """The step where the most users are lost, in words."""
+    ordered = steps.sort_values("step_number").reset_index(drop=True)
+    if len(ordered) < 2:
+        return None
+    lost = ordered["users"].shift(1) - ordered["users"]
+    worst = int(lost.iloc[1:].idxmax())
+    if pd.isna(lost.iloc[worst]) or lost.iloc[worst] <= 0:
+        return None
+    return (
+        f"The biggest loss is between {md_escape(ordered.loc[worst - 1, 'step_name'], NAME_CHARS)} and "
+        f"{md_escape(ordered.loc[worst, 'step_name'], NAME_CHARS)}: {int(lost.iloc[worst]):,} users "
+        f"({percent(1 - ordered.loc[worst, 'conversion_from_previous'])} of those who got that far)."
+    )

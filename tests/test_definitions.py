@@ -51,7 +51,6 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/audience_cart_abandonment",
         "marts/audience_funnel_dropoffs",
         "marts/audience_churn_risk",
-        "marts/audience_funnel_dropoffs",
         "marts/audience_reengagement",
         "marts/audience_segments",
         "marts/cohort_conversion",

@@ -1,5 +1,6 @@
 """Funnels (seeds funnels and funnel_steps, int_funnel_journeys, marts.funnel_conversion, audience_funnel_dropoffs)
-on a hand-written event log: every option against steps counted by hand. The seed tables are replaced by this
+and paths (seed paths, int_path_steps, marts.path_steps, path_transitions, path_top_sequences) on a hand-written
+event log: every option against steps counted by hand. The seed tables are replaced by this
 test's definitions after `dbt seed`, then the models are built by the real dbt, in America/New_York (UTC-5 until
 2026-03-08 02:00 local, UTC-4 after) so that cohort days are local days and a DST change falls inside a funnel."""
 
@@ -55,6 +56,13 @@ STEPS["bad_ordering"] = ABC
 STEPS["bad_window"] = ABC
 STEPS["Bad-Id"] = ABC
 STEP_COLUMNS = "funnel_id,step_kind,step_number,event_name,property,operator,value"
+PATH_COLUMNS = "path_id,description,anchor_event,direction,depth,top_events,session_bounded,collapse_repeats"
+PATHS = [
+    ("nxt", "App Opened", "next", "3", "2", "", ""),
+    ("nxt_every", "app_opened", "", "3", "2", "false", "false"),
+    ("prv", "purchase_made", "previous", "2", "5", "true", "true"),
+    ("bad_path", "app_opened", "sideways", "99", "", "maybe", ""),
+]
 
 
 def _step_rows() -> list[tuple]:
@@ -145,6 +153,25 @@ def build_log() -> list[dict]:
         log.add("d1", name, dst + k * HOUR)
     # d2 enters 2026-03-08 04:30Z = 2026-03-07 23:30 in New York: the Saturday cohort (and the March 2 week)
     log.add("d2", PAGE, datetime(2026, 3, 8, 4, 30))
+    # paths (events no funnel names): q1..q4 open the app; q5..q7 buy
+    q = T0 + 10 * DAY
+    minute = timedelta(minutes=1)
+    for k, name in enumerate(("App Opened", "Tab A", "Tab A", "Tab B", "Tab C")):
+        log.add("q1", name, q + k * minute)
+    log.add("q2", "App Opened", q)
+    log.add("q2", "Tab B", q + minute)
+    log.add("q3", "App Opened", q)
+    log.add("q3", "Tab A", q + minute)
+    log.add("q3", "Tab C", q + 2 * HOUR)  # another session: still on a path that is not session-bounded
+    for k, name in enumerate(("App Opened", "App Opened", "Tab C")):
+        log.add("q4", name, q + k * minute)
+    log.add("q5", "Tab A", q)
+    for k, name in enumerate(("Tab B", "Tab C", "Purchase Made")):
+        log.add("q5", name, q + 2 * HOUR + k * minute)
+    log.add("q6", "Tab A", q)
+    log.add("q6", "Purchase Made", q + 2 * HOUR)  # alone in its session
+    for k, name in enumerate(("Tab C", "Tab C", "Purchase Made", "Purchase Made")):
+        log.add("q7", name, q + k * minute)
     # late: enters 2 hours before as_of (its window is open), as_of = its last event
     log.add("late", PAGE, datetime(2026, 3, 20, 10, 0))
     log.add("late", PRODUCT, datetime(2026, 3, 20, 12, 0))
@@ -163,6 +190,11 @@ def _replace_seeds(data_dir) -> None:
             f"insert into seeds.funnel_steps ({STEP_COLUMNS}) values (?, ?, ?, ?, ?, ?, ?)",
             [[None if v == "" else v for v in row] for row in _step_rows()],
         )
+        con.execute("delete from seeds.paths")
+        con.executemany(
+            f"insert into seeds.paths ({PATH_COLUMNS}) values (?, '', ?, ?, ?, ?, ?, ?)",
+            [[None if v == "" else v for v in row] for row in PATHS],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +205,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
     run_dbt(data_dir, "seed")
     _replace_seeds(data_dir)
     run_dbt(
-        data_dir, "build", "--select", "+funnel_conversion", "+audience_funnel_dropoffs", "--exclude",
+        data_dir, "build", "--select", "+funnel_conversion", "+audience_funnel_dropoffs", "+path_steps",
+        "+path_transitions", "+path_top_sequences", "--exclude",
         "resource_type:seed", "--indirect-selection", "cautious", dbt_vars=NEW_YORK,
     )  # fmt: skip
     return data_dir
@@ -401,3 +434,92 @@ def test_bad_definitions_are_reported_and_the_rest_builds(warehouse):
     built = {row[0] for row in query(warehouse, "select distinct funnel_id from marts.funnel_conversion")}
     assert built.isdisjoint({"bad_ordering", "bad_window", "bad_steps", "Bad-Id", "orphan"})
     assert "seq" in built and "filtered" in built
+
+
+def step_matrix(warehouse, path: str) -> dict[int, dict[str, int]]:
+    matrix: dict[int, dict[str, int]] = {}
+    for step, node, users in query(
+        warehouse, "select step_number, node, users from marts.path_steps where path_id = ?", [path]
+    ):
+        matrix.setdefault(step, {})[node] = users
+    return matrix
+
+
+def test_path_step_matrix_collapsed(warehouse):
+    # q1 app, tab_a (twice: one step), tab_b, tab_c; q2 app, tab_b; q3 app, tab_a, tab_c (2 h later: the path is
+    # not session-bounded); q4 app (twice), tab_c. Top 2 events per step (ties by name): step 1 keeps tab_a (2)
+    # and tab_b (1, before tab_c by name), so q4's tab_c is '(other)'
+    assert step_matrix(warehouse, "nxt") == {
+        0: {"app_opened": 4},
+        1: {"tab_a": 2, "tab_b": 1, "(other)": 1},
+        2: {"tab_b": 1, "tab_c": 1, "(end)": 2},
+        3: {"tab_c": 1, "(end)": 3},
+    }
+    (share,) = query(warehouse, "select share_of_users from marts.path_steps where path_id = 'nxt' and node = 'tab_a'")[
+        0
+    ]
+    assert share == pytest.approx(0.5)
+
+
+def test_path_step_matrix_every_event(warehouse):
+    # without collapsing: q1 app, tab_a, tab_a, tab_b; q4 app, app, tab_c
+    assert step_matrix(warehouse, "nxt_every") == {
+        0: {"app_opened": 4},
+        1: {"tab_a": 2, "app_opened": 1, "(other)": 1},
+        2: {"tab_c": 2, "tab_a": 1, "(end)": 1},
+        3: {"tab_b": 1, "(end)": 3},
+    }
+
+
+def test_previous_path_in_the_anchor_session(warehouse):
+    # q5: tab_a, then 2 h later tab_b, tab_c, purchase: the session holds tab_b, tab_c; q6: the purchase alone in
+    # its session; q7: tab_c twice (one step), purchase twice (the first anchors)
+    assert step_matrix(warehouse, "prv") == {
+        -2: {"tab_b": 1, "(start)": 2},
+        -1: {"tab_c": 2, "(start)": 1},
+        0: {"purchase_made": 3},
+    }
+    sequences = query(
+        warehouse, "select sequence, users from marts.path_top_sequences where path_id = 'prv' order by sequence_rank"
+    )
+    assert sequences == [
+        ("(start) > purchase_made", 1), ("(start) > tab_c > purchase_made", 1), ("tab_b > tab_c > purchase_made", 1)
+    ]  # fmt: skip
+
+
+def test_path_top_sequences_and_transitions(warehouse):
+    sequences = query(
+        warehouse,
+        "select sequence_rank, sequence, users, share_of_users from marts.path_top_sequences where path_id = 'nxt' "
+        "order by sequence_rank",
+    )
+    # one user each: ties in the order of the text
+    assert [(rank, text) for rank, text, _, _ in sequences] == [
+        (1, "app_opened > (other) > (end)"),
+        (2, "app_opened > tab_a > tab_b > tab_c"),
+        (3, "app_opened > tab_a > tab_c > (end)"),
+        (4, "app_opened > tab_b > (end)"),
+    ]
+    assert all(users == 1 and share == pytest.approx(0.25) for _, _, users, share in sequences)
+    flows = {
+        (step, a, b): users
+        for step, a, b, users in query(
+            warehouse,
+            "select from_step, from_node, to_node, users from marts.path_transitions where path_id = 'nxt'",
+        )
+    }
+    assert flows == {
+        (0, "app_opened", "tab_a"): 2, (0, "app_opened", "tab_b"): 1, (0, "app_opened", "(other)"): 1,
+        (1, "tab_a", "tab_b"): 1, (1, "tab_a", "tab_c"): 1, (1, "tab_b", "(end)"): 1, (1, "(other)", "(end)"): 1,
+        (2, "tab_b", "tab_c"): 1, (2, "tab_c", "(end)"): 1,
+    }  # fmt: skip
+
+
+def test_bad_path_definition_is_reported(warehouse):
+    errors = dict(query(warehouse, "select path_id, config_error from intermediate.int_path_definitions"))
+    assert errors["nxt"] is None
+    assert errors["bad_path"].startswith("path 'bad_path': ")
+    assert "direction 'sideways' is not one of next, previous" in errors["bad_path"]
+    assert "depth '99' is not a whole number from 1 to 10" in errors["bad_path"]
+    assert "session_bounded 'maybe' is not true or false" in errors["bad_path"]
+    assert query(warehouse, "select count(*) from marts.path_steps where path_id = 'bad_path'") == [(0,)]

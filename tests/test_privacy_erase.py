@@ -346,7 +346,7 @@ def test_the_marts_equal_a_fresh_build_from_the_rewritten_landing_files(erased, 
     run_dbt(fresh, "build", "--resource-type", "seed", "--resource-type", "model")
 
     built = mart_tables(fresh / "warehouse.duckdb")
-    assert len(built) == 36 and sum(map(len, built.values())) > 10_000
+    assert len(built) == 39 and sum(map(len, built.values())) > 10_000
     assert differences(mart_tables(erased.data_dir / "warehouse.duckdb"), built) == {}
     assert differences(mart_tables(erased.data_dir / "serving.duckdb"), built) == {}
 

@@ -119,3 +119,15 @@
 
 {% macro default__inline_cte() -%}
 {%- endmacro %}
+
+{#- Seconds from one timestamp to another, with their microseconds (dbt.datediff counts second boundaries
+    crossed: 0.2 s across a boundary is 1 there). -#}
+{% macro seconds_between(start, end) -%}
+    {{ return(adapter.dispatch('seconds_between', 'engagement_warehouse')(start, end)) }}
+{%- endmacro %}
+{% macro duckdb__seconds_between(start, end) -%}
+    cast(epoch_us({{ end }}) - epoch_us({{ start }}) as double) / 1000000
+{%- endmacro %}
+{% macro default__seconds_between(start, end) -%}
+    cast(unix_micros({{ end }}) - unix_micros({{ start }}) as double) / 1000000
+{%- endmacro %}

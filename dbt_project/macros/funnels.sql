@@ -79,6 +79,17 @@
     concat_ws('|', array_sort(collect_list({{ column }})))
 {%- endmacro %}
 
+{#- Text values joined by `separator` in the order of `order_column`, as an aggregate. -#}
+{% macro ordered_text_agg(column, order_column, separator) -%}
+    {{ return(adapter.dispatch('ordered_text_agg', 'engagement_warehouse')(column, order_column, separator)) }}
+{%- endmacro %}
+{% macro duckdb__ordered_text_agg(column, order_column, separator) -%}
+    string_agg({{ column }}, {{ separator }} order by {{ order_column }})
+{%- endmacro %}
+{% macro default__ordered_text_agg(column, order_column, separator) -%}
+    concat_ws({{ separator }}, transform(array_sort(collect_list(struct({{ order_column }}, {{ column }}))), x -> x.{{ column }}))
+{%- endmacro %}
+
 {#- The int_users columns a funnel can be broken down by (breakdown user:<column>): the user's labels. -#}
 {% macro funnel_user_breakdown_columns() -%}
     {{ return(['first_touch_source', 'first_touch_medium', 'first_touch_campaign', 'first_touch_channel',
@@ -109,21 +120,48 @@
     ) as definition_texts
 {%- endmacro %}
 
-{#- Every user, when the funnel definitions are not the ones int_funnel_journeys' rows were computed with (or it has no
-    rows); else none. Added to its users to recompute (macros/incremental_users.sql). -#}
-{% macro users_if_funnels_changed() -%}
+{#- One text fingerprint of every valid path definition (seed paths). -#}
+{% macro path_definitions_fingerprint() -%}
+    select {{ dbt.hash(sorted_text_agg('definition_text')) }} as definitions_hash
+    from (
+        select {{ dbt.concat([
+            "path_id", "'/'", "anchor_event", "'/'", "direction", "'/'",
+            "cast(depth as " ~ dbt.type_string() ~ ")", "'/'", "cast(top_events as " ~ dbt.type_string() ~ ")", "'/'",
+            "case when is_session_bounded then 'session' else 'all' end", "'/'",
+            "case when collapses_repeats then 'collapsed' else 'every' end",
+        ]) }} as definition_text
+        from {{ ref('int_path_definitions') }}
+        where config_error is null
+    ) as definition_texts
+{%- endmacro %}
+
+{#- The fingerprint of the definitions a model is computed from: kind 'funnels' or 'paths'. -#}
+{% macro definitions_fingerprint(kind) -%}
+    {%- if kind == 'funnels' -%}
+    {{ funnel_definitions_fingerprint() }}
+    {%- elif kind == 'paths' -%}
+    {{ path_definitions_fingerprint() }}
+    {%- else -%}
+    {{ exceptions.raise_compiler_error("definitions_fingerprint: kind must be funnels or paths, not " ~ kind) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Every user, when the definitions (kind 'funnels' or 'paths') are not the ones the model's rows were computed with
+    (or it has no rows); else none. Added to a per-user model's users to recompute by its config
+    recompute_all_users_when_changed (macros/incremental_users.sql). -#}
+{% macro users_if_definitions_changed(kind) -%}
     select distinct user_id from {{ ref('int_activity_events') }}
     where not exists (
         select 1 from {{ this }}
-        where definitions_hash = ({{ funnel_definitions_fingerprint() }})
+        where definitions_hash = ({{ definitions_fingerprint(kind) }})
     )
 {%- endmacro %}
 
-{#- Rows computed with earlier funnel definitions (every user was recomputed when they changed, so these are the
-    users no funnel holds any more). -#}
-{% macro delete_stale_funnel_rows() %}
+{#- Rows computed with earlier definitions (every user was recomputed when they changed, so these are the users
+    nothing holds any more). On Spark the materialization already replaced every user in scope. -#}
+{% macro delete_rows_of_old_definitions(kind) %}
     {% if is_incremental() and target.type != 'spark' %}
-    delete from {{ this }} where definitions_hash <> ({{ funnel_definitions_fingerprint() }})
+    delete from {{ this }} where definitions_hash <> ({{ definitions_fingerprint(kind) }})
     {% endif %}
 {% endmacro %}
 

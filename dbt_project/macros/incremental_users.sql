@@ -61,17 +61,17 @@
 {%- endmacro %}
 
 {#- Users to recompute in this run (only meaningful inside is_incremental()). -#}
-{#- With config recompute_all_users_when_funnels_change (int_funnel_journeys) every user, when the funnel
-    definitions changed since the model's rows were computed. -#}
+{#- With config recompute_all_users_when_changed ('funnels' or 'paths': int_funnel_journeys, int_path_steps) every
+    user, when those definitions changed since the model's rows were computed. -#}
 {% macro users_to_recompute() %}
     select user_id from {{ ref('stg_events') }}
     where staged_at > (select max(staged_through) from {{ this }})
     union
     select previous_user_id from {{ ref('stg_events') }}
     where staged_at > (select max(staged_through) from {{ this }}) and previous_user_id is not null
-    {%- if config.get('recompute_all_users_when_funnels_change') %}
+    {%- if config.get('recompute_all_users_when_changed') %}
     union
-    {{ users_if_funnels_changed() }}
+    {{ users_if_definitions_changed(config.get('recompute_all_users_when_changed')) }}
     {%- endif %}
 {% endmacro %}
 

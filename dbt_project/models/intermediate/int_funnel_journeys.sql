@@ -6,8 +6,8 @@
 -- depends_on: {{ ref('stg_events') }}
 {%- set journey_config = per_user_incremental_config('int_funnel_journeys') %}
 {%- do journey_config.update({
-    'recompute_all_users_when_funnels_change': true,
-    'post_hook': journey_config['post_hook'] + ["{{ delete_stale_funnel_rows() }}"],
+    'recompute_all_users_when_changed': 'funnels',
+    'post_hook': journey_config['post_hook'] + ["{{ delete_rows_of_old_definitions('funnels') }}"],
 }) %}
 {{ config(**journey_config) }}
 
@@ -53,11 +53,13 @@ activity_events as {{ inline_cte() }} (
 
 ranked_events as (
 
-    -- the position of each event among the user's activity events: "after" and "next" in the funnel mean this order
+    -- each event's position among all the user's activity events, which "the very next event" of a strict funnel
+    -- needs: a sort of every event, done only when a strict funnel is defined (the others order their own events)
     select
         message_id,
         row_number() over (partition by user_id order by event_at, message_id) as event_rank
     from activity_events
+    where exists (select 1 from definitions where ordering = 'strict')
 
 ),
 
@@ -110,26 +112,37 @@ named_matches as (
 
 ),
 
-step_events as (
+matched_events as (
 
     -- one row per event and step (or exclusion) whose every filter it passes
     select
-        matches.funnel_id,
-        matches.step_kind,
-        matches.step_number,
-        matches.user_id,
-        ranked_events.event_rank,
-        matches.event_at,
-        matches.event_at_local,
-        matches.breakdown_value
-    from (
-        select
-            funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
-        from named_matches
-        group by funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
-        having sum(passes) = greatest(max(filter_count), 1)
-    ) as matches
-    inner join ranked_events on matches.message_id = ranked_events.message_id
+        funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
+    from named_matches
+    group by funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
+    having sum(passes) = greatest(max(filter_count), 1)
+
+),
+
+step_events as (
+
+    -- "after" is by event_rank: the position among all activity events when a strict funnel needs it, else among
+    -- the matched events (the same order, and the same comparisons)
+    select
+        matched_events.funnel_id,
+        matched_events.step_kind,
+        matched_events.step_number,
+        matched_events.user_id,
+        coalesce(
+            ranked_events.event_rank,
+            dense_rank() over (
+                partition by matched_events.user_id order by matched_events.event_at, matched_events.message_id
+            )
+        ) as event_rank,
+        matched_events.event_at,
+        matched_events.event_at_local,
+        matched_events.breakdown_value
+    from matched_events
+    left join ranked_events on matched_events.message_id = ranked_events.message_id
 
 ),
 
@@ -276,12 +289,12 @@ select
     entries.is_month_entry,
     journey_steps.step_number,
     journey_steps.reached_at,
-    {{ dbt.datediff('previous_step.reached_at', 'journey_steps.reached_at', 'second') }} as seconds_from_previous,
-    {{ dbt.datediff('entries.entered_at', 'journey_steps.reached_at', 'second') }} as seconds_from_entry,
+    {{ seconds_between('previous_step.reached_at', 'journey_steps.reached_at') }} as seconds_from_previous,
+    {{ seconds_between('entries.entered_at', 'journey_steps.reached_at') }} as seconds_from_entry,
     attributed.last_step_number,
     exclusions.user_id is not null as is_excluded,
     attributed.breakdown_value,
-    ({{ funnel_definitions_fingerprint() }}) as definitions_hash,
+    ({{ definitions_fingerprint('funnels') }}) as definitions_hash,
     {{ staged_through() }} as staged_through
 from journey_steps
 inner join entries

@@ -240,6 +240,10 @@ with_conversion as (
 
 select
     with_conversion.funnel_id,
+    definitions.description,
+    definitions.ordering,
+    definitions.conversion_window,
+    definitions.window_unit,
     with_conversion.grain,
     with_conversion.cohort_start,
     definitions.breakdown,
