@@ -36,6 +36,9 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "intermediate/int_funnel_definitions",
         "intermediate/int_funnel_journeys",
         "intermediate/int_funnel_step_definitions",
+        "intermediate/int_path_definitions",
+        "intermediate/int_path_nodes",
+        "intermediate/int_path_steps",
         "intermediate/int_sessions",
         "intermediate/int_user_daily_activity",
         "intermediate/int_users",
@@ -46,6 +49,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "seeds/experiment_metrics",
         "seeds/funnels",
         "seeds/funnel_steps",
+        "seeds/paths",
         "seeds/retention_brackets",
         "seeds/rfm_segments",
         "marts/audience_cart_abandonment",
@@ -65,6 +69,9 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/experiment_decisions",
         "marts/experiment_metric_results",
         "marts/funnel_conversion",
+        "marts/path_steps",
+        "marts/path_top_sequences",
+        "marts/path_transitions",
         "marts/experiment_results",
         "marts/feature_adoption",
         "marts/kpi_alerts",
@@ -132,8 +139,8 @@ def test_dbt_tests_are_asset_checks(defs):
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
     # 51, the marts the dashboard reads, the KPI alert deliveries of the architecture issue, and the experiment
-    # metrics' seed and two models
-    assert len(job.asset_layer.executable_asset_keys) == 78
+    # metrics' seed and two models, and the funnels' and paths' three seeds, six intermediate models and five marts
+    assert len(job.asset_layer.executable_asset_keys) == 85
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -172,6 +179,8 @@ def test_job_and_schedule(defs):
         "marts/retention_curve_cells_by_dimension",
         "marts/cluster_feature_index",
         "intermediate/int_funnel_journeys", "marts/funnel_conversion", "marts/audience_funnel_dropoffs",
+        "intermediate/int_path_steps", "intermediate/int_path_nodes", "marts/path_steps", "marts/path_transitions",
+        "marts/path_top_sequences",
     }  # fmt: skip
     assert {"marts/daily_kpis", "marts/user_segments", "marts/cohort_retention", "staging/stg_events"} <= refreshed
 
