@@ -563,7 +563,10 @@ def path_flow(steps: pd.DataFrame, transitions: pd.DataFrame, *, height: int = 4
             x=alt.X("x:Q", scale=x_scale, title="steps from the anchor", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("y:Q", scale=y_scale, axis=None),
             detail="link:N",
-            strokeWidth=alt.StrokeWidth("users:Q", scale=alt.Scale(domain=[0, domain], range=[0, height]), legend=None),
+            # a little thinner than the nodes: Streamlit may draw the plot somewhat shorter than `height`
+            strokeWidth=alt.StrokeWidth(
+                "users:Q", scale=alt.Scale(domain=[0, domain], range=[0, height * 0.75]), legend=None
+            ),
             tooltip=["from_node:N", "to_node:N", alt.Tooltip("users:Q", format=",.0f")],
         )
     )

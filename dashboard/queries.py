@@ -468,7 +468,7 @@ def funnel_cohort_bounds(db: ServingCopy, funnel_id: str, grain: str) -> tuple[d
         "where funnel_id = ? and grain = ?",
         [funnel_id, grain],
     ).iloc[0]
-    return None if pd.isna(row["first"]) else (row["first"], row["last"])
+    return None if pd.isna(row["first"]) else (pd.Timestamp(row["first"]).date(), pd.Timestamp(row["last"]).date())
 
 
 def funnel_steps(
@@ -517,7 +517,7 @@ def funnel_trend(db: ServingCopy, funnel_id: str, grain: str) -> pd.DataFrame:
         "and step_number = (select max(step_number) from marts.funnel_conversion where funnel_id = ?) "
         "order by cohort_start",
         [funnel_id, grain, funnel_id],
-    )
+    ).assign(cohort_start=lambda f: pd.to_datetime(f["cohort_start"]).dt.date)
 
 
 def funnel_dropoffs(db: ServingCopy, funnel_id: str, after_step: int) -> pd.DataFrame:

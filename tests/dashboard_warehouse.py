@@ -97,6 +97,8 @@ def _build_once(dau_offset: int) -> Path:
         _segments(con)
         _ml(con)
         _experiments(con)
+        _funnels(con)
+        _paths(con)
         _raw(con)
     run_dbt(data_dir, "build", "--select", *DERIVED_MARTS, "--resource-type", "seed", "--resource-type", "model")
     return warehouse
@@ -171,6 +173,89 @@ def _retention(con: duckdb.DuckDBPyConnection) -> None:
         "insert into marts.cohort_retention_by_dimension values ('plan', ?, 'week', ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         [(v, c, k, n, r, r / n, u, u / n, done) for v, c, k, n, r, u, done in by_plan],
     )
+
+
+# funnel 'checkout' (3 steps, by device): week cohorts of Jan 5 and Jan 12 (the second still has open windows), and
+# the whole history; users per breakdown value and step
+FUNNEL_WEEKS = {
+    ("2026-01-05", "mobile"): (10, 6, 3), ("2026-01-05", "desktop"): (10, 8, 2),
+    ("2026-01-12", "mobile"): (20, 10, 2), ("2026-01-12", "desktop"): (0, 0, 0),
+}  # fmt: skip
+FUNNEL_STEP_NAMES = ("page_viewed", "product_added", "order_completed (revenue gte 10)")
+
+
+def _funnels(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "create or replace table marts.funnel_conversion (funnel_id varchar, description varchar, ordering varchar, "
+        "conversion_window bigint, window_unit varchar, grain varchar, cohort_start date, breakdown varchar, "
+        "breakdown_value varchar, step_number integer, step_name varchar, users bigint, entered_users bigint, "
+        "conversion_from_previous double, conversion_from_first double, median_seconds_from_previous double, "
+        "p25_seconds_from_previous double, p75_seconds_from_previous double, p90_seconds_from_previous double, "
+        "median_seconds_from_entry double, excluded_users bigint, users_window_open bigint, is_complete boolean)"
+    )
+    cells: dict[tuple[str, str, str], tuple[int, ...]] = {}
+
+    def add(key: tuple[str, str, str], users: tuple[int, ...]) -> None:
+        cells[key] = tuple(a + b for a, b in zip(cells.get(key, (0, 0, 0)), users, strict=True))
+
+    for (week, device), users in FUNNEL_WEEKS.items():
+        for value in (device, "(all)"):
+            add(("week", week, value), users)
+            add(("all", "2026-01-05", value), users)
+    rows = []
+    for (grain, week, value), users in cells.items():
+        open_users = 3 if week == "2026-01-12" or grain == "all" else 0
+        for n, count in enumerate(users, start=1):
+            previous = users[n - 2] if n > 1 else None
+            rows.append((
+                "checkout", "Browsing to an order", "sequential", 7, "day", grain, week, "context:device.type",
+                value, n, FUNNEL_STEP_NAMES[n - 1], count, users[0],
+                1.0 if n == 1 else (count / previous if previous else None), count / users[0] if users[0] else None,
+                None if n == 1 else 300.0 * n, None if n == 1 else 60.0, None if n == 1 else 3600.0,
+                None if n == 1 else 86400.0 * n, 0.0 if n == 1 else 400.0 * n, 0, open_users, open_users == 0,
+            ))  # fmt: skip
+    con.executemany(f"insert into marts.funnel_conversion values ({', '.join(['?'] * 23)})", rows)
+    con.execute(
+        "create or replace table marts.audience_funnel_dropoffs as select * from (values "
+        "('funnel_checkout_dropped_after_step_1', 'u4', timestamp '2026-01-13 10:00', null::timestamp, 'checkout', 1, "
+        "timestamp '2026-01-06 10:00', timestamp '2026-01-06 10:00'), "
+        "('funnel_checkout_dropped_after_step_2', 'u3', timestamp '2026-01-14 09:00', null::timestamp, 'checkout', 2, "
+        "timestamp '2026-01-07 09:00', timestamp '2026-01-07 09:30')) "
+        "as t(audience, user_id, entered_at, exited_at, funnel_id, dropped_after_step, entered_funnel_at, last_step_at)"
+    )
+
+
+# path 'after_signup': 4 users; node per step
+PATH_USERS = {
+    "u1": ("signed_up", "feature_used", "page_viewed"),
+    "u2": ("signed_up", "feature_used", "(end)"),
+    "u3": ("signed_up", "page_viewed", "feature_used"),
+    "u4": ("signed_up", "(end)", "(end)"),
+}
+
+
+def _paths(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create or replace table path_nodes (user_id varchar, step_number integer, node varchar)")
+    con.executemany(
+        "insert into path_nodes values (?, ?, ?)",
+        [(user, step, node) for user, nodes in PATH_USERS.items() for step, node in enumerate(nodes)],
+    )
+    con.execute(
+        "create or replace table marts.path_steps as select 'after_signup' as path_id, step_number, node, "
+        "count(*) as users, count(*) / 4.0 as share_of_users, 4 as path_users from path_nodes group by all"
+    )
+    con.execute(
+        "create or replace table marts.path_transitions as select 'after_signup' as path_id, "
+        "a.step_number as from_step, a.node as from_node, b.step_number as to_step, b.node as to_node, "
+        "count(*) as users from path_nodes a "
+        "join path_nodes b on a.user_id = b.user_id and b.step_number = a.step_number + 1 "
+        "where not (a.node = '(end)' and b.node = '(end)') group by all"
+    )
+    con.execute(
+        "create or replace table marts.path_top_sequences as select 'after_signup' as path_id, 1 as sequence_rank, "
+        "'signed_up > feature_used > page_viewed' as sequence, 1 as users, 0.25 as share_of_users, 4 as path_users"
+    )
+    con.execute("drop table path_nodes")
 
 
 def _lifecycle(con: duckdb.DuckDBPyConnection) -> None:

@@ -27,7 +27,8 @@ from tests.dashboard_warehouse import build_and_publish
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 TITLES = {
     "overview": "Overview", "retention": "Retention", "lifecycle": "Lifecycle & stickiness", "segments": "Segments",
-    "churn": "Churn", "experiments": "Experiments", "data_health": "Data health",
+    "churn": "Churn", "funnels": "Funnels", "paths": "Paths", "experiments": "Experiments",
+    "data_health": "Data health",
 }  # fmt: skip
 VIEWS = list(TITLES)
 
@@ -268,6 +269,61 @@ def test_experiments_in_words(published):
     at.multiselect(key="experiments_chosen").set_value(["onboarding"]).run()
     assert [s.value for s in at.main.subheader][1:] == ["Experiment onboarding"]
     assert at.dataframe[0].value["variant"].tolist() == ["short"]
+
+
+def test_funnels_page(published):
+    at = open_page("funnels", complete=True)
+    # whole history, everyone: 40 entered, 24 added to the cart, 7 ordered (tests/dashboard_warehouse.py)
+    lines = texts(at.markdown)
+    assert "Of **40** users who did page\\_viewed, **7** (17.5%) reached order\\_completed" in lines
+    assert "within 7 days. Half of them took less than 20 min." in lines
+    assert "3 entered too recently for their window to have ended" in lines
+    # lost 16 between steps 1 and 2, 17 between 2 and 3 (70.8% of the 24)
+    assert "and order\\_completed \\(revenue gte 10\\): 17 users (70.8% of those who got that far)" in lines
+    times = frame(at, "median from previous")
+    assert times["median from previous"].tolist() == ["10 min", "15 min"]
+    assert times["90% took less than"].tolist() == ["2.0 days", "3.0 days"]
+    assert "By context\\:device\\.type" in texts(at.subheader)  # the breakdown as written, escaped
+    assert "**1** users reached step 1 and not step 2" in lines
+
+    at.selectbox(key="funnel_grain").set_value("week").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(chart_rows(at)) == 3  # the funnel, its breakdown and the cohort trend
+    shown = frame(at, "breakdown_value", "conversion_from_first")
+    everyone = shown[shown["breakdown_value"] == "(all)"].set_index("step_number")
+    assert everyone["users"].tolist() == [40, 24, 7]
+    assert everyone["conversion_from_previous"].tolist() == pytest.approx([1.0, 24 / 40, 7 / 24])
+    at.selectbox(key="funnel_dropped_after").set_value(2).run()
+    assert "**1** users reached step 2 and not step 3" in texts(at.markdown)
+
+
+def test_funnel_steps_sum_cohorts_and_recompute_rates(published):
+    db = ServingCopy(published / "serving.duckdb")
+    second_week = queries.funnel_steps(db, "checkout", "week", date(2026, 1, 12), date(2026, 1, 12))
+    desktop = second_week[second_week["breakdown_value"] == "desktop"]
+    assert desktop["users"].tolist() == [0, 0, 0] and desktop["conversion_from_first"].isna().all()
+    both = queries.funnel_steps(db, "checkout", "week", date(2026, 1, 5), date(2026, 1, 12))
+    mobile = both[both["breakdown_value"] == "mobile"]
+    assert mobile["users"].tolist() == [30, 16, 5]
+    assert mobile["conversion_from_first"].tolist() == pytest.approx([1.0, 16 / 30, 5 / 30])
+    assert not mobile["is_complete"].any()  # the second week's windows are open
+    assert queries.funnel_dropoffs(db, "checkout", 2)["user_id"].tolist() == ["u3"]
+
+
+def test_durations_in_words():
+    assert [wording.duration(s) for s in (45, 600, 7200, 3 * 86400, None)] == [
+        "45 s", "10 min", "2.0 h", "3.0 days", "n/a"
+    ]  # fmt: skip
+
+
+def test_paths_page(published):
+    at = open_page("paths", complete=True)
+    assert "**4** users did `signed_up`" in texts(at.markdown)
+    matrix = frame(at, 0, 1, 2)
+    assert matrix.loc["feature_used", 1] == pytest.approx(0.5) and matrix.loc["(end)", 2] == pytest.approx(0.5)
+    assert frame(at, "sequence")["sequence"].tolist() == ["signed_up > feature_used > page_viewed"]
+    flows = frame(at, "from_node", "to_node")
+    assert int(flows[(flows["from_node"] == "signed_up") & (flows["to_node"] == "feature_used")]["users"].iloc[0]) == 2
 
 
 def test_data_health_files_rejects_and_gate(published):
