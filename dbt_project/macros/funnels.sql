@@ -150,8 +150,8 @@
     (or it has no rows); else none. Added to a per-user model's users to recompute by its config
     recompute_all_users_when_changed (macros/incremental_users.sql). -#}
 {% macro users_if_definitions_changed(kind) -%}
-    select distinct user_id from {{ ref('int_activity_events') }}
-    where not exists (
+    select distinct user_id from {{ ref('stg_events') }}
+    where user_id is not null and not exists (
         select 1 from {{ this }}
         where definitions_hash = ({{ definitions_fingerprint(kind) }})
     )
