@@ -179,17 +179,28 @@ def test_incremental_batches_equal_a_full_refresh(generated, tmp_path):
     assert compared["marts.cohort_retention"] > 0
     assert compared["intermediate.int_funnel_journeys"] > 100 and compared["marts.funnel_conversion"] > 0
 
-    # an analyst edits the funnels: a window shortened, a funnel removed. The next incremental run recomputes
-    # every user (rows of the removed funnel go) and equals a full refresh with the same seeds again.
+    assert compared["intermediate.int_path_steps"] > 100 and compared["marts.path_steps"] > 0
+
+    # an analyst edits the funnels and paths: a window shortened and a path made deeper, a funnel and a path
+    # removed. The next incremental run recomputes every user (rows of what was removed go) and equals a full
+    # refresh with the same seeds again.
     for data_dir in (incremental, full):
         with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
             con.execute("update seeds.funnels set conversion_window = '1' where funnel_id = 'checkout'")
             con.execute("delete from seeds.funnels where funnel_id = 'checkout_by_variant'")
             con.execute("delete from seeds.funnel_steps where funnel_id = 'checkout_by_variant'")
-    funnel_models = ["--select", "int_funnel_step_definitions+", "--exclude", "resource_type:seed"]
-    run_dbt(incremental, "run", *funnel_models)
-    run_dbt(full, "run", "--full-refresh", *funnel_models)
+            con.execute("update seeds.paths set depth = '7' where path_id = 'after_signup'")
+            con.execute("delete from seeds.paths where path_id = 'before_order'")
+    models = ["--select", "int_funnel_step_definitions+", "int_path_definitions+", "--exclude", "resource_type:seed"]
+    run_dbt(incremental, "run", *models)
+    run_dbt(full, "run", "--full-refresh", *models)
     assert query(
         incremental, "select count(*) from intermediate.int_funnel_journeys where funnel_id = 'checkout_by_variant'"
     ) == [(0,)]
-    assert _compare(incremental, full)["intermediate.int_funnel_journeys"] > 100
+    assert query(
+        incremental,
+        "select count(*), max(step_number) from intermediate.int_path_steps where path_id <> 'after_signup'",
+    ) == [(0, None)]
+    assert query(incremental, "select max(step_number) from intermediate.int_path_steps") == [(7,)]
+    recompared = _compare(incremental, full)
+    assert recompared["intermediate.int_funnel_journeys"] > 100 and recompared["intermediate.int_path_steps"] > 100
