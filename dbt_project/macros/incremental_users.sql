@@ -7,7 +7,20 @@
     var as_of pinned the model is built as a plain table under another name (alias ..._as_of), so reproducing an
     earlier state never disturbs the incremental tables. -#}
 
-{% macro per_user_incremental_config(model_name) %}
+{#- definitions ('funnels' or 'paths'): the model is computed from those seeds' definitions too, and recomputes every
+    user when they change (its rows carry definitions_hash; macros/funnels.sql). -#}
+{% macro per_user_incremental_config(model_name, definitions=none) %}
+    {%- set model_config = per_user_base_config(model_name) -%}
+    {%- if definitions -%}
+        {%- do model_config.update({
+            'recompute_all_users_when_changed': definitions,
+            'post_hook': model_config['post_hook'] + ["{{ delete_rows_of_old_definitions('" ~ definitions ~ "') }}"],
+        }) -%}
+    {%- endif -%}
+    {{ return(model_config) }}
+{% endmacro %}
+
+{% macro per_user_base_config(model_name) %}
     {{ return({
         'materialized': 'table' if var('as_of') else 'incremental',
         'alias': model_name ~ '_as_of' if var('as_of') else model_name,

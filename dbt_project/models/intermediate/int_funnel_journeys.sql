@@ -4,12 +4,7 @@
 -- week and month (the is_*_entry flags say which grains count it). Incremental per user
 -- (macros/incremental_users.sql); every user is recomputed when the funnel definitions change.
 -- depends_on: {{ ref('stg_events') }}
-{%- set journey_config = per_user_incremental_config('int_funnel_journeys') %}
-{%- do journey_config.update({
-    'recompute_all_users_when_changed': 'funnels',
-    'post_hook': journey_config['post_hook'] + ["{{ delete_rows_of_old_definitions('funnels') }}"],
-}) %}
-{{ config(**journey_config) }}
+{{ config(**per_user_incremental_config('int_funnel_journeys', definitions='funnels')) }}
 
 with definitions as (
 

@@ -4,12 +4,7 @@
 -- to back within a session is one step; session-bounded paths stop at the anchor's session's edge. Incremental per
 -- user (macros/incremental_users.sql); every user is recomputed when the path definitions change.
 -- depends_on: {{ ref('stg_events') }}
-{%- set path_config = per_user_incremental_config('int_path_steps') %}
-{%- do path_config.update({
-    'recompute_all_users_when_changed': 'paths',
-    'post_hook': path_config['post_hook'] + ["{{ delete_rows_of_old_definitions('paths') }}"],
-}) %}
-{{ config(**path_config) }}
+{{ config(**per_user_incremental_config('int_path_steps', definitions='paths')) }}
 
 with definitions as (
 
