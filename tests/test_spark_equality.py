@@ -99,6 +99,8 @@ def test_every_table_is_equal_on_both_engines(built: Path) -> None:
     assert compared["marts.experiment_results"] >= 4
     assert compared["marts.experiment_metric_results"] >= 14 and compared["marts.experiment_decisions"] >= 2
     assert compared["marts.audience_segments"] > 0
+    assert compared["intermediate.int_funnel_journeys"] > 100 and compared["marts.funnel_conversion"] > 0
+    assert compared["intermediate.int_path_steps"] > 100 and compared["marts.path_top_sequences"] > 0
 
 
 def test_restitching_reached_spark_incrementally(built: Path) -> None:
