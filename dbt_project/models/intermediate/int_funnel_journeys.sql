@@ -20,7 +20,10 @@ step_definitions as (
         steps.step_kind,
         steps.step_number,
         steps.event_name,
-        sum(case when steps.property is not null then 1 else 0 end) as filter_count
+        sum(case when steps.property is not null then 1 else 0 end) as filter_count,
+        -- a step without filters of a funnel without a property: or context: breakdown never reads the JSON
+        sum(case when steps.property is not null then 1 else 0 end) > 0
+            or max(definitions.breakdown_kind) in ('property', 'context') as reads_json
     from {{ ref('int_funnel_step_definitions') }} as steps
     inner join definitions on steps.funnel_id = definitions.funnel_id
     group by steps.funnel_id, steps.step_kind, steps.step_number, steps.event_name
@@ -58,9 +61,29 @@ ranked_events as (
 
 ),
 
-named_matches as (
+named_matches as {{ inline_cte() }} (
 
-    -- events with a step's name, and the step's filters (a step without filters: one row with null property)
+    -- events with the name of a step that needs nothing of their JSON (most steps: the scan then skips the
+    -- properties and context of millions of events)
+    select
+        events.user_id,
+        events.message_id,
+        events.event_at,
+        events.event_at_local,
+        step_definitions.funnel_id,
+        step_definitions.step_kind,
+        step_definitions.step_number,
+        step_definitions.filter_count,
+        cast(null as {{ dbt.type_string() }}) as breakdown_value,
+        1 as passes
+    from activity_events as events
+    inner join step_definitions on events.event_name = step_definitions.event_name
+    where not step_definitions.reads_json
+
+    union all
+
+    -- events with the name of a step that has filters or a breakdown value, with the step's filters (a step without
+    -- filters: one row with null property)
     select
         events.user_id,
         events.message_id,
@@ -98,7 +121,8 @@ named_matches as (
             end
         end as passes
     from activity_events as events
-    inner join step_definitions on events.event_name = step_definitions.event_name
+    inner join step_definitions
+        on events.event_name = step_definitions.event_name and step_definitions.reads_json
     inner join definitions on step_definitions.funnel_id = definitions.funnel_id
     left join step_filters
         on step_definitions.funnel_id = step_filters.funnel_id
@@ -107,37 +131,56 @@ named_matches as (
 
 ),
 
-matched_events as (
+matched_events as {{ inline_cte() }} (
 
-    -- one row per event and step (or exclusion) whose every filter it passes
-    select
-        funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
+    -- one row per event and step (or exclusion) whose every filter it passes: a step without filters takes its
+    -- events as they are; one with filters groups an event's filter rows
+    select funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
     from named_matches
+    where filter_count = 0
+
+    union all
+
+    select funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
+    from named_matches
+    where filter_count > 0
     group by funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
-    having sum(passes) = greatest(max(filter_count), 1)
+    having sum(passes) = max(filter_count)
 
 ),
 
 step_events as (
 
-    -- "after" is by event_rank: the position among all activity events when a strict funnel needs it, else among
-    -- the matched events (the same order, and the same comparisons)
+    -- "after" means later by time, then by message id; a strict funnel also needs each event's position among all
+    -- the user's activity events ("the very next event"), which only its events are given (null for the others)
     select
         matched_events.funnel_id,
         matched_events.step_kind,
         matched_events.step_number,
         matched_events.user_id,
-        coalesce(
-            ranked_events.event_rank,
-            dense_rank() over (
-                partition by matched_events.user_id order by matched_events.event_at, matched_events.message_id
-            )
-        ) as event_rank,
+        matched_events.message_id,
+        cast(null as {{ dbt.type_bigint() }}) as event_rank,
         matched_events.event_at,
         matched_events.event_at_local,
         matched_events.breakdown_value
     from matched_events
-    left join ranked_events on matched_events.message_id = ranked_events.message_id
+    inner join definitions on matched_events.funnel_id = definitions.funnel_id and definitions.ordering <> 'strict'
+
+    union all
+
+    select
+        matched_events.funnel_id,
+        matched_events.step_kind,
+        matched_events.step_number,
+        matched_events.user_id,
+        matched_events.message_id,
+        ranked_events.event_rank,
+        matched_events.event_at,
+        matched_events.event_at_local,
+        matched_events.breakdown_value
+    from matched_events
+    inner join definitions on matched_events.funnel_id = definitions.funnel_id and definitions.ordering = 'strict'
+    inner join ranked_events on matched_events.message_id = ranked_events.message_id
 
 ),
 
@@ -146,6 +189,7 @@ entry_candidates as (
     select
         step_events.funnel_id,
         step_events.user_id,
+        step_events.message_id,
         step_events.event_rank,
         step_events.event_at,
         step_events.breakdown_value,
@@ -159,38 +203,74 @@ entry_candidates as (
 
 ),
 
-ranked_entry_candidates as (
+period_starts as (
 
+    -- when the user first did step 1 in the whole history, and with entry recurring in each day, week and month
+    -- (aggregates: a window per grain would sort every candidate four times)
+    {%- for grain in ['all', 'day', 'week', 'month'] %}
     select
-        *,
-        row_number() over (partition by funnel_id, user_id order by event_rank) as rank_in_history,
-        row_number() over (partition by funnel_id, user_id, entry_date order by event_rank) as rank_in_day,
-        row_number() over (
-            partition by funnel_id, user_id, {{ dbt.date_trunc('week', 'entry_date') }} order by event_rank
-        ) as rank_in_week,
-        row_number() over (
-            partition by funnel_id, user_id, {{ dbt.date_trunc('month', 'entry_date') }} order by event_rank
-        ) as rank_in_month
+        funnel_id,
+        user_id,
+        '{{ grain }}' as grain,
+        {%- if grain == 'all' %}
+        cast(null as date) as period_start,
+        {%- elif grain == 'day' %}
+        entry_date as period_start,
+        {%- else %}
+        cast({{ dbt.date_trunc(grain, 'entry_date') }} as date) as period_start,
+        {%- endif %}
+        min(event_at) as entered_at
     from entry_candidates
+    {%- if grain != 'all' %}
+    where entry = 'recurring'
+    {%- endif %}
+    group by 1, 2, 3, 4
+    {% if not loop.last %}union all{% endif %}
+    {%- endfor %}
+
+),
+
+period_firsts as (
+
+    -- the entry event: among the candidates at that instant, the first by message id
+    select
+        starts.funnel_id,
+        starts.user_id,
+        starts.grain,
+        min(candidates.message_id) as entry_id
+    from period_starts as starts
+    inner join entry_candidates as candidates
+        on starts.funnel_id = candidates.funnel_id
+        and starts.user_id = candidates.user_id
+        and starts.entered_at = candidates.event_at
+    group by starts.funnel_id, starts.user_id, starts.grain, starts.period_start
 
 ),
 
 entries as (
 
     select
-        funnel_id,
-        user_id,
-        event_rank as entry_rank,
-        event_at as entered_at,
-        {{ dbt.dateadd('second', 'window_seconds', 'event_at') }} as window_ends_at,
-        ordering,
-        breakdown_value,
-        rank_in_history = 1 as is_first_entry,
-        rank_in_day = 1 and (entry = 'recurring' or rank_in_history = 1) as is_day_entry,
-        rank_in_week = 1 and (entry = 'recurring' or rank_in_history = 1) as is_week_entry,
-        rank_in_month = 1 and (entry = 'recurring' or rank_in_history = 1) as is_month_entry
-    from ranked_entry_candidates
-    where rank_in_history = 1 or (entry = 'recurring' and rank_in_day = 1)
+        firsts.funnel_id,
+        firsts.user_id,
+        firsts.entry_id,
+        max(candidates.event_rank) as entry_rank,
+        max(candidates.event_at) as entered_at,
+        {{ dbt.dateadd('second', 'max(candidates.window_seconds)', 'max(candidates.event_at)') }} as window_ends_at,
+        max(candidates.ordering) as ordering,
+        max(candidates.breakdown_value) as breakdown_value,
+        max(case when firsts.grain = 'all' then 1 else 0 end) = 1 as is_first_entry,
+        -- with entry first, the first entry (the only one) is every grain's
+        max(case when firsts.grain = 'day' then 1 else 0 end) = 1 or max(candidates.entry) = 'first' as is_day_entry,
+        max(case when firsts.grain = 'week' then 1 else 0 end) = 1 or max(candidates.entry) = 'first' as is_week_entry,
+        max(case when firsts.grain = 'month' then 1 else 0 end) = 1 or max(candidates.entry) = 'first'
+            as is_month_entry
+    from period_firsts as firsts
+    -- (an event matching two steps of an any-order funnel is two candidates with the same values)
+    inner join entry_candidates as candidates
+        on firsts.funnel_id = candidates.funnel_id
+        and firsts.user_id = candidates.user_id
+        and firsts.entry_id = candidates.message_id
+    group by firsts.funnel_id, firsts.user_id, firsts.entry_id
 
 ),
 
@@ -204,25 +284,27 @@ exclusions as (
 
     -- an exclusion event after step n and before step n + 1 (or, when n + 1 was not reached, before the window
     -- ends) disqualifies the entry
-    select distinct reached.funnel_id, reached.user_id, reached.entry_rank
+    select distinct reached.funnel_id, reached.user_id, reached.entry_id
     from journey_steps as reached
     inner join entries
         on reached.funnel_id = entries.funnel_id
         and reached.user_id = entries.user_id
-        and reached.entry_rank = entries.entry_rank
+        and reached.entry_id = entries.entry_id
     inner join step_events as excluded
         on excluded.funnel_id = reached.funnel_id
         and excluded.user_id = reached.user_id
         and excluded.step_kind = 'exclusion'
         and excluded.step_number = reached.step_number
-        and excluded.event_rank > reached.event_rank
     left join journey_steps as next_step
         on next_step.funnel_id = reached.funnel_id
         and next_step.user_id = reached.user_id
-        and next_step.entry_rank = reached.entry_rank
+        and next_step.entry_id = reached.entry_id
         and next_step.step_number = reached.step_number + 1
-    where excluded.event_rank < next_step.event_rank
-        or (next_step.event_rank is null and excluded.event_at <= entries.window_ends_at)
+    where {{ comes_after('excluded.event_at', 'excluded.message_id', 'reached.reached_at', 'reached.message_id') }}
+        and (
+            {{ comes_after('next_step.reached_at', 'next_step.message_id', 'excluded.event_at', 'excluded.message_id') }}
+            or (next_step.step_number is null and excluded.event_at <= entries.window_ends_at)
+        )
 
 ),
 
@@ -231,10 +313,10 @@ journey_summaries as (
     select
         funnel_id,
         user_id,
-        entry_rank,
+        entry_id,
         max(step_number) as last_step_number
     from journey_steps
-    group by funnel_id, user_id, entry_rank
+    group by funnel_id, user_id, entry_id
 
 ),
 
@@ -244,7 +326,7 @@ attributed as (
     select
         summaries.funnel_id,
         summaries.user_id,
-        summaries.entry_rank,
+        summaries.entry_id,
         summaries.last_step_number,
         case
             when definitions.breakdown_kind not in ('property', 'context') then cast(null as {{ dbt.type_string() }})
@@ -258,17 +340,17 @@ attributed as (
     inner join journey_steps as first_step
         on first_step.funnel_id = summaries.funnel_id
         and first_step.user_id = summaries.user_id
-        and first_step.entry_rank = summaries.entry_rank
+        and first_step.entry_id = summaries.entry_id
         and first_step.step_number = 1
     inner join journey_steps as last_step
         on last_step.funnel_id = summaries.funnel_id
         and last_step.user_id = summaries.user_id
-        and last_step.entry_rank = summaries.entry_rank
+        and last_step.entry_id = summaries.entry_id
         and last_step.step_number = summaries.last_step_number
     left join journey_steps as attributed_step
         on attributed_step.funnel_id = summaries.funnel_id
         and attributed_step.user_id = summaries.user_id
-        and attributed_step.entry_rank = summaries.entry_rank
+        and attributed_step.entry_id = summaries.entry_id
         and attributed_step.step_number = definitions.attribution_step
 
 )
@@ -295,17 +377,17 @@ from journey_steps
 inner join entries
     on journey_steps.funnel_id = entries.funnel_id
     and journey_steps.user_id = entries.user_id
-    and journey_steps.entry_rank = entries.entry_rank
+    and journey_steps.entry_id = entries.entry_id
 inner join attributed
     on journey_steps.funnel_id = attributed.funnel_id
     and journey_steps.user_id = attributed.user_id
-    and journey_steps.entry_rank = attributed.entry_rank
+    and journey_steps.entry_id = attributed.entry_id
 left join journey_steps as previous_step
     on previous_step.funnel_id = journey_steps.funnel_id
     and previous_step.user_id = journey_steps.user_id
-    and previous_step.entry_rank = journey_steps.entry_rank
+    and previous_step.entry_id = journey_steps.entry_id
     and previous_step.step_number = journey_steps.step_number - 1
 left join exclusions
     on journey_steps.funnel_id = exclusions.funnel_id
     and journey_steps.user_id = exclusions.user_id
-    and journey_steps.entry_rank = exclusions.entry_rank
+    and journey_steps.entry_id = exclusions.entry_id
