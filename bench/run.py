@@ -4,7 +4,8 @@ First a calibration figure for the machine (bench/calibration.py: one hand-writt
 data). Then for each size (1M and 10M events; --with-100m adds 100M): generate, then measure each job in its own
 process (wall seconds and peak RSS from /usr/bin/time): the full Dagster job, a refresh after a 1% batch (the jobs
 new files start: landing_refresh, then refresh_follow_up), and the weekly retention matrix as one hand-written
-DuckDB query and in pandas; each job's steps are profiled from its event log (bench/profile.py: wall, CPU, peak
+DuckDB query and in pandas, and a 4-step funnel's models against one hand-written DuckDB query (bench/funnels.py);
+each job's steps are profiled from its event log (bench/profile.py: wall, CPU, peak
 memory, rows). Ingestion alone is measured against DuckDB's plain readers on the same files (bench/ingest.py).
 Then, with `dagster dev` running on that warehouse (webserver, daemon, landing sensor), the seconds from a file
 landing to its user being in the published serving copy. Each size runs with DuckDB's memory bounds set within its
@@ -28,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from bench.calibration import calibrate
+from bench.funnels import measure as measure_funnel
 from bench.ingest import measure as measure_ingestion
 from bench.probes import runs_in_progress, serving_has_user, wait_until_idle
 from bench.profile import run_profile
@@ -171,6 +173,7 @@ def bench_size(events: int, work: Path) -> dict[str, object]:
     baseline = [str(BIN / "python"), str(ROOT / "retention_baselines.py")]
     duckdb_query = measured([*baseline, "duckdb", warehouse], env)
     pandas_matrix = measured([*baseline, "pandas", warehouse], env)
+    funnel = measure_funnel(data_dir, runs=3)  # a 4-step funnel: the funnel models against one hand-written query
     latency = sensor_latency(data_dir, env)
     return {
         "events_written": truth.rows_written,
@@ -183,11 +186,13 @@ def bench_size(events: int, work: Path) -> dict[str, object]:
         "baseline_duckdb_weekly_retention": duckdb_query,
         "baseline_pandas_weekly_retention": pandas_matrix,
         "file_to_serving_copy_with_sensor": latency,
+        "funnel_4_steps": funnel,
         "ratios": {
             "full_build_over_duckdb_query": round(full["seconds"] / duckdb_query["seconds"], 1),
             "refresh_over_full_build": round(refresh["seconds"] / full["seconds"], 2),
             "pandas_over_duckdb_query": round(pandas_matrix["seconds"] / duckdb_query["seconds"], 1),
             "ingestion_rows_per_s_over_duckdb_plain_read": ingestion["ingestion_over_plain_read"],
+            "funnel_models_over_hand_written_query": funnel["ratios"]["ours_models_over_hand_written"],
         },
     }
 
