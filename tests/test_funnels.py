@@ -39,6 +39,9 @@ FUNNELS = [
     ("device", "1", "day", "", "", "context:device.type", "", ""),
     ("filtered", "1", "day", "", "", "", "", ""),
     ("by_variant", "1", "day", "", "", "variant:exp1", "", ""),
+    ("by_plan", "1", "day", "", "", "user:plan", "", ""),
+    ("by_segment", "1", "day", "", "", "rfm_segment", "", ""),
+    ("by_cluster", "1", "day", "", "", "cluster", "", ""),
     # broken definitions: each is reported, none stops the others
     ("bad_ordering", "1", "day", "strictly", "", "", "", ""),
     ("bad_window", "abc", "fortnight", "", "", "", "", ""),
@@ -48,7 +51,20 @@ FUNNELS = [
 ABC = [("page_viewed", "", "", ""), ("product_viewed", "", "", ""), ("order_completed", "", "", "")]
 STEPS: dict[str, list[tuple[str, str, str, str]]] = {
     name: ABC
-    for name in ("seq", "strict", "anyorder", "excl", "first_touch", "last_touch", "step_touch", "device", "by_variant")
+    for name in (
+        "seq",
+        "strict",
+        "anyorder",
+        "excl",
+        "first_touch",
+        "last_touch",
+        "step_touch",
+        "device",
+        "by_variant",
+        "by_plan",
+        "by_segment",
+        "by_cluster",
+    )
 }
 STEPS["recur"] = [("Page Viewed", "", "", ""), ("Order Completed", "", "", "")]  # names as sent: normalised
 STEPS["repeat"] = [("page_viewed", "", "", ""), ("page_viewed", "", "", ""), ("order_completed", "", "", "")]
@@ -147,6 +163,11 @@ def build_log() -> list[dict]:
     # variants: u1 in control, u3 in treatment
     log.add("u1", "Experiment Viewed", T0 - HOUR, experiment_id="exp1", variant="control")
     log.add("u3", "Experiment Viewed", T0 - HOUR, experiment_id="exp1", variant="treatment")
+    # traits: u1 on the pro plan, u3 on free (identify is not an activity: no funnel step)
+    log.rows.append(event("t1", "u1", type="identify", event=None, timestamp="2026-01-05T14:00:00Z",
+                          received_at="2026-01-05T14:00:00Z", traits={"plan": "pro"}))  # fmt: skip
+    log.rows.append(event("t3", "u3", type="identify", event=None, timestamp="2026-01-05T14:00:00Z",
+                          received_at="2026-01-05T14:00:00Z", traits={"plan": "free"}))  # fmt: skip
     # DST: d1 enters 2026-03-08 01:00 EST (06:00Z); B 07:00Z = 03:00 EDT, C 08:00Z: one real hour each
     dst = datetime(2026, 3, 8, 6, 0)
     for k, name in enumerate((PAGE, PRODUCT, ORDER)):
@@ -178,8 +199,13 @@ def build_log() -> list[dict]:
     return log.rows
 
 
+CLUSTERS = [("u1", 0, "power users"), ("u10", 1, "casual"), ("u11", 1, "casual")]
+
+
 def _replace_seeds(data_dir) -> None:
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        # what the clustering asset would have written (`dbt seed` made the empty contract table)
+        con.executemany("insert into ml.user_clusters values (?, ?, ?, 0.9, 10, false, '1')", CLUSTERS)
         con.execute("delete from seeds.funnels")
         con.executemany(
             f"insert into seeds.funnels ({FUNNEL_COLUMNS}) values (?, '', ?, ?, ?, ?, ?, ?, ?)",
@@ -523,3 +549,31 @@ def test_bad_path_definition_is_reported(warehouse):
     assert "depth '99' is not a whole number from 1 to 10" in errors["bad_path"]
     assert "session_bounded 'maybe' is not true or false" in errors["bad_path"]
     assert query(warehouse, "select count(*) from marts.path_steps where path_id = 'bad_path'") == [(0,)]
+
+
+def test_user_level_breakdowns(warehouse):
+    def first_step(funnel: str) -> dict[str, int]:
+        return dict(
+            query(
+                warehouse,
+                "select breakdown_value, users from marts.funnel_conversion where funnel_id = ? and grain = 'all' "
+                "and step_number = 1",
+                [funnel],
+            )
+        )
+
+    # the user's own values today: u1 pro, u3 free (identify traits); clusters u1, u10, u11 (ml.user_clusters)
+    assert first_step("by_plan") == {"(all)": 15, "pro": 1, "free": 1, "unknown": 13}  # int_users' own fallback
+    assert first_step("by_cluster") == {"(all)": 15, "power users": 1, "casual": 2, "(none)": 12}
+    segments = dict(query(warehouse, "select user_id, rfm_segment from marts.user_segments"))
+    expected: dict[str, int] = {"(all)": 15}
+    for user in ABC_USERS:
+        expected[segments[user]] = expected.get(segments[user], 0) + 1
+    assert first_step("by_segment") == expected and len(expected) > 2
+    # step 3 by plan: u1 (pro) and u3 (free) both ordered
+    rows = query(
+        warehouse,
+        "select breakdown_value, users from marts.funnel_conversion where funnel_id = 'by_plan' and grain = 'all' "
+        "and step_number = 3 and breakdown_value in ('pro', 'free') order by 1",
+    )
+    assert rows == [("free", 1), ("pro", 1)]
