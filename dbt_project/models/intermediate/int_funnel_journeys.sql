@@ -5,6 +5,10 @@
 -- (macros/incremental_users.sql); every user is recomputed when the funnel definitions change.
 -- depends_on: {{ ref('stg_events') }}
 {{ config(**per_user_incremental_config('int_funnel_journeys', definitions='funnels')) }}
+{#- On DuckDB the matched events come in branches that each skip work (a JSON read, a grouping, the join to the
+    all-event rank). Spark inlines a CTE into every reader, and the branches multiplied its plan past a 4 GB driver:
+    there each CTE is one branch, with the same rows. -#}
+{%- set split_branches = target.type != 'spark' %}
 
 with definitions as (
 
@@ -62,6 +66,7 @@ ranked_events as (
 ),
 
 named_matches as {{ inline_cte() }} (
+    {%- if split_branches %}
 
     -- events with the name of a step that needs nothing of their JSON (most steps: the scan then skips the
     -- properties and context of millions of events)
@@ -81,6 +86,7 @@ named_matches as {{ inline_cte() }} (
     where not step_definitions.reads_json
 
     union all
+    {%- endif %}
 
     -- events with the name of a step that has filters or a breakdown value, with the step's filters (a step without
     -- filters: one row with null property)
@@ -122,7 +128,8 @@ named_matches as {{ inline_cte() }} (
         end as passes
     from activity_events as events
     inner join step_definitions
-        on events.event_name = step_definitions.event_name and step_definitions.reads_json
+        on events.event_name = step_definitions.event_name
+        {%- if split_branches %} and step_definitions.reads_json{% endif %}
     inner join definitions on step_definitions.funnel_id = definitions.funnel_id
     left join step_filters
         on step_definitions.funnel_id = step_filters.funnel_id
@@ -135,17 +142,21 @@ matched_events as {{ inline_cte() }} (
 
     -- one row per event and step (or exclusion) whose every filter it passes: a step without filters takes its
     -- events as they are; one with filters groups an event's filter rows
+    {%- if split_branches %}
     select funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
     from named_matches
     where filter_count = 0
 
     union all
+    {%- endif %}
 
     select funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
     from named_matches
+    {%- if split_branches %}
     where filter_count > 0
+    {%- endif %}
     group by funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
-    having sum(passes) = max(filter_count)
+    having sum(passes) = greatest(max(filter_count), 1)
 
 ),
 
@@ -153,6 +164,7 @@ step_events as (
 
     -- "after" means later by time, then by message id; a strict funnel also needs each event's position among all
     -- the user's activity events ("the very next event"), which only its events are given (null for the others)
+    {%- if split_branches %}
     select
         matched_events.funnel_id,
         matched_events.step_kind,
@@ -181,6 +193,20 @@ step_events as (
     from matched_events
     inner join definitions on matched_events.funnel_id = definitions.funnel_id and definitions.ordering = 'strict'
     inner join ranked_events on matched_events.message_id = ranked_events.message_id
+    {%- else %}
+    select
+        matched_events.funnel_id,
+        matched_events.step_kind,
+        matched_events.step_number,
+        matched_events.user_id,
+        matched_events.message_id,
+        ranked_events.event_rank,
+        matched_events.event_at,
+        matched_events.event_at_local,
+        matched_events.breakdown_value
+    from matched_events
+    left join ranked_events on matched_events.message_id = ranked_events.message_id
+    {%- endif %}
 
 ),
 
