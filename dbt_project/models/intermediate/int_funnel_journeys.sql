@@ -4,7 +4,16 @@
 -- week and month (the is_*_entry flags say which grains count it). Incremental per user
 -- (macros/incremental_users.sql); every user is recomputed when the funnel definitions change.
 -- depends_on: {{ ref('stg_events') }}
-{{ config(**per_user_incremental_config('int_funnel_journeys', definitions='funnels')) }}
+{%- set journey_config = per_user_incremental_config('int_funnel_journeys', definitions='funnels') %}
+{%- if target.type == 'spark' %}
+{#- Spark reads the matched events once per reader of their CTEs; broadcasting each copy's small sides ran its driver
+    out of memory (tests/test_spark_equality.py): sort-merge joins for this model, the default again after it. -#}
+{%- do journey_config.update({
+    'pre_hook': ['set spark.sql.autoBroadcastJoinThreshold = -1'] + journey_config['pre_hook'],
+    'post_hook': journey_config['post_hook'] + ['set spark.sql.autoBroadcastJoinThreshold = 10485760'],
+}) %}
+{%- endif %}
+{{ config(**journey_config) }}
 {#- On DuckDB the matched events come in branches that each skip work (a JSON read, a grouping, the join to the
     all-event rank). Spark inlines a CTE into every reader, and the branches multiplied its plan past a 4 GB driver:
     there each CTE is one branch, with the same rows. -#}
@@ -231,28 +240,37 @@ entry_candidates as (
 
 period_starts as (
 
-    -- when the user first did step 1 in the whole history, and with entry recurring in each day, week and month
-    -- (aggregates: a window per grain would sort every candidate four times)
-    {%- for grain in ['all', 'day', 'week', 'month'] %}
+    -- when the user first did step 1 in the whole history, and with entry recurring in each day, week and month: one
+    -- aggregate over grouping sets (with entry first the period keys are null, and every grain's first is the
+    -- history's)
     select
         funnel_id,
         user_id,
-        '{{ grain }}' as grain,
-        {%- if grain == 'all' %}
-        cast(null as date) as period_start,
-        {%- elif grain == 'day' %}
-        entry_date as period_start,
-        {%- else %}
-        cast({{ dbt.date_trunc(grain, 'entry_date') }} as date) as period_start,
-        {%- endif %}
+        case
+            when grouping(day_start) = 0 then 'day'
+            when grouping(week_start) = 0 then 'week'
+            when grouping(month_start) = 0 then 'month'
+            else 'all'
+        end as grain,
+        coalesce(day_start, week_start, month_start) as period_start,
         min(event_at) as entered_at
-    from entry_candidates
-    {%- if grain != 'all' %}
-    where entry = 'recurring'
-    {%- endif %}
-    group by 1, 2, 3, 4
-    {% if not loop.last %}union all{% endif %}
-    {%- endfor %}
+    from (
+        select
+            funnel_id,
+            user_id,
+            event_at,
+            case when entry = 'recurring' then entry_date end as day_start,
+            case when entry = 'recurring' then cast({{ dbt.date_trunc('week', 'entry_date') }} as date) end as week_start,
+            case when entry = 'recurring' then cast({{ dbt.date_trunc('month', 'entry_date') }} as date) end
+                as month_start
+        from entry_candidates
+    ) as keyed
+    group by grouping sets (
+        (funnel_id, user_id),
+        (funnel_id, user_id, day_start),
+        (funnel_id, user_id, week_start),
+        (funnel_id, user_id, month_start)
+    )
 
 ),
 
