@@ -4,20 +4,7 @@
 -- week and month (the is_*_entry flags say which grains count it). Incremental per user
 -- (macros/incremental_users.sql); every user is recomputed when the funnel definitions change.
 -- depends_on: {{ ref('stg_events') }}
-{%- set journey_config = per_user_incremental_config('int_funnel_journeys', definitions='funnels') %}
-{%- if target.type == 'spark' %}
-{#- Spark reads the matched events once per reader of their CTEs; broadcasting each copy's small sides ran its driver
-    out of memory (tests/test_spark_equality.py): sort-merge joins for this model, the default again after it. -#}
-{%- do journey_config.update({
-    'pre_hook': ['set spark.sql.autoBroadcastJoinThreshold = -1'] + journey_config['pre_hook'],
-    'post_hook': journey_config['post_hook'] + ['set spark.sql.autoBroadcastJoinThreshold = 10485760'],
-}) %}
-{%- endif %}
-{{ config(**journey_config) }}
-{#- On DuckDB the matched events come in branches that each skip work (a JSON read, a grouping, the join to the
-    all-event rank). Spark inlines a CTE into every reader, and the branches multiplied its plan past a 4 GB driver:
-    there each CTE is one branch, with the same rows. -#}
-{%- set split_branches = target.type != 'spark' %}
+{{ config(**per_user_incremental_config('int_funnel_journeys', definitions='funnels')) }}
 
 with definitions as (
 
@@ -33,10 +20,7 @@ step_definitions as (
         steps.step_kind,
         steps.step_number,
         steps.event_name,
-        sum(case when steps.property is not null then 1 else 0 end) as filter_count,
-        -- a step without filters of a funnel without a property: or context: breakdown never reads the JSON
-        sum(case when steps.property is not null then 1 else 0 end) > 0
-            or max(definitions.breakdown_kind) in ('property', 'context') as reads_json
+        sum(case when steps.property is not null then 1 else 0 end) as filter_count
     from {{ ref('int_funnel_step_definitions') }} as steps
     inner join definitions on steps.funnel_id = definitions.funnel_id
     group by steps.funnel_id, steps.step_kind, steps.step_number, steps.event_name
@@ -74,31 +58,9 @@ ranked_events as (
 
 ),
 
-named_matches as {{ inline_cte() }} (
-    {%- if split_branches %}
+named_matches as (
 
-    -- events with the name of a step that needs nothing of their JSON (most steps: the scan then skips the
-    -- properties and context of millions of events)
-    select
-        events.user_id,
-        events.message_id,
-        events.event_at,
-        events.event_at_local,
-        step_definitions.funnel_id,
-        step_definitions.step_kind,
-        step_definitions.step_number,
-        step_definitions.filter_count,
-        cast(null as {{ dbt.type_string() }}) as breakdown_value,
-        1 as passes
-    from activity_events as events
-    inner join step_definitions on events.event_name = step_definitions.event_name
-    where not step_definitions.reads_json
-
-    union all
-    {%- endif %}
-
-    -- events with the name of a step that has filters or a breakdown value, with the step's filters (a step without
-    -- filters: one row with null property)
+    -- events with a step's name, and the step's filters (a step without filters: one row with null property)
     select
         events.user_id,
         events.message_id,
@@ -136,9 +98,7 @@ named_matches as {{ inline_cte() }} (
             end
         end as passes
     from activity_events as events
-    inner join step_definitions
-        on events.event_name = step_definitions.event_name
-        {%- if split_branches %} and step_definitions.reads_json{% endif %}
+    inner join step_definitions on events.event_name = step_definitions.event_name
     inner join definitions on step_definitions.funnel_id = definitions.funnel_id
     left join step_filters
         on step_definitions.funnel_id = step_filters.funnel_id
@@ -147,23 +107,12 @@ named_matches as {{ inline_cte() }} (
 
 ),
 
-matched_events as {{ inline_cte() }} (
+matched_events as (
 
-    -- one row per event and step (or exclusion) whose every filter it passes: a step without filters takes its
-    -- events as they are; one with filters groups an event's filter rows
-    {%- if split_branches %}
-    select funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
+    -- one row per event and step (or exclusion) whose every filter it passes
+    select
+        funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
     from named_matches
-    where filter_count = 0
-
-    union all
-    {%- endif %}
-
-    select funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
-    from named_matches
-    {%- if split_branches %}
-    where filter_count > 0
-    {%- endif %}
     group by funnel_id, step_kind, step_number, user_id, message_id, event_at, event_at_local, breakdown_value
     having sum(passes) = greatest(max(filter_count), 1)
 
@@ -171,51 +120,24 @@ matched_events as {{ inline_cte() }} (
 
 step_events as (
 
-    -- "after" means later by time, then by message id; a strict funnel also needs each event's position among all
-    -- the user's activity events ("the very next event"), which only its events are given (null for the others)
-    {%- if split_branches %}
+    -- "after" is by event_rank: the position among all activity events when a strict funnel needs it, else among
+    -- the matched events (the same order, and the same comparisons)
     select
         matched_events.funnel_id,
         matched_events.step_kind,
         matched_events.step_number,
         matched_events.user_id,
-        matched_events.message_id,
-        cast(null as {{ dbt.type_bigint() }}) as event_rank,
-        matched_events.event_at,
-        matched_events.event_at_local,
-        matched_events.breakdown_value
-    from matched_events
-    inner join definitions on matched_events.funnel_id = definitions.funnel_id and definitions.ordering <> 'strict'
-
-    union all
-
-    select
-        matched_events.funnel_id,
-        matched_events.step_kind,
-        matched_events.step_number,
-        matched_events.user_id,
-        matched_events.message_id,
-        ranked_events.event_rank,
-        matched_events.event_at,
-        matched_events.event_at_local,
-        matched_events.breakdown_value
-    from matched_events
-    inner join definitions on matched_events.funnel_id = definitions.funnel_id and definitions.ordering = 'strict'
-    inner join ranked_events on matched_events.message_id = ranked_events.message_id
-    {%- else %}
-    select
-        matched_events.funnel_id,
-        matched_events.step_kind,
-        matched_events.step_number,
-        matched_events.user_id,
-        matched_events.message_id,
-        ranked_events.event_rank,
+        coalesce(
+            ranked_events.event_rank,
+            dense_rank() over (
+                partition by matched_events.user_id order by matched_events.event_at, matched_events.message_id
+            )
+        ) as event_rank,
         matched_events.event_at,
         matched_events.event_at_local,
         matched_events.breakdown_value
     from matched_events
     left join ranked_events on matched_events.message_id = ranked_events.message_id
-    {%- endif %}
 
 ),
 
@@ -224,7 +146,6 @@ entry_candidates as (
     select
         step_events.funnel_id,
         step_events.user_id,
-        step_events.message_id,
         step_events.event_rank,
         step_events.event_at,
         step_events.breakdown_value,
@@ -238,83 +159,38 @@ entry_candidates as (
 
 ),
 
-period_starts as (
+ranked_entry_candidates as (
 
-    -- when the user first did step 1 in the whole history, and with entry recurring in each day, week and month: one
-    -- aggregate over grouping sets (with entry first the period keys are null, and every grain's first is the
-    -- history's)
     select
-        funnel_id,
-        user_id,
-        case
-            when grouping(day_start) = 0 then 'day'
-            when grouping(week_start) = 0 then 'week'
-            when grouping(month_start) = 0 then 'month'
-            else 'all'
-        end as grain,
-        coalesce(day_start, week_start, month_start) as period_start,
-        min(event_at) as entered_at
-    from (
-        select
-            funnel_id,
-            user_id,
-            event_at,
-            case when entry = 'recurring' then entry_date end as day_start,
-            case when entry = 'recurring' then cast({{ dbt.date_trunc('week', 'entry_date') }} as date) end as week_start,
-            case when entry = 'recurring' then cast({{ dbt.date_trunc('month', 'entry_date') }} as date) end
-                as month_start
-        from entry_candidates
-    ) as keyed
-    group by grouping sets (
-        (funnel_id, user_id),
-        (funnel_id, user_id, day_start),
-        (funnel_id, user_id, week_start),
-        (funnel_id, user_id, month_start)
-    )
-
-),
-
-period_firsts as (
-
-    -- the entry event: among the candidates at that instant, the first by message id
-    select
-        starts.funnel_id,
-        starts.user_id,
-        starts.grain,
-        min(candidates.message_id) as entry_id
-    from period_starts as starts
-    inner join entry_candidates as candidates
-        on starts.funnel_id = candidates.funnel_id
-        and starts.user_id = candidates.user_id
-        and starts.entered_at = candidates.event_at
-    group by starts.funnel_id, starts.user_id, starts.grain, starts.period_start
+        *,
+        row_number() over (partition by funnel_id, user_id order by event_rank) as rank_in_history,
+        row_number() over (partition by funnel_id, user_id, entry_date order by event_rank) as rank_in_day,
+        row_number() over (
+            partition by funnel_id, user_id, {{ dbt.date_trunc('week', 'entry_date') }} order by event_rank
+        ) as rank_in_week,
+        row_number() over (
+            partition by funnel_id, user_id, {{ dbt.date_trunc('month', 'entry_date') }} order by event_rank
+        ) as rank_in_month
+    from entry_candidates
 
 ),
 
 entries as (
 
     select
-        firsts.funnel_id,
-        firsts.user_id,
-        firsts.entry_id,
-        max(candidates.event_rank) as entry_rank,
-        max(candidates.event_at) as entered_at,
-        {{ dbt.dateadd('second', 'max(candidates.window_seconds)', 'max(candidates.event_at)') }} as window_ends_at,
-        max(candidates.ordering) as ordering,
-        max(candidates.breakdown_value) as breakdown_value,
-        max(case when firsts.grain = 'all' then 1 else 0 end) = 1 as is_first_entry,
-        -- with entry first, the first entry (the only one) is every grain's
-        max(case when firsts.grain = 'day' then 1 else 0 end) = 1 or max(candidates.entry) = 'first' as is_day_entry,
-        max(case when firsts.grain = 'week' then 1 else 0 end) = 1 or max(candidates.entry) = 'first' as is_week_entry,
-        max(case when firsts.grain = 'month' then 1 else 0 end) = 1 or max(candidates.entry) = 'first'
-            as is_month_entry
-    from period_firsts as firsts
-    -- (an event matching two steps of an any-order funnel is two candidates with the same values)
-    inner join entry_candidates as candidates
-        on firsts.funnel_id = candidates.funnel_id
-        and firsts.user_id = candidates.user_id
-        and firsts.entry_id = candidates.message_id
-    group by firsts.funnel_id, firsts.user_id, firsts.entry_id
+        funnel_id,
+        user_id,
+        event_rank as entry_rank,
+        event_at as entered_at,
+        {{ dbt.dateadd('second', 'window_seconds', 'event_at') }} as window_ends_at,
+        ordering,
+        breakdown_value,
+        rank_in_history = 1 as is_first_entry,
+        rank_in_day = 1 and (entry = 'recurring' or rank_in_history = 1) as is_day_entry,
+        rank_in_week = 1 and (entry = 'recurring' or rank_in_history = 1) as is_week_entry,
+        rank_in_month = 1 and (entry = 'recurring' or rank_in_history = 1) as is_month_entry
+    from ranked_entry_candidates
+    where rank_in_history = 1 or (entry = 'recurring' and rank_in_day = 1)
 
 ),
 
@@ -328,27 +204,25 @@ exclusions as (
 
     -- an exclusion event after step n and before step n + 1 (or, when n + 1 was not reached, before the window
     -- ends) disqualifies the entry
-    select distinct reached.funnel_id, reached.user_id, reached.entry_id
+    select distinct reached.funnel_id, reached.user_id, reached.entry_rank
     from journey_steps as reached
     inner join entries
         on reached.funnel_id = entries.funnel_id
         and reached.user_id = entries.user_id
-        and reached.entry_id = entries.entry_id
+        and reached.entry_rank = entries.entry_rank
     inner join step_events as excluded
         on excluded.funnel_id = reached.funnel_id
         and excluded.user_id = reached.user_id
         and excluded.step_kind = 'exclusion'
         and excluded.step_number = reached.step_number
+        and excluded.event_rank > reached.event_rank
     left join journey_steps as next_step
         on next_step.funnel_id = reached.funnel_id
         and next_step.user_id = reached.user_id
-        and next_step.entry_id = reached.entry_id
+        and next_step.entry_rank = reached.entry_rank
         and next_step.step_number = reached.step_number + 1
-    where {{ comes_after('excluded.event_at', 'excluded.message_id', 'reached.reached_at', 'reached.message_id') }}
-        and (
-            {{ comes_after('next_step.reached_at', 'next_step.message_id', 'excluded.event_at', 'excluded.message_id') }}
-            or (next_step.step_number is null and excluded.event_at <= entries.window_ends_at)
-        )
+    where excluded.event_rank < next_step.event_rank
+        or (next_step.event_rank is null and excluded.event_at <= entries.window_ends_at)
 
 ),
 
@@ -357,10 +231,10 @@ journey_summaries as (
     select
         funnel_id,
         user_id,
-        entry_id,
+        entry_rank,
         max(step_number) as last_step_number
     from journey_steps
-    group by funnel_id, user_id, entry_id
+    group by funnel_id, user_id, entry_rank
 
 ),
 
@@ -370,7 +244,7 @@ attributed as (
     select
         summaries.funnel_id,
         summaries.user_id,
-        summaries.entry_id,
+        summaries.entry_rank,
         summaries.last_step_number,
         case
             when definitions.breakdown_kind not in ('property', 'context') then cast(null as {{ dbt.type_string() }})
@@ -384,17 +258,17 @@ attributed as (
     inner join journey_steps as first_step
         on first_step.funnel_id = summaries.funnel_id
         and first_step.user_id = summaries.user_id
-        and first_step.entry_id = summaries.entry_id
+        and first_step.entry_rank = summaries.entry_rank
         and first_step.step_number = 1
     inner join journey_steps as last_step
         on last_step.funnel_id = summaries.funnel_id
         and last_step.user_id = summaries.user_id
-        and last_step.entry_id = summaries.entry_id
+        and last_step.entry_rank = summaries.entry_rank
         and last_step.step_number = summaries.last_step_number
     left join journey_steps as attributed_step
         on attributed_step.funnel_id = summaries.funnel_id
         and attributed_step.user_id = summaries.user_id
-        and attributed_step.entry_id = summaries.entry_id
+        and attributed_step.entry_rank = summaries.entry_rank
         and attributed_step.step_number = definitions.attribution_step
 
 )
@@ -421,17 +295,17 @@ from journey_steps
 inner join entries
     on journey_steps.funnel_id = entries.funnel_id
     and journey_steps.user_id = entries.user_id
-    and journey_steps.entry_id = entries.entry_id
+    and journey_steps.entry_rank = entries.entry_rank
 inner join attributed
     on journey_steps.funnel_id = attributed.funnel_id
     and journey_steps.user_id = attributed.user_id
-    and journey_steps.entry_id = attributed.entry_id
+    and journey_steps.entry_rank = attributed.entry_rank
 left join journey_steps as previous_step
     on previous_step.funnel_id = journey_steps.funnel_id
     and previous_step.user_id = journey_steps.user_id
-    and previous_step.entry_id = journey_steps.entry_id
+    and previous_step.entry_rank = journey_steps.entry_rank
     and previous_step.step_number = journey_steps.step_number - 1
 left join exclusions
     on journey_steps.funnel_id = exclusions.funnel_id
     and journey_steps.user_id = exclusions.user_id
-    and journey_steps.entry_id = exclusions.entry_id
+    and journey_steps.entry_rank = exclusions.entry_rank
