@@ -35,7 +35,10 @@ ROOT = Path(__file__).resolve().parent
 DBT_PROJECT = ROOT.parent / "dbt_project"
 DEFAULT_DATA_DIR = ROOT / "work" / "10000000" / "data"  # where `make bench` builds its 10M-event set
 STEPS = ("page_viewed", "product_viewed", "product_added", "order_completed")
-FUNNEL_MODELS = ("int_funnel_definitions", "int_funnel_step_definitions", "int_funnel_journeys", "funnel_conversion")
+FUNNEL_MODELS = (
+    "int_funnel_definitions", "int_funnel_step_definitions", "int_funnel_step_events", "int_funnel_journeys",
+    "funnel_conversion",
+)
 
 # Step k: the earliest event of step k's name after step k - 1's event (time, then message id) and at most 7 days
 # after the entry (the first page view).

@@ -36,6 +36,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "intermediate/int_funnel_definitions",
         "intermediate/int_funnel_journeys",
         "intermediate/int_funnel_step_definitions",
+        "intermediate/int_funnel_step_events",
         "intermediate/int_path_definitions",
         "intermediate/int_path_nodes",
         "intermediate/int_path_steps",
@@ -140,7 +141,7 @@ def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
     # 51, the marts the dashboard reads, the KPI alert deliveries of the architecture issue, and the experiment
     # metrics' seed and two models, and the funnels' and paths' three seeds, six intermediate models and five marts
-    assert len(job.asset_layer.executable_asset_keys) == 85
+    assert len(job.asset_layer.executable_asset_keys) == 86
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
@@ -178,7 +179,7 @@ def test_job_and_schedule(defs):
         "quality/data_docs",
         "marts/retention_curve_cells_by_dimension",
         "marts/cluster_feature_index",
-        "intermediate/int_funnel_journeys", "marts/funnel_conversion", "marts/audience_funnel_dropoffs",
+        "intermediate/int_funnel_step_events", "intermediate/int_funnel_journeys", "marts/funnel_conversion", "marts/audience_funnel_dropoffs",
         "intermediate/int_path_steps", "intermediate/int_path_nodes", "marts/path_steps", "marts/path_transitions",
         "marts/path_top_sequences",
     }  # fmt: skip

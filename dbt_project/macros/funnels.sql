@@ -165,35 +165,44 @@
     {% endif %}
 {% endmacro %}
 
+{#- True when event a comes after event b in a user's order of events: by time, then by message id. -#}
+{% macro comes_after(a_at, a_id, b_at, b_id) -%}
+    ({{ a_at }} > {{ b_at }} or ({{ a_at }} = {{ b_at }} and {{ a_id }} > {{ b_id }}))
+{%- endmacro %}
+
 {#-
     funnel_journeys: each entry's path through its funnel, one row per step reached.
 
     step_events  a relation with one row per event and funnel step or exclusion it matches: funnel_id, step_kind
-                 ('step' or 'exclusion'), step_number, user_id, event_rank (the event's position among the user's
-                 activity events, by time and then message id), event_at, breakdown_value (the event's value of the
-                 funnel's property: or context: breakdown, else null)
-    entries      a relation with one row per entry: funnel_id, user_id, entry_rank, entered_at, window_ends_at,
-                 ordering, and for ordering 'any' nothing more (the entry is the first event matching any step)
+                 ('step' or 'exclusion'), step_number, user_id, message_id, event_at, event_rank (the event's
+                 position among all the user's activity events by time and then message id: needed by strict
+                 funnels only, else null), breakdown_value (the event's value of the funnel's property: or context:
+                 breakdown, else null)
+    entries      a relation with one row per entry: funnel_id, user_id, entry_id (the entry event's message id),
+                 entry_rank, entered_at, window_ends_at, ordering, breakdown_value
     max_steps    how many steps the SQL follows (var funnel_max_steps)
 
-    Ordered funnels (strict, sequential) follow the steps greedily: step k is the earliest event matching it after
-    step k - 1's event (strict: the very next activity event) and no later than window_ends_at; taking the earliest
-    can only leave more room for the steps after it, so no other choice reaches further. Any order: each step's
-    earliest event from the entry on within the window, and step k reached = k of them done, at the k-th time.
+    Events are ordered by time and then message id. Ordered funnels (strict, sequential) follow the steps greedily:
+    step k is the earliest event matching it after step k - 1's event (strict: the very next activity event) and
+    no later than window_ends_at; taking the earliest can only leave more room for the steps after it, so no other
+    choice reaches further. Any order: each step's earliest event from the entry on within the window, and step k
+    reached = k of them done, at the k-th time.
 
-    Output: funnel_id, user_id, entry_rank, step_number, event_rank, reached_at, breakdown_value.
+    Output: funnel_id, user_id, entry_id, step_number, message_id, event_rank, reached_at, breakdown_value.
 -#}
 {% macro funnel_journeys(step_events, entries, max_steps) %}
+    {%- set earliest = ['candidates.event_at', 'candidates.message_id'] %}
     {%- for k in range(1, max_steps + 1) %}
     {{ "with" if loop.first else "," }} reached_{{ k }} as (
         {%- if k == 1 %}
         select
             entries.funnel_id,
             entries.user_id,
-            entries.entry_rank,
+            entries.entry_id,
             entries.window_ends_at,
             entries.ordering,
             1 as step_number,
+            entries.entry_id as message_id,
             entries.entry_rank as event_rank,
             entries.entered_at as reached_at,
             entries.breakdown_value
@@ -203,24 +212,26 @@
         select
             previous.funnel_id,
             previous.user_id,
-            previous.entry_rank,
+            previous.entry_id,
             previous.window_ends_at,
             previous.ordering,
             {{ k }} as step_number,
-            min(candidates.event_rank) as event_rank,
-            {{ first_by('candidates.event_at', ['candidates.event_rank']) }} as reached_at,
-            {{ first_by('candidates.breakdown_value', ['candidates.event_rank']) }} as breakdown_value
+            {{ first_by_present('candidates.message_id', earliest) }} as message_id,
+            {{ first_by_present('candidates.event_rank', earliest) }} as event_rank,
+            min(candidates.event_at) as reached_at,
+            {{ first_by('candidates.breakdown_value', earliest) }} as breakdown_value
         from reached_{{ k - 1 }} as previous
         inner join {{ step_events }} as candidates
             on candidates.funnel_id = previous.funnel_id
             and candidates.user_id = previous.user_id
             and candidates.step_kind = 'step'
             and candidates.step_number = {{ k }}
-            and candidates.event_rank > previous.event_rank
+            and candidates.event_at >= previous.reached_at
             and candidates.event_at <= previous.window_ends_at
-        where previous.ordering <> 'strict' or candidates.event_rank = previous.event_rank + 1
+        where {{ comes_after('candidates.event_at', 'candidates.message_id', 'previous.reached_at', 'previous.message_id') }}
+            and (previous.ordering <> 'strict' or candidates.event_rank = previous.event_rank + 1)
         group by
-            previous.funnel_id, previous.user_id, previous.entry_rank, previous.window_ends_at, previous.ordering
+            previous.funnel_id, previous.user_id, previous.entry_id, previous.window_ends_at, previous.ordering
         {%- endif %}
     )
     {%- endfor %},
@@ -230,30 +241,33 @@
         select
             entries.funnel_id,
             entries.user_id,
-            entries.entry_rank,
+            entries.entry_id,
             candidates.step_number as matched_step,
-            min(candidates.event_rank) as event_rank,
-            {{ first_by('candidates.event_at', ['candidates.event_rank']) }} as reached_at,
-            {{ first_by('candidates.breakdown_value', ['candidates.event_rank']) }} as breakdown_value
+            {{ first_by_present('candidates.message_id', earliest) }} as message_id,
+            {{ first_by_present('candidates.event_rank', earliest) }} as event_rank,
+            min(candidates.event_at) as reached_at,
+            {{ first_by('candidates.breakdown_value', earliest) }} as breakdown_value
         from {{ entries }} as entries
         inner join {{ step_events }} as candidates
             on candidates.funnel_id = entries.funnel_id
             and candidates.user_id = entries.user_id
             and candidates.step_kind = 'step'
-            and candidates.event_rank >= entries.entry_rank
+            and candidates.event_at >= entries.entered_at
             and candidates.event_at <= entries.window_ends_at
         where entries.ordering = 'any'
-        group by entries.funnel_id, entries.user_id, entries.entry_rank, candidates.step_number
+            and (candidates.event_at > entries.entered_at or candidates.message_id >= entries.entry_id)
+        group by entries.funnel_id, entries.user_id, entries.entry_id, candidates.step_number
     ),
 
     any_order_reached as (
         select
             funnel_id,
             user_id,
-            entry_rank,
+            entry_id,
             row_number() over (
-                partition by funnel_id, user_id, entry_rank order by event_rank, matched_step
+                partition by funnel_id, user_id, entry_id order by reached_at, message_id, matched_step
             ) as step_number,
+            message_id,
             event_rank,
             reached_at,
             breakdown_value
@@ -261,10 +275,10 @@
     )
 
     {% for k in range(1, max_steps + 1) %}
-    select funnel_id, user_id, entry_rank, step_number, event_rank, reached_at, breakdown_value
+    select funnel_id, user_id, entry_id, step_number, message_id, event_rank, reached_at, breakdown_value
     from reached_{{ k }}
     union all
     {% endfor %}
-    select funnel_id, user_id, entry_rank, step_number, event_rank, reached_at, breakdown_value
+    select funnel_id, user_id, entry_id, step_number, message_id, event_rank, reached_at, breakdown_value
     from any_order_reached
 {% endmacro %}
