@@ -34,6 +34,19 @@
     min_by({{ value }}, struct({{ order_columns | join(', ') }}))
 {%- endmacro %}
 
+{#- Per group, its first row in the order of `fields` (a list of (name, expression) pairs; the leading ones must order
+    the group's rows without ties), as an aggregate giving a struct whose fields are read as <alias>.<name>. One
+    aggregate instead of a first_by per value: at 2M rows a third of the time. -#}
+{% macro first_row(fields) -%}
+    {{ return(adapter.dispatch('first_row', 'engagement_warehouse')(fields)) }}
+{%- endmacro %}
+{% macro duckdb__first_row(fields) -%}
+    min(struct_pack({% for name, expression in fields %}{{ name }} := {{ expression }}{{ ", " if not loop.last }}{% endfor %}))
+{%- endmacro %}
+{% macro default__first_row(fields) -%}
+    min(named_struct({% for name, expression in fields %}'{{ name }}', {{ expression }}{{ ", " if not loop.last }}{% endfor %}))
+{%- endmacro %}
+
 {#- first_by for a value that is never null in the rows it matters for (an id; a rank that every row or no row
     has): DuckDB's arg_min, which may skip null values and is faster than arg_min_null with a compound order. -#}
 {% macro first_by_present(value, order_columns) -%}
@@ -130,6 +143,19 @@
 {%- endmacro %}
 
 {% macro default__inline_cte() -%}
+{%- endmacro %}
+
+{#- A CTE computed once for all its readers (DuckDB: `materialized`). Spark inlines a CTE into every reader whatever
+    is said: what many readers share there must be a table. -#}
+{% macro materialized_cte() -%}
+    {{ return(adapter.dispatch('materialized_cte', 'engagement_warehouse')()) }}
+{%- endmacro %}
+
+{% macro duckdb__materialized_cte() -%}
+    materialized
+{%- endmacro %}
+
+{% macro default__materialized_cte() -%}
 {%- endmacro %}
 
 {#- Seconds from one timestamp to another, with their microseconds (dbt.datediff counts second boundaries

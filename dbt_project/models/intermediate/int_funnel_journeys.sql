@@ -1,9 +1,10 @@
 -- Each funnel entry's path, one row per step reached (macro funnel_journeys): the funnels of seeds funnels and
--- funnel_steps without a config_error, over their matched events (int_funnel_step_events, activity events up to
+-- funnel_steps without a config_error, over their matched events (int_funnel_step_events: activity events up to
 -- as_of). An entry is a user's first step-1 event (any order: the first event matching any step), and with entry
 -- 'recurring' also its first one in each day, week and month (the is_*_entry flags say which grains count it).
 -- Incremental per user (macros/incremental_users.sql); every user is recomputed when the funnel definitions change.
 -- depends_on: {{ ref('stg_events') }}
+-- depends_on: {{ ref('int_funnel_step_events') }}
 {{ config(**per_user_incremental_config('int_funnel_journeys', definitions='funnels')) }}
 
 with definitions as (
@@ -13,13 +14,19 @@ with definitions as (
 
 ),
 
-step_events as (
+step_events as {{ materialized_cte() }} (
 
+    {%- if target.type == 'spark' %}
     select funnel_id, step_kind, step_number, user_id, message_id, event_rank, event_at, event_at_local, breakdown_value
     from {{ ref('int_funnel_step_events') }}
-    {% if is_incremental() %}
+    {%- if is_incremental() %}
     where user_id in (select user_id from {{ users_in_scope() }})
-    {% endif %}
+    {%- endif %}
+    {%- else %}
+    -- the rows of the view int_funnel_step_events, computed here so that an incremental run reads only its users'
+    -- events (DuckDB does not push the users into the view's windows and groupings)
+    {{ funnel_step_events(users_in_scope() if is_incremental() else none) }}
+    {%- endif %}
 
 ),
 
@@ -42,83 +49,70 @@ entry_candidates as (
 
 ),
 
-period_starts as (
+period_firsts as (
 
-    -- when the user first did step 1 in the whole history, and with entry recurring in each day, week and month: one
-    -- aggregate over grouping sets (with entry first the period keys are null, and every grain's first is the
-    -- history's)
+    -- each user's first candidate (by time, then message id) of each day, or with entry first of its whole history:
+    -- one aggregate that leaves a row per user and day, from which the week, month and history firsts follow
     select
-        funnel_id,
-        user_id,
-        case
-            when grouping(day_start) = 0 then 'day'
-            when grouping(week_start) = 0 then 'week'
-            when grouping(month_start) = 0 then 'month'
-            else 'all'
-        end as grain,
-        coalesce(day_start, week_start, month_start) as period_start,
-        min(event_at) as entered_at
+        firsts.funnel_id,
+        firsts.user_id,
+        firsts.entry_date,
+        definitions.entry,
+        definitions.ordering,
+        definitions.window_seconds,
+        firsts.first_candidate.entered_at,
+        firsts.first_candidate.entry_id,
+        firsts.first_candidate.entry_rank,
+        firsts.first_candidate.breakdown_value
     from (
         select
             funnel_id,
             user_id,
-            event_at,
-            case when entry = 'recurring' then entry_date end as day_start,
-            case when entry = 'recurring' then cast({{ dbt.date_trunc('week', 'entry_date') }} as date) end as week_start,
-            case when entry = 'recurring' then cast({{ dbt.date_trunc('month', 'entry_date') }} as date) end
-                as month_start
+            case when entry = 'recurring' then entry_date end as entry_date,
+            {{ first_row([
+                ('entered_at', 'event_at'), ('entry_id', 'message_id'), ('entry_rank', 'event_rank'),
+                ('breakdown_value', 'breakdown_value'),
+            ]) }} as first_candidate
         from entry_candidates
-    ) as keyed
-    group by grouping sets (
-        (funnel_id, user_id),
-        (funnel_id, user_id, day_start),
-        (funnel_id, user_id, week_start),
-        (funnel_id, user_id, month_start)
-    )
+        group by funnel_id, user_id, case when entry = 'recurring' then entry_date end
+    ) as firsts
+    inner join definitions on firsts.funnel_id = definitions.funnel_id
 
 ),
 
-period_firsts as (
+ranked_period_firsts as (
 
-    -- the entry event: among the candidates at that instant, the first by message id
     select
-        starts.funnel_id,
-        starts.user_id,
-        starts.grain,
-        min(candidates.message_id) as entry_id
-    from period_starts as starts
-    inner join entry_candidates as candidates
-        on starts.funnel_id = candidates.funnel_id
-        and starts.user_id = candidates.user_id
-        and starts.entered_at = candidates.event_at
-    group by starts.funnel_id, starts.user_id, starts.grain, starts.period_start
+        *,
+        row_number() over (partition by funnel_id, user_id order by entered_at, entry_id) as rank_in_history,
+        row_number() over (
+            partition by funnel_id, user_id, {{ dbt.date_trunc('week', 'entry_date') }} order by entered_at, entry_id
+        ) as rank_in_week,
+        row_number() over (
+            partition by funnel_id, user_id, {{ dbt.date_trunc('month', 'entry_date') }} order by entered_at, entry_id
+        ) as rank_in_month
+    from period_firsts
 
 ),
 
 entries as (
 
+    -- with entry first the one row is every grain's entry; with entry recurring each day's first is its day's, and
+    -- the first of its week and month too when no earlier day of them had one
     select
-        firsts.funnel_id,
-        firsts.user_id,
-        firsts.entry_id,
-        max(candidates.event_rank) as entry_rank,
-        max(candidates.event_at) as entered_at,
-        {{ dbt.dateadd('second', 'max(candidates.window_seconds)', 'max(candidates.event_at)') }} as window_ends_at,
-        max(candidates.ordering) as ordering,
-        max(candidates.breakdown_value) as breakdown_value,
-        max(case when firsts.grain = 'all' then 1 else 0 end) = 1 as is_first_entry,
-        -- with entry first, the first entry (the only one) is every grain's
-        max(case when firsts.grain = 'day' then 1 else 0 end) = 1 or max(candidates.entry) = 'first' as is_day_entry,
-        max(case when firsts.grain = 'week' then 1 else 0 end) = 1 or max(candidates.entry) = 'first' as is_week_entry,
-        max(case when firsts.grain = 'month' then 1 else 0 end) = 1 or max(candidates.entry) = 'first'
-            as is_month_entry
-    from period_firsts as firsts
-    -- (an event matching two steps of an any-order funnel is two candidates with the same values)
-    inner join entry_candidates as candidates
-        on firsts.funnel_id = candidates.funnel_id
-        and firsts.user_id = candidates.user_id
-        and firsts.entry_id = candidates.message_id
-    group by firsts.funnel_id, firsts.user_id, firsts.entry_id
+        funnel_id,
+        user_id,
+        entry_id,
+        entry_rank,
+        entered_at,
+        {{ dbt.dateadd('second', 'window_seconds', 'entered_at') }} as window_ends_at,
+        ordering,
+        breakdown_value,
+        rank_in_history = 1 as is_first_entry,
+        true as is_day_entry,
+        rank_in_week = 1 as is_week_entry,
+        rank_in_month = 1 as is_month_entry
+    from ranked_period_firsts
 
 ),
 
