@@ -47,18 +47,6 @@
     min(named_struct({% for name, expression in fields %}'{{ name }}', {{ expression }}{{ ", " if not loop.last }}{% endfor %}))
 {%- endmacro %}
 
-{#- first_by for a value that is never null in the rows it matters for (an id; a rank that every row or no row
-    has): DuckDB's arg_min, which may skip null values and is faster than arg_min_null with a compound order. -#}
-{% macro first_by_present(value, order_columns) -%}
-    {{ return(adapter.dispatch('first_by_present', 'engagement_warehouse')(value, order_columns)) }}
-{%- endmacro %}
-{% macro duckdb__first_by_present(value, order_columns) -%}
-    arg_min({{ value }}, ({{ order_columns | join(', ') }}))
-{%- endmacro %}
-{% macro default__first_by_present(value, order_columns) -%}
-    min_by({{ value }}, struct({{ order_columns | join(', ') }}))
-{%- endmacro %}
-
 {#- A UTC timestamp as wall-clock time in the reporting time zone (var reporting_timezone). -#}
 {% macro to_reporting_time(column) -%}
     {{ return(adapter.dispatch('to_reporting_time', 'engagement_warehouse')(column)) }}

@@ -408,7 +408,11 @@ from matched_step_events
     Output: funnel_id, user_id, entry_id, step_number, message_id, event_rank, reached_at, breakdown_value.
 -#}
 {% macro funnel_journeys(step_events, entries, max_steps) %}
-    {%- set earliest = ['candidates.event_at', 'candidates.message_id'] %}
+    {#- a candidate's fields, earliest by time and then message id first (one aggregate gives them all) -#}
+    {%- set earliest_candidate = [
+        ('reached_at', 'candidates.event_at'), ('message_id', 'candidates.message_id'),
+        ('event_rank', 'candidates.event_rank'), ('breakdown_value', 'candidates.breakdown_value'),
+    ] %}
     {%- for k in range(1, max_steps + 1) %}
     {{ "with" if loop.first else "," }} reached_{{ k }} as (
         {%- if k == 1 %}
@@ -427,28 +431,37 @@ from matched_step_events
         where entries.ordering <> 'any'
         {%- else %}
         select
-            previous.funnel_id,
-            previous.user_id,
-            previous.entry_id,
-            previous.window_ends_at,
-            previous.ordering,
+            firsts.funnel_id,
+            firsts.user_id,
+            firsts.entry_id,
+            firsts.window_ends_at,
+            firsts.ordering,
             {{ k }} as step_number,
-            {{ first_by_present('candidates.message_id', earliest) }} as message_id,
-            {{ first_by_present('candidates.event_rank', earliest) }} as event_rank,
-            min(candidates.event_at) as reached_at,
-            {{ first_by('candidates.breakdown_value', earliest) }} as breakdown_value
-        from reached_{{ k - 1 }} as previous
-        inner join {{ step_events }} as candidates
-            on candidates.funnel_id = previous.funnel_id
-            and candidates.user_id = previous.user_id
-            and candidates.step_kind = 'step'
-            and candidates.step_number = {{ k }}
-            and candidates.event_at >= previous.reached_at
-            and candidates.event_at <= previous.window_ends_at
-        where {{ comes_after('candidates.event_at', 'candidates.message_id', 'previous.reached_at', 'previous.message_id') }}
-            and (previous.ordering <> 'strict' or candidates.event_rank = previous.event_rank + 1)
-        group by
-            previous.funnel_id, previous.user_id, previous.entry_id, previous.window_ends_at, previous.ordering
+            firsts.first_candidate.message_id,
+            firsts.first_candidate.event_rank,
+            firsts.first_candidate.reached_at,
+            firsts.first_candidate.breakdown_value
+        from (
+            select
+                previous.funnel_id,
+                previous.user_id,
+                previous.entry_id,
+                previous.window_ends_at,
+                previous.ordering,
+                {{ first_row(earliest_candidate) }} as first_candidate
+            from reached_{{ k - 1 }} as previous
+            inner join {{ step_events }} as candidates
+                on candidates.funnel_id = previous.funnel_id
+                and candidates.user_id = previous.user_id
+                and candidates.step_kind = 'step'
+                and candidates.step_number = {{ k }}
+                and candidates.event_at >= previous.reached_at
+                and candidates.event_at <= previous.window_ends_at
+            where {{ comes_after('candidates.event_at', 'candidates.message_id', 'previous.reached_at', 'previous.message_id') }}
+                and (previous.ordering <> 'strict' or candidates.event_rank = previous.event_rank + 1)
+            group by
+                previous.funnel_id, previous.user_id, previous.entry_id, previous.window_ends_at, previous.ordering
+        ) as firsts
         {%- endif %}
     )
     {%- endfor %},
@@ -456,24 +469,32 @@ from matched_step_events
     any_order_firsts as (
         -- any order: each step's earliest matching event in the window, from the entry event on
         select
-            entries.funnel_id,
-            entries.user_id,
-            entries.entry_id,
-            candidates.step_number as matched_step,
-            {{ first_by_present('candidates.message_id', earliest) }} as message_id,
-            {{ first_by_present('candidates.event_rank', earliest) }} as event_rank,
-            min(candidates.event_at) as reached_at,
-            {{ first_by('candidates.breakdown_value', earliest) }} as breakdown_value
-        from {{ entries }} as entries
-        inner join {{ step_events }} as candidates
-            on candidates.funnel_id = entries.funnel_id
-            and candidates.user_id = entries.user_id
-            and candidates.step_kind = 'step'
-            and candidates.event_at >= entries.entered_at
-            and candidates.event_at <= entries.window_ends_at
-        where entries.ordering = 'any'
-            and (candidates.event_at > entries.entered_at or candidates.message_id >= entries.entry_id)
-        group by entries.funnel_id, entries.user_id, entries.entry_id, candidates.step_number
+            firsts.funnel_id,
+            firsts.user_id,
+            firsts.entry_id,
+            firsts.matched_step,
+            firsts.first_candidate.message_id,
+            firsts.first_candidate.event_rank,
+            firsts.first_candidate.reached_at,
+            firsts.first_candidate.breakdown_value
+        from (
+            select
+                entries.funnel_id,
+                entries.user_id,
+                entries.entry_id,
+                candidates.step_number as matched_step,
+                {{ first_row(earliest_candidate) }} as first_candidate
+            from {{ entries }} as entries
+            inner join {{ step_events }} as candidates
+                on candidates.funnel_id = entries.funnel_id
+                and candidates.user_id = entries.user_id
+                and candidates.step_kind = 'step'
+                and candidates.event_at >= entries.entered_at
+                and candidates.event_at <= entries.window_ends_at
+            where entries.ordering = 'any'
+                and (candidates.event_at > entries.entered_at or candidates.message_id >= entries.entry_id)
+            group by entries.funnel_id, entries.user_id, entries.entry_id, candidates.step_number
+        ) as firsts
     ),
 
     any_order_reached as (
