@@ -387,7 +387,7 @@ HAND_TABLES: tuple[TableStore, ...] = (
 
 def dbt_table_stores(manifest_path: Path = MANIFEST) -> list[TableStore]:
     """One TableStore (database warehouse, owner dbt) per model, seed and snapshot in dbt's manifest; personal when
-    its schema yml documents a column in USER_COLUMNS. Models built by `per_user_incremental_config` also get their
+    its schema yml documents a column in USER_COLUMNS. Tables built by `per_user_incremental_config` also get their
     `<alias>_as_of` twin (built instead when var as_of is pinned)."""
     manifest = json.loads(Path(manifest_path).read_text())
     stores = []
@@ -405,7 +405,7 @@ def dbt_table_stores(manifest_path: Path = MANIFEST) -> list[TableStore]:
         elif node["resource_type"] == "seed":
             erasure = "not personal (loaded from dbt_project/seeds/)" if not columns else "edit the seed file"
         names = [node["alias"]]
-        if AS_OF_MACRO in (node.get("raw_code") or ""):
+        if AS_OF_MACRO in (node.get("raw_code") or "") and kind == "table":  # (a view on this engine has no twin)
             names.append(f"{node['alias']}_as_of")
         for name in names:
             stores.append(

@@ -179,7 +179,8 @@ def test_job_and_schedule(defs):
         "quality/data_docs",
         "marts/retention_curve_cells_by_dimension",
         "marts/cluster_feature_index",
-        "intermediate/int_funnel_step_events", "intermediate/int_funnel_journeys", "marts/funnel_conversion", "marts/audience_funnel_dropoffs",
+        "intermediate/int_funnel_step_events", "intermediate/int_funnel_journeys", "marts/funnel_conversion",
+        "marts/audience_funnel_dropoffs",
         "intermediate/int_path_steps", "intermediate/int_path_nodes", "marts/path_steps", "marts/path_transitions",
         "marts/path_top_sequences",
     }  # fmt: skip
