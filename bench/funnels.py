@@ -6,8 +6,8 @@ user's first page view, no breakdown. The warehouse (by default the 10M-event se
 DATA_DIR with a built warehouse) is copied first, the funnel seeds are replaced by this one funnel, and then:
 
 - ours: `dbt run --full-refresh` of int_funnel_definitions, int_funnel_step_definitions, int_funnel_step_events,
-  int_funnel_journeys and funnel_conversion, in its own process; the models' own seconds from dbt's run_results.json (the work) and the
-  invocation's wall seconds (with dbt's start-up);
+  int_funnel_journeys and funnel_conversion, in its own process; the models' own seconds from dbt's
+  run_results.json (the work) and the invocation's wall seconds (with dbt's start-up);
 - baseline: one DuckDB query over the same intermediate.int_activity_events computing the users at each step with
   the same rules (earliest next event by time and message id, within the window), in its own process.
 
