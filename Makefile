@@ -105,6 +105,8 @@ test-fast: $(MANIFEST)
 
 # The collector, the dashboard and the MLflow UI run beside Dagster; Ctrl-C (or Dagster exiting) stops them, and
 # the collector rotates its spool on the way out. (The MLflow UI runs a uvicorn child: its children go first.)
+# The live path (docs/live.md): without LIVE_REDIS_URL a redis-server on 127.0.0.1:6379 with its files in
+# $(DATA_DIR)/redis/ (when Debian's redis-server is installed), and the consumer tailing the spool into it.
 dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	mkdir -p $(DATA_DIR)
 	$(BIN)/python -m orchestration.recover
@@ -112,7 +114,14 @@ dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	$(DASHBOARD_CMD) >/dev/null & dashboard=$$!; \
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow.db --default-artifact-root $(DATA_DIR)/mlartifacts \
 		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 >/dev/null 2>&1 & mlflow=$$!; \
-	trap 'pkill -P $$mlflow; kill -TERM $$collector $$dashboard $$mlflow 2>/dev/null; wait $$collector $$dashboard' EXIT; \
+	redis=; if [ -z "$$LIVE_REDIS_URL" ] && command -v redis-server >/dev/null; then \
+		mkdir -p $(DATA_DIR)/redis; \
+		redis-server --port 6379 --bind 127.0.0.1 --dir $(DATA_DIR)/redis --appendonly yes --save '' >/dev/null & redis=$$!; \
+		sleep 0.5; \
+	fi; \
+	$(BIN)/python -m live consume & live=$$!; \
+	trap 'pkill -P $$mlflow; kill -TERM $$collector $$dashboard $$mlflow $$live 2>/dev/null; wait $$collector $$dashboard $$live; \
+		[ -n "$$redis" ] && kill -TERM $$redis 2>/dev/null; true' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 dashboard: $(INSTALLED)

@@ -7,7 +7,8 @@ finishes the job; `privacy.ledger.unfinished` lists requests that did not finish
 2. spool files of the collector naming the user are moved (dead processes) or waited for (live ones) into landing/;
 3. in the warehouse: the stitched anonymous ids are resolved and suppressed too; landing files are rewritten
    without the user's rows (manifest kept true); the user's rows leave raw.* and every personal table;
-4. activation exports, Great Expectations results and MLflow training data are scrubbed;
+4. activation exports, Great Expectations results and MLflow training data are scrubbed, and the live state in
+   Redis (live/) deleted;
 5. dbt rebuilds the tables (aggregates) from what is left; incremental models are not rebuilt (their rows were
    per user and are gone);
 6. warehouse.duckdb is copied into a fresh file (no freed block keeps old rows);
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from live.erase import erase_live_state
 from privacy import artifacts, ledger
 from privacy.identities import Subject, resolve
 from privacy.keys import PSEUDONYM, SUBJECT, keyed_hash, privacy_key
@@ -142,6 +144,7 @@ def erase(
             "rows": sum(training.values()),
             "model_versions_tagged": artifacts.tag_runs(settings.ml, training),
         }
+        report.removed["live state"] = erase_live_state(settings.live.redis_url, settings.live.key_prefix, every_id)
         if report.removed["gx results"]:
             _rebuild_data_docs(settings)
     if report.removed["warehouse tables"] or report.removed["landing files"]["rows_removed"] or interrupted:

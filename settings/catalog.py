@@ -456,6 +456,41 @@ class QualitySettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    """The live path (live/): the consumer that tails the collector's spool into per-user state in Redis."""
+
+    data_dir: Path
+    redis_url: str = setting(
+        "LIVE_REDIS_URL", "redis://127.0.0.1:6379/0", unit="redis:// URL", secret=True,
+        meaning="the Redis the live consumer writes and the profile API reads (`make dev` starts one on this port)",
+    )  # fmt: skip
+    key_prefix: str = setting(
+        "LIVE_KEY_PREFIX", "live", unit="text",
+        meaning="every live key starts with `<prefix>:` (several warehouses can share one Redis)",
+    )  # fmt: skip
+    poll_seconds: float = setting(
+        "LIVE_POLL_SECONDS", 0.1, unit="seconds", minimum=0.01,
+        meaning="when the spool had nothing new, the consumer looks again after this",
+    )  # fmt: skip
+    batch_events: int = setting(
+        "LIVE_BATCH_EVENTS", 2000, unit="events", minimum=1,
+        meaning="events applied in one Redis transaction, with the file offsets they move",
+    )  # fmt: skip
+    max_read_bytes: int = setting(
+        "LIVE_MAX_READ_BYTES", 4 * MIB, unit="bytes", minimum=64 * KIB,
+        meaning="the most the consumer reads from one file at a time (its memory bound)",
+    )  # fmt: skip
+    session_gap_minutes: float = setting(
+        "LIVE_SESSION_GAP_MINUTES", 30.0, unit="minutes", minimum=1,
+        meaning="a user's live session ends after this long without an event (the warehouse's sessions: 30)",
+    )  # fmt: skip
+    state_ttl_days: float = setting(
+        "LIVE_STATE_TTL_DAYS", 30.0, unit="days", minimum=1,
+        meaning="a user's live keys expire this long after the user's last event",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class ServingSettings:
     """How fresh the published copy must be."""
 
@@ -576,6 +611,7 @@ SECTIONS: dict[str, type] = {
     "gate": GateSettings,
     "collector": CollectorSettings,
     "activation": ActivationSettings,
+    "live": LiveSettings,
     "ml": MLSettings,
     "quality": QualitySettings,
     "serving": ServingSettings,
@@ -605,6 +641,7 @@ class Settings:
     gate: GateSettings
     collector: CollectorSettings
     activation: ActivationSettings
+    live: LiveSettings
     ml: MLSettings
     quality: QualitySettings
     serving: ServingSettings
@@ -657,6 +694,7 @@ class Settings:
             gate=read_section(GateSettings, env),
             collector=read_section(CollectorSettings, env, data_dir=data_dir, dev_key_warning=not keys, **shared),
             activation=read_section(ActivationSettings, env, export_dir=data_dir / "activation"),
+            live=read_section(LiveSettings, env, data_dir=data_dir),
             ml=read_section(MLSettings, env, data_dir=data_dir),
             quality=read_section(QualitySettings, env),
             serving=read_section(ServingSettings, env),

@@ -10,13 +10,16 @@ from typing import Any
 
 __all__ = [
     "HAND_TABLES",
+    "KEY_STORES",
     "PATH_STORES",
+    "KeyStore",
     "PathStore",
     "TableStore",
     "all_stores",
     "dbt_table_stores",
     "store_for_path",
     "table_stores",
+    "unregistered_keys",
     "unregistered_paths",
     "unregistered_tables",
 ]

@@ -1,10 +1,11 @@
-"""Every store the product keeps: the files and folders under DATA_DIR and the tables of its two DuckDB files.
+"""Every store the product keeps: the files and folders under DATA_DIR, the tables of its two DuckDB files and the
+keys of the live state in Redis.
 
 A `PathStore` names a file or folder under DATA_DIR by a pattern relative to it (segments separated by `/`; `*`
 matches within one segment, `**` any number of segments; a trailing `/` covers the folder and everything under it).
-A `TableStore` names a table of warehouse.duckdb or serving.duckdb. Tables dbt builds are not listed by hand: they
-are read from dbt's manifest (`dbt_table_stores`), and the serving copy's tables are derived from what
-serving.publish copies (`serving_table_stores`).
+A `TableStore` names a table of warehouse.duckdb or serving.duckdb, a `KeyStore` keys in Redis by pattern. Tables dbt
+builds are not listed by hand: they are read from dbt's manifest (`dbt_table_stores`), and the serving copy's tables
+are derived from what serving.publish copies (`serving_table_stores`).
 
 Personal data: user ids, anonymous ids, traits, IP addresses (context) and raw event text count as personal. A dbt
 model holds personal data when its schema yml documents a column named in `USER_COLUMNS`; `tests/test_stores.py`
@@ -136,6 +137,13 @@ PATH_STORES: tuple[PathStore, ...] = (
     PathStore(
         "spool/collector/*/.lock", "file", "the pid lock of the process that owns the spool subfolder",
         "collector", False, "not personal",
+    ),
+    PathStore(
+        "redis/", "folder",
+        "the files of the redis-server `make dev` starts for the live path (its append-only log of the live state)",
+        "live", True,
+        "the user's keys deleted (live.erase), then the append-only log rewritten (BGREWRITEAOF) so that no old "
+        "command keeps them",
     ),
     PathStore(
         "warehouse.duckdb", "file",
@@ -429,6 +437,47 @@ def serving_table_stores(warehouse_tables: Iterable[TableStore]) -> list[TableSt
             TableStore(store.table, "serving", what, "serving", store.holds_personal_data, store.user_columns, erasure)
         )
     return stores
+
+
+@dataclass(frozen=True)
+class KeyStore:
+    """Keys of the live state in Redis (live/), by pattern: `<prefix>` is LIVE_KEY_PREFIX, `*` any id."""
+
+    pattern: str
+    kind: str  # the Redis type: hash, zset, set, string
+    what: str
+    owner: str
+    holds_personal_data: bool
+    erasure: str
+
+    def matches(self, key: str, prefix: str) -> bool:
+        """True when `key` (of the given prefix) is one of this store's keys."""
+        return fnmatch.fnmatchcase(key, self.pattern.replace("<prefix>", prefix))
+
+
+_LIVE_ERASURE = "deleted by privacy.erase (live.erase) for the user and its linked anonymous ids"
+KEY_STORES: tuple[KeyStore, ...] = (
+    KeyStore("<prefix>:s:*", "hash", "a user's or anonymous id's last seen, last event, last product viewed, last "
+             "order (times and message ids)", "live", True, _LIVE_ERASURE),
+    KeyStore("<prefix>:e:*", "zset", "an id's event message ids by time: the last day and a session gap (windows, "
+             "sessions)", "live", True, _LIVE_ERASURE),
+    KeyStore("<prefix>:c:*", "hash", "an id's cart: each product's latest add (time, message id, quantity, price)",
+             "live", True, _LIVE_ERASURE),
+    KeyStore("<prefix>:r:*", "hash", "an id's removed products (latest removal time)", "live", True, _LIVE_ERASURE),
+    KeyStore("<prefix>:ids:*", "set", "the anonymous ids events named together with a user id", "live", True,
+             _LIVE_ERASURE),
+    KeyStore("<prefix>:link:*", "string", "the user id an anonymous id was named with", "live", True,
+             _LIVE_ERASURE),
+    KeyStore("<prefix>:offsets", "hash", "spool file name -> bytes of it applied", "live", False, "not personal"),
+    KeyStore("<prefix>:applied", "string", "events applied since the state was empty", "live", False,
+             "not personal"),
+)  # fmt: skip
+
+
+def unregistered_keys(keys: Iterable[str], prefix: str, stores: Iterable[KeyStore] = KEY_STORES) -> list[str]:
+    """The keys of `keys` (names in Redis) that no key store covers."""
+    stores = list(stores)
+    return [key for key in keys if not any(store.matches(key, prefix) for store in stores)]
 
 
 def table_stores(manifest_path: Path = MANIFEST) -> list[TableStore]:

@@ -1,0 +1,66 @@
+"""`python -m live consume [--replay] [--once]`: tail the collector's spool into Redis (Ctrl-C stops it);
+`python -m live profile USER_ID`: print a user's live profile as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from live.consumer import Consumer
+from live.keys import Keys
+from live.profiles import ProfileReader
+from settings import load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m live", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    consume = commands.add_parser("consume", help="tail the collector's spool into the live state")
+    consume.add_argument("--replay", action="store_true", help="delete the live state first and read every file")
+    consume.add_argument("--once", action="store_true", help="apply what the files hold now, then stop")
+    profile = commands.add_parser("profile", help="print a user's live profile")
+    profile.add_argument("user_id")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load()
+    if args.command == "profile":
+        reader = ProfileReader(
+            Redis.from_url(settings.live.redis_url), Keys(settings.live.key_prefix),
+            int(settings.live.session_gap_minutes * 60_000),
+        )  # fmt: skip
+        print(json.dumps(reader.read(args.user_id), indent=2))
+        return 0
+    try:
+        consumer = Consumer(settings)
+    except RedisConnectionError:
+        logging.getLogger("live").warning(
+            "no Redis answers at LIVE_REDIS_URL: the live path is off (install redis-server; docs/live.md)"
+        )
+        return 1
+    if args.replay:
+        consumer.replay()
+    if args.once:
+        while consumer.poll():
+            pass
+        print(json.dumps(consumer.stats.__dict__))
+        return 0
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    consumer.run(should_stop=lambda: stopping)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
