@@ -13,6 +13,7 @@ from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from live.consumer import Consumer
+from live.definitions import load_definitions
 from live.keys import Keys
 from live.profiles import ProfileReader
 from settings import load
@@ -30,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load()
     if args.command == "profile":
+        segments = tuple(s.name for s in load_definitions(settings.live.definitions_file).segments)
         reader = ProfileReader(
             Redis.from_url(settings.live.redis_url), Keys(settings.live.key_prefix),
-            int(settings.live.session_gap_minutes * 60_000),
+            int(settings.live.session_gap_minutes * 60_000), segments,
         )  # fmt: skip
         print(json.dumps(reader.read(args.user_id), indent=2))
         return 0
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         consumer.replay()
     if args.once:
         while consumer.poll():
-            pass
+            consumer.maintain()
+        consumer.maintain()
         print(json.dumps(consumer.stats.__dict__))
         return 0
     stopping = False

@@ -15,11 +15,18 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
+from activation.webhook import WebhookClient
+from live.definitions import load_definitions
+from live.delivery import Deliverer
 from live.keys import Keys
+from live.membership import MembershipKeeper
+from live.profiles import ProfileReader
 from live.records import LiveEvent, Skipped, parse_line
 from live.spool_tail import SpoolTail
 from live.state import StateRules, StateWriter
+from live.traits import refresh_traits
 from privacy.suppression import Suppressor
+from serving.publish import SERVING_FILE
 from settings import Settings
 
 log = logging.getLogger("live.consumer")
@@ -45,13 +52,17 @@ class Consumer:
         self.settings = settings
         self.redis = redis if redis is not None else Redis.from_url(live.redis_url)
         self.keys = Keys(live.key_prefix)
-        self.writer = StateWriter(
-            self.redis,
-            self.keys,
-            StateRules(
-                session_gap_ms=int(live.session_gap_minutes * 60_000), ttl_seconds=int(live.state_ttl_days * 86_400)
-            ),
+        self.definitions = load_definitions(live.definitions_file)
+        self.rules = StateRules(
+            session_gap_ms=int(live.session_gap_minutes * 60_000), ttl_seconds=int(live.state_ttl_days * 86_400)
         )
+        self.writer = StateWriter(self.redis, self.keys, self.rules, self.definitions.cart_abandoned_after_ms)
+        self.reader = ProfileReader(
+            self.redis, self.keys, self.rules.session_gap_ms, tuple(s.name for s in self.definitions.segments)
+        )
+        self.membership = MembershipKeeper(self.redis, self.keys, self.definitions, self.reader)
+        self.deliverer = self._deliverer()
+        self._traits_checked_at = float("-inf")
         self.suppressor = Suppressor(settings.privacy)
         self.stats = ConsumerStats()
         self.tail = SpoolTail(
@@ -60,6 +71,17 @@ class Consumer:
             offsets=self._stored_offsets(),
             max_read_bytes=live.max_read_bytes,
         )
+
+    def _deliverer(self) -> Deliverer | None:
+        activation = self.settings.activation
+        if not activation.webhook_url or not self.definitions.triggers:
+            return None
+        client = WebhookClient(
+            activation.webhook_url, activation.secret or "", activation.timeout_seconds, activation.max_attempts,
+            activation.backoff_seconds,
+        )  # fmt: skip
+        max_age_ms = int(self.settings.live.trigger_max_age_seconds * 1000)
+        return Deliverer(self.redis, self.keys, self.definitions, client, max_age_ms)
 
     def _stored_offsets(self) -> dict[str, int]:
         return {name.decode(): int(value) for name, value in self.redis.hgetall(self.keys.offsets).items()}
@@ -89,7 +111,7 @@ class Consumer:
         for chunk in self.tail.read():
             for offset, line in chunk.lines():
                 try:
-                    event = parse_line(line)
+                    event = parse_line(line, self.definitions.properties)
                 except Skipped as reason:
                     self._skip(chunk.name, offset, str(reason))
                     continue
@@ -124,11 +146,34 @@ class Consumer:
         self.stats.skip_reasons[reason] = self.stats.skip_reasons.get(reason, 0) + 1
         log.warning("skipped %s byte %d: %s", name, offset, reason)
 
+    def maintain(self, now_ms: int | None = None) -> None:
+        """Evaluate the segments of users with new events, end memberships and carts whose time has come (at
+        `now_ms`, default now), load the batch traits of a newly published serving copy, and deliver triggers."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if time.monotonic() - self._traits_checked_at >= self.settings.live.traits_check_seconds:
+            self._traits_checked_at = time.monotonic()
+            loaded = refresh_traits(
+                self.redis, self.keys, self.settings.data_dir / SERVING_FILE, self.rules.ttl_seconds
+            )
+            if loaded and any(c.trait for s in self.definitions.segments for c in s.conditions):
+                self.membership.mark_active_dirty(now_ms - 86_400_000)
+        while self.membership.evaluate_dirty():
+            pass
+        while self.membership.sweep(now_ms):
+            pass
+        while self.membership.carts(now_ms):
+            pass
+        if self.deliverer is not None:
+            while self.deliverer.deliver(now_ms=now_ms):
+                pass
+
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Poll until `should_stop()`, sleeping LIVE_POLL_SECONDS when nothing was new; logs progress."""
+        """Poll and maintain until `should_stop()`, sleeping LIVE_POLL_SECONDS when nothing was new; logs progress."""
         reported_at = time.monotonic()
         while not should_stop():
-            if self.poll() == 0:
+            applied = self.poll()
+            self.maintain()
+            if applied == 0:
                 time.sleep(self.settings.live.poll_seconds)
             if time.monotonic() - reported_at >= PROGRESS_EVERY_SECONDS:
                 reported_at = time.monotonic()

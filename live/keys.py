@@ -50,6 +50,49 @@ class Keys:
         return f"{self.prefix}:applied"
 
     @property
+    def dirty(self) -> str:
+        """SET: subjects with events applied since their segments were last evaluated."""
+        return f"{self.prefix}:dirty"
+
+    @property
+    def active(self) -> str:
+        """ZSET: subject -> its newest event time (ms): whom a change of batch traits re-evaluates."""
+        return f"{self.prefix}:active"
+
+    @property
+    def carts_due(self) -> str:
+        """ZSET: subject -> when its cart counts as abandoned (last product added + the trigger's wait, ms)."""
+        return f"{self.prefix}:carts_due"
+
+    def members(self, segment: str) -> str:
+        """HASH: the live segment's members -> when they entered (ms, event time)."""
+        return f"{self.prefix}:m:{segment}"
+
+    @property
+    def until(self) -> str:
+        """ZSET: '<segment>\x1f<user>' -> when that membership stops holding unless an event comes (ms)."""
+        return f"{self.prefix}:until"
+
+    @property
+    def transitions(self) -> str:
+        """STREAM: segment entries and exits and abandoned carts, in order (what triggers deliver)."""
+        return f"{self.prefix}:transitions"
+
+    def traits(self, user_id: str) -> str:
+        """HASH: the user's batch traits from the serving copy (rfm_segment, cluster_name, ...) and its version."""
+        return f"{self.prefix}:t:{user_id}"
+
+    @property
+    def traits_version(self) -> str:
+        """STRING: the published_at of the serving copy the traits come from."""
+        return f"{self.prefix}:traits_version"
+
+    @property
+    def delivered(self) -> str:
+        """ZSET: delivery key -> when its webhook POST was accepted (ms): no trigger entry is posted twice."""
+        return f"{self.prefix}:delivered"
+
+    @property
     def pattern(self) -> str:
         """Every key of this prefix (for SCAN)."""
         return f"{self.prefix}:*"

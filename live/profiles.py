@@ -13,6 +13,7 @@ from typing import Any
 from redis import Redis
 
 from live.keys import Keys
+from live.segments import parse_member
 from live.state import DAY_MS
 
 WINDOWS_MS = {"10m": 600_000, "1h": 3_600_000, "1d": DAY_MS}
@@ -33,6 +34,7 @@ class ProfileReader:
     redis: Redis
     keys: Keys
     session_gap_ms: int
+    segment_names: tuple[str, ...] = ()  # the live segments a profile lists the user's memberships of
 
     def subjects(self, user_id: str) -> list[str]:
         """The ids whose state is the user's: itself (resolved from an anonymous id to its user) and its linked
@@ -53,8 +55,13 @@ class ProfileReader:
             pipeline.zrange(self.keys.events(subject), 0, -1, withscores=True)
             pipeline.hgetall(self.keys.cart(subject))
             pipeline.hgetall(self.keys.removed(subject))
+        for name in self.segment_names:
+            pipeline.hget(self.keys.members(name), subjects[0])
+        pipeline.hgetall(self.keys.traits(subjects[0]))
+        pipeline.get(self.keys.traits_version)
         replies = pipeline.execute()
-        profiles, times, carts, removals = replies[0::4], replies[1::4], replies[2::4], replies[3::4]
+        state, (*entries, traits, traits_version) = replies[: 4 * len(subjects)], replies[4 * len(subjects) :]
+        profiles, times, carts, removals = state[0::4], state[1::4], state[2::4], state[3::4]
         if not any(profiles):
             return None
         last_seen = _latest(profiles, b"last_seen_ms", b"last_seen_id", (b"last_event",))
@@ -62,7 +69,7 @@ class ProfileReader:
         order = _latest(profiles, b"order_ms", b"order_id", ())
         event_times = sorted({int(score) for events in times for _, score in events})
         # the same message under two subjects counts once
-        messages = {member: int(score) for events in times for member, score in events}
+        messages = {parse_member(member, score).message_id: int(score) for events in times for member, score in events}
         return {
             "user_id": subjects[0],
             "anonymous_ids": subjects[1:],
@@ -77,6 +84,14 @@ class ProfileReader:
             "last_product_viewed": ({"product_id": _text(viewed[1][0]), "at": _iso(viewed[0])} if viewed else None),
             "last_order_at": _iso(order[0]) if order else None,
             "cart": _cart(carts, removals, order[0] if order else None),
+            "segments": {
+                name: _iso(int(entered)) for name, entered in zip(self.segment_names, entries, strict=True) if entered
+            },
+            "traits": (
+                {k.decode(): v.decode() for k, v in traits.items() if k != b"version"}
+                if traits and traits_version is not None and traits.get(b"version") == traits_version
+                else {}
+            ),
         }
 
 

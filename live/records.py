@@ -8,7 +8,7 @@ consumer or grow a key without bound.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -33,6 +33,7 @@ class LiveEvent:
     product_id: str | None = None
     price: float | None = None
     quantity: int = 1
+    properties: dict[str, str] = field(default_factory=dict)  # the ones live segments filter on, as text
 
     @property
     def subject(self) -> str:
@@ -70,8 +71,22 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def parse_line(line: bytes) -> LiveEvent:
-    """The live event of one spool line; raises Skipped with the reason when the line cannot be used."""
+def _property_text(value: object) -> str | None:
+    """A property value as segment filters compare it: text, numbers and booleans (bounded), else None."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = repr(value)
+    elif isinstance(value, str):
+        text = value
+    else:
+        return None
+    return text if len(text) <= MAX_ID_CHARS else None
+
+
+def parse_line(line: bytes, keep_properties: tuple[str, ...] = ()) -> LiveEvent:
+    """The live event of one spool line, with the properties named in `keep_properties`; raises Skipped with the
+    reason when the line cannot be used."""
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -115,4 +130,9 @@ def parse_line(line: bytes) -> LiveEvent:
         product_id=product_id,
         price=price,
         quantity=quantity,
+        properties={
+            name: text
+            for name in keep_properties
+            if name in properties and (text := _property_text(properties[name])) is not None
+        },
     )

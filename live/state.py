@@ -16,6 +16,7 @@ from redis.commands.core import Script
 
 from live.keys import Keys
 from live.records import LiveEvent
+from live.segments import member_text
 
 DAY_MS = 86_400_000
 # Segment's e-commerce event names, as the warehouse spells them
@@ -26,9 +27,10 @@ ORDER_COMPLETED = "order_completed"
 MAX_EVENTS_PER_SUBJECT = 20_000  # the events kept per subject (a flood for one id keeps its newest)
 MAX_CART_ITEMS = 500  # distinct products in one subject's cart; more are not added
 
-# KEYS: profile, events, cart, removed, anonymous ids of the user, user of the anonymous id, applied counter
+# KEYS: profile, events, cart, removed, anonymous ids of the user, user of the anonymous id, applied counter,
+#       dirty subjects, active subjects, carts due
 # ARGV: message id, time ms, name, product id, price, quantity, retention ms, max events, max cart items, ttl s,
-#       user id, anonymous id
+#       user id, anonymous id, events-zset member, cart wait ms ('' without a cart_abandoned trigger), subject
 APPLY_EVENT = """
 local id, at, name, product = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local ttl = tonumber(ARGV[10])
@@ -38,7 +40,7 @@ local function later(field_ms, field_id)
     local known_ms = tonumber(known[1])
     return at > known_ms or (at == known_ms and id > known[2])
 end
-redis.call('ZADD', KEYS[2], 'NX', at, id)
+redis.call('ZADD', KEYS[2], 'NX', at, ARGV[13])
 local newest = tonumber(redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (newest - tonumber(ARGV[7])))
 local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
@@ -64,6 +66,7 @@ if name == 'product_added' and product ~= '' then
     if replace then
         redis.call('HSET', KEYS[3], product, at .. '|' .. id .. '|' .. ARGV[6] .. '|' .. ARGV[5])
     end
+    if ARGV[14] ~= '' then redis.call('ZADD', KEYS[10], 'GT', at + tonumber(ARGV[14]), ARGV[15]) end
 end
 if name == 'product_removed' and product ~= '' then
     local known = redis.call('HGET', KEYS[4], product)
@@ -81,6 +84,8 @@ if ARGV[11] ~= '' and ARGV[12] ~= '' then
     redis.call('SET', KEYS[6], ARGV[11], 'EX', ttl)
 end
 redis.call('INCR', KEYS[7])
+redis.call('SADD', KEYS[8], ARGV[15])
+redis.call('ZADD', KEYS[9], 'GT', newest, ARGV[15])
 return 1
 """
 
@@ -101,9 +106,10 @@ class StateRules:
 class StateWriter:
     """Applies live events to Redis (`apply` queues them on a transaction pipeline)."""
 
-    def __init__(self, redis: Redis, keys: Keys, rules: StateRules) -> None:
+    def __init__(self, redis: Redis, keys: Keys, rules: StateRules, cart_wait_ms: int | None = None) -> None:
         self.keys = keys
         self.rules = rules
+        self.cart_wait_ms = cart_wait_ms  # the cart_abandoned trigger's wait (None: no such trigger)
         self._script: Script = redis.register_script(APPLY_EVENT)
 
     def apply(self, pipeline: Pipeline, event: LiveEvent) -> None:
@@ -118,6 +124,9 @@ class StateWriter:
                 keys.anonymous_ids(event.user_id or ""),
                 keys.user_of(event.anonymous_id or ""),
                 keys.applied,
+                keys.dirty,
+                keys.active,
+                keys.carts_due,
             ],
             args=[
                 event.message_id,
@@ -132,6 +141,9 @@ class StateWriter:
                 self.rules.ttl_seconds,
                 event.user_id or "",
                 event.anonymous_id or "",
+                member_text(event.message_id, event.name, event.properties),
+                "" if self.cart_wait_ms is None else self.cart_wait_ms,
+                subject,
             ],
             client=pipeline,
         )

@@ -488,6 +488,18 @@ class LiveSettings:
         "LIVE_STATE_TTL_DAYS", 30.0, unit="days", minimum=1,
         meaning="a user's live keys expire this long after the user's last event",
     )  # fmt: skip
+    definitions_file: Path | None = setting(
+        "LIVE_DEFINITIONS_FILE", None, unit="path", default_text="live/definitions.yml",
+        meaning="the live segments and triggers (yml; docs/live.md)",
+    )  # fmt: skip
+    trigger_max_age_seconds: float = setting(
+        "LIVE_TRIGGER_MAX_AGE_SECONDS", 300.0, unit="seconds", minimum=1,
+        meaning="a trigger entry older than this (by event time) is not posted: a replay of old files sends nothing",
+    )  # fmt: skip
+    traits_check_seconds: float = setting(
+        "LIVE_TRAITS_CHECK_SECONDS", 30.0, unit="seconds", minimum=0,
+        meaning="how often the consumer looks for a newly published serving copy to load the batch traits from",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,8 @@ def test_a_profile_computed_by_hand(tmp_path: Path, redis_url: str):
                properties={"product_id": "p3", "price": "7.5"}, **u1),
     ])  # fmt: skip
     consumer = consume_all(live_settings(tmp_path, redis_url, "byhand"))
-    profile = reader(consumer).read("u1", NOW_MS)
+    consumer.maintain(NOW_MS)
+    profile = consumer.reader.read("u1", NOW_MS)
     assert profile == {
         "user_id": "u1",
         "anonymous_ids": ["a1"],
@@ -122,8 +123,13 @@ def test_a_profile_computed_by_hand(tmp_path: Path, redis_url: str):
             "value": 7.5,
             "items_without_price": 0,
         },
+        # live/definitions.yml's hot_cart: a product viewed (11:58) and one added (11:55, 11:56) within 10 minutes,
+        # evaluated at the user's newest event; it holds until 12:06, when the 11:56 add leaves the window
+        "segments": {"hot_cart": "2026-03-10T11:58:00Z"},
+        "traits": {},
     }
-    assert reader(consumer).read("a1", NOW_MS) == profile  # an anonymous id reads its user's profile
+    assert consumer.redis.zscore(consumer.keys.until, "hot_cart\x1fu1") == NOW_MS + 6 * 60_000
+    assert consumer.reader.read("a1", NOW_MS) == profile  # an anonymous id reads its user's profile
     assert reader(consumer).read("nobody", NOW_MS) is None
     redis = consumer.redis
     assert redis.zscore(consumer.keys.events("u1"), "m12") is None  # trimmed: older than a day and a gap
@@ -131,20 +137,25 @@ def test_a_profile_computed_by_hand(tmp_path: Path, redis_url: str):
     assert consumer.stats.skipped == 0
 
 
-def test_every_live_key_is_registered_and_an_erasure_deletes_the_users(tmp_path: Path, redis_url: str):
+def test_every_live_key_is_registered_and_an_erasure_leaves_no_trace_of_the_user(tmp_path: Path, redis_url: str):
     land(tmp_path, "20260310T120000000000Z-p1-000001", [
         record("k1", at("2026-03-10T11:00:00"), event="Product Added", anonymousId="a7",
                properties={"product_id": "p"}),
         record("k2", at("2026-03-10T11:01:00"), "identify", userId="u7", anonymousId="a7"),
         record("k3", at("2026-03-10T11:02:00"), event="Product Removed", userId="u7", properties={"product_id": "p"}),
         record("k4", at("2026-03-10T11:03:00"), event="Product Viewed", userId="u8", properties={"product_id": "p"}),
+        record("k5", at("2026-03-10T11:04:00"), event="Product Viewed", userId="u7", properties={"product_id": "q"}),
     ])  # fmt: skip
     consumer = consume_all(live_settings(tmp_path, redis_url, "erase"))
+    consumer.maintain(int(at("2026-03-10T11:05:00").timestamp() * 1000))  # u7 is in hot_cart (a7's add, u7's view)
     redis = consumer.redis
     keys = sorted(key.decode() for key in redis.scan_iter(match="erase:*"))
-    assert len(keys) == 12 and unregistered_keys(keys, "erase") == []
-    assert erase_ids(redis, consumer.keys, ["u7"]) == 8  # u7's and a7's own keys, the link and the id set
+    assert "erase:m:hot_cart" in keys and "erase:transitions" in keys and "erase:carts_due" in keys
+    assert unregistered_keys(keys, "erase") == []
+    assert erase_ids(redis, consumer.keys, ["u7"]) > 8
     assert reader(consumer).read("u7", NOW_MS) is None and reader(consumer).read("a7", NOW_MS) is None
+    left = str(state_dump(redis, "erase", streams=True))
+    assert "u7" not in left and "a7" not in left and "u8" in left
     assert reader(consumer).read("u8", NOW_MS)["last_product_viewed"]["product_id"] == "p"
     assert erase_live_state("redis://127.0.0.1:1/0", "erase", ["u8"]) == {"reachable": False}
 
@@ -336,11 +347,16 @@ def test_profiles_equal_a_recomputation_from_the_same_files(tmp_path: Path, redi
     assert int(consumer.redis.get(consumer.keys.applied)) == 20_000
 
 
-def state_dump(redis: Redis, prefix: str) -> dict:
-    """Every key of the prefix with its value (not its TTL)."""
+def state_dump(redis: Redis, prefix: str, streams: bool = False) -> dict:
+    """Every key of the prefix with its value (not its TTL); streams (the transitions log, whose ids are arrival
+    times) only when asked, as their entries' fields."""
     dump = {}
     for key in redis.scan_iter(match=f"{prefix}:*"):
         kind = redis.type(key)
+        if kind == b"stream":
+            if streams:
+                dump[key] = [fields for _, fields in redis.xrange(key)]
+            continue
         if kind == b"hash":
             dump[key] = redis.hgetall(key)
         elif kind == b"zset":
