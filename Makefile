@@ -106,7 +106,8 @@ test-fast: $(MANIFEST)
 # The collector, the dashboard and the MLflow UI run beside Dagster; Ctrl-C (or Dagster exiting) stops them, and
 # the collector rotates its spool on the way out. (The MLflow UI runs a uvicorn child: its children go first.)
 # The live path (docs/live.md): without LIVE_REDIS_URL a redis-server on 127.0.0.1:6379 with its files in
-# $(DATA_DIR)/redis/ (when Debian's redis-server is installed), and the consumer tailing the spool into it.
+# $(DATA_DIR)/redis/ (when Debian's redis-server is installed), the consumer tailing the spool into it, and the
+# profile API (:8091).
 dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 	mkdir -p $(DATA_DIR)
 	$(BIN)/python -m orchestration.recover
@@ -120,7 +121,9 @@ dev: $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 		sleep 0.5; \
 	fi; \
 	$(BIN)/python -m live consume & live=$$!; \
-	trap 'pkill -P $$mlflow; kill -TERM $$collector $$dashboard $$mlflow $$live 2>/dev/null; wait $$collector $$dashboard $$live; \
+	$(BIN)/python -m live api & profiles=$$!; \
+	trap 'pkill -P $$mlflow; kill -TERM $$collector $$dashboard $$mlflow $$live $$profiles 2>/dev/null; \
+		wait $$collector $$dashboard $$live $$profiles; \
 		[ -n "$$redis" ] && kill -TERM $$redis 2>/dev/null; true' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 

@@ -1,4 +1,5 @@
 """`python -m live consume [--replay] [--once]`: tail the collector's spool into Redis (Ctrl-C stops it);
+`python -m live api`: serve the profile API on LIVE_API_HOST:LIVE_API_PORT;
 `python -m live profile USER_ID`: print a user's live profile as JSON."""
 
 from __future__ import annotations
@@ -25,11 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     consume = commands.add_parser("consume", help="tail the collector's spool into the live state")
     consume.add_argument("--replay", action="store_true", help="delete the live state first and read every file")
     consume.add_argument("--once", action="store_true", help="apply what the files hold now, then stop")
+    commands.add_parser("api", help="serve the profile API (LIVE_API_HOST, LIVE_API_PORT)")
     profile = commands.add_parser("profile", help="print a user's live profile")
     profile.add_argument("user_id")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load()
+    if args.command == "api":
+        import uvicorn
+
+        from live.api import create_api
+
+        uvicorn.run(create_api(settings.live), host=settings.live.api_host, port=settings.live.api_port)
+        return 0
     if args.command == "profile":
         segments = tuple(s.name for s in load_definitions(settings.live.definitions_file).segments)
         reader = ProfileReader(

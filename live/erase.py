@@ -32,6 +32,8 @@ def erase_ids(redis: Redis, keys: Keys, ids: Iterable[str]) -> int:
         removed += redis.zrem(index, *members)
     for key in redis.scan_iter(match=f"{keys.prefix}:m:*"):
         removed += redis.hdel(key, *members)
+    for key in redis.scan_iter(match=f"{keys.prefix}:mi:*"):
+        removed += redis.zrem(key, *members)
     named = {subject.encode() for subject in subjects}
     until = [slot for slot, _ in redis.zscan_iter(keys.until) if slot.split(SEPARATOR.encode(), 1)[-1] in named]
     delivered = [key for key, _ in redis.zscan_iter(keys.delivered) if set(key.split(b"|")) & named]

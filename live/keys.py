@@ -68,6 +68,10 @@ class Keys:
         """HASH: the live segment's members -> when they entered (ms, event time)."""
         return f"{self.prefix}:m:{segment}"
 
+    def member_index(self, segment: str) -> str:
+        """ZSET (every score 0): the live segment's members in id order, for paging (ZRANGE BYLEX)."""
+        return f"{self.prefix}:mi:{segment}"
+
     @property
     def until(self) -> str:
         """ZSET: '<segment>\x1f<user>' -> when that membership stops holding unless an event comes (ms)."""

@@ -79,6 +79,7 @@ class MembershipKeeper:
         if holds:
             if entered is None:
                 pipeline.hset(self.keys.members(segment.name), user, at_ms)
+                pipeline.zadd(self.keys.member_index(segment.name), {user: 0})
                 self._transition(pipeline, "entered", segment.name, user, at_ms)
                 self.stats.entered += 1
             if until is None:
@@ -89,6 +90,7 @@ class MembershipKeeper:
             known_until = self.redis.zscore(self.keys.until, slot)
             exit_ms = min(at_ms, int(known_until)) if known_until is not None else at_ms
             pipeline.hdel(self.keys.members(segment.name), user)
+            pipeline.zrem(self.keys.member_index(segment.name), user)
             pipeline.zrem(self.keys.until, slot)
             self._transition(pipeline, "exited", segment.name, user, exit_ms)
             self.stats.exited += 1

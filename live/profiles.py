@@ -19,8 +19,13 @@ from live.state import DAY_MS
 WINDOWS_MS = {"10m": 600_000, "1h": 3_600_000, "1d": DAY_MS}
 
 
+def iso_time(ms: int) -> str:
+    """Milliseconds since the epoch as ISO-8601 UTC text ('...Z')."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
 def _iso(ms: int | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+    return None if ms is None else iso_time(ms)
 
 
 def _text(value: bytes | None) -> str | None:

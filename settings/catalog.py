@@ -44,6 +44,22 @@ def parse_write_keys(text: str | None) -> dict[str, str]:
     return keys
 
 
+def parse_api_keys(text: str | None) -> dict[str, str]:
+    """LIVE_API_KEYS: `key:name,key:name` -> {key: name}; None or blank gives the development key `dev`."""
+    if text is None or not text.strip():
+        return dict(DEV_WRITE_KEYS)
+    keys: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, name = (part.strip() for part in item.partition(":"))
+        if item.strip() and (not sep or not key or not name):
+            raise SettingError(f"LIVE_API_KEYS: {item.strip()!r} is not of the form key:name")
+        if key:
+            keys[key] = name
+    if not keys:
+        raise SettingError("LIVE_API_KEYS holds no key:name pair")
+    return keys
+
+
 def _min_event_time(text: str) -> datetime:
     return parse_moment("MIN_EVENT_TIME", text)
 
@@ -495,6 +511,13 @@ class LiveSettings:
     trigger_max_age_seconds: float = setting(
         "LIVE_TRIGGER_MAX_AGE_SECONDS", 300.0, unit="seconds", minimum=1,
         meaning="a trigger entry older than this (by event time) is not posted: a replay of old files sends nothing",
+    )  # fmt: skip
+    api_host: str = setting("LIVE_API_HOST", "127.0.0.1", unit="address", meaning="where the profile API listens")
+    api_port: int = setting("LIVE_API_PORT", 8091, unit="port", minimum=0, meaning="where the profile API listens")
+    api_keys: dict[str, str] = setting(
+        "LIVE_API_KEYS", DEV_WRITE_KEYS, unit="key:name,...", parse=parse_api_keys, secret=True,
+        default_text="dev:dev (with a warning in the log)",
+        meaning="the keys apps read profiles with (`Authorization: Bearer <key>`); the collector's write keys cannot",
     )  # fmt: skip
     traits_check_seconds: float = setting(
         "LIVE_TRAITS_CHECK_SECONDS", 30.0, unit="seconds", minimum=0,

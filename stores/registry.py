@@ -473,6 +473,7 @@ KEY_STORES: tuple[KeyStore, ...] = (
     KeyStore("<prefix>:active", "zset", "id -> its newest event time", "live", True, _LIVE_ERASURE),
     KeyStore("<prefix>:carts_due", "zset", "id -> when its cart counts as abandoned", "live", True, _LIVE_ERASURE),
     KeyStore("<prefix>:m:*", "hash", "a live segment's members -> when they entered", "live", True, _LIVE_ERASURE),
+    KeyStore("<prefix>:mi:*", "zset", "a live segment's members in id order (paging)", "live", True, _LIVE_ERASURE),
     KeyStore("<prefix>:until", "zset", "segment and user -> when the membership stops holding", "live", True,
              _LIVE_ERASURE),
     KeyStore("<prefix>:transitions", "stream", "segment entries and exits, abandoned carts (the triggers' outbox)",
