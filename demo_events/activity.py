@@ -11,6 +11,10 @@ from demo_events.config import (
     DAY_MS,
     EMAIL_WEIGHTS,
     HOUR_MS,
+    PERSONAS,
+    PREFERENCE_BOOST,
+    PREFERRED_BLOCK,
+    PREFERRED_FIRST,
     PRODUCTS,
     SEARCH_QUERIES,
     SIGNUP_PAGES,
@@ -36,6 +40,16 @@ from demo_events.sampling import categorical, grouped_categorical, segment_cumsu
 MAX_EVENTS_PER_SESSION = 40
 SIGNUP_LEAD_MS = 3_000  # identify at signup, "Signed Up" within it, regular events after it
 PRODUCT_WEIGHTS = 1.0 / np.arange(1, PRODUCTS + 1) ** 0.8  # a few popular products, a long tail
+
+
+def persona_products(config: GeneratorConfig) -> np.ndarray:
+    """Product weights for each persona code (rows): popularity, times PREFERENCE_BOOST on the persona's own block
+    of products (config.PREFERRED_FIRST, PREFERRED_BLOCK)."""
+    table = np.tile(PRODUCT_WEIGHTS, (len(config.persona_names()), 1))
+    for code, name in enumerate(config.persona_names()):
+        first = PREFERRED_FIRST + list(PERSONAS).index(name) * PREFERRED_BLOCK
+        table[code, first : first + PREFERRED_BLOCK] *= PREFERENCE_BOOST
+    return table
 
 
 @dataclass
@@ -116,7 +130,10 @@ def session_events(
     kind = SESSION_KINDS[grouped_categorical(rng, persona[sess], mix)]
     kind[(position == 0) & ~sessions.signup[sess]] = PAGE
     attr = _session_attr(kind, persona[sess], config, rng)
-    product = np.where(np.isin(kind, SESSION_KINDS[1:3]), categorical(rng, PRODUCT_WEIGHTS, len(sess)), -1)
+    # (one uniform per event, as one draw from a single table took: the rest of the data stays as it was)
+    product = np.where(
+        np.isin(kind, SESSION_KINDS[1:3]), grouped_categorical(rng, persona[sess], persona_products(config)), -1
+    )
     first = sessions.signup[sess]
     regular = Events.build(sessions.user[sess], ts, kind, first=first, attr=attr, product=product)
 
@@ -170,7 +187,7 @@ def make_orders(
     coupon = np.where(with_coupon, rng.integers(0, len(COUPON_DISCOUNT), n), -1)
     value = value * (1 - np.where(with_coupon, np.asarray(COUPON_DISCOUNT)[coupon], 0.0))
     cents = np.maximum(np.round(value * 100), 99).astype(np.int64)
-    product = categorical(rng, PRODUCT_WEIGHTS, n)
+    product = grouped_categorical(rng, persona, persona_products(config))
     orders = Events.build(
         user, ts, ORDER_COMPLETED, first=first, attr=coupon, product=product, cents=cents, order=order_no
     )

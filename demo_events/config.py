@@ -142,6 +142,12 @@ VARIANTS = ("control", "treatment")
 FACTORS = ("tour", "badge")
 FACTORIAL_VARIANTS = ("tour_off+badge_off", "tour_on+badge_off", "tour_off+badge_on", "tour_on+badge_on")
 PRODUCTS = 200
+# Planted item preferences (what a recommender should find): each persona, in the order of PERSONAS, favours its own
+# block of PREFERRED_BLOCK products (persona i: products PREFERRED_FIRST + i * PREFERRED_BLOCK onwards, 0-based),
+# weighted PREFERENCE_BOOST times their popularity, in what it views, adds and orders.
+PREFERRED_FIRST = 20
+PREFERRED_BLOCK = 30
+PREFERENCE_BOOST = 40.0
 
 # Signups and visits by weekday (Monday first); the hour (UTC) a signup or session starts follows its persona.
 WEEKDAY_WEIGHTS = (1.15, 1.2, 1.15, 1.1, 1.0, 0.7, 0.7)

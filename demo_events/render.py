@@ -107,14 +107,16 @@ def _properties_sql(experiment_id: str, factorial_id: str) -> str:
     """JSON text of `properties` by event kind (NULL for identify)."""
     _lit([experiment_id, factorial_id])  # checks that they need no escaping
     product = "format('prod_{:03d}', product + 1)"
+    # a product's list price, fixed by its number (5.00 to 204.99): what the live cart adds up
+    price = "(5 + ((product::integer * 7919) % 20000) / 100)::decimal(18, 2)::varchar"
     money = "(cents / 100)::decimal(18, 2)::varchar"
     order_id = "format('ord_{:09d}', order_no + 1)"
     coupon = f"{_lit(COUPONS)}[attr + 1]"
     return f"""case kind
         when {ev.PAGE} then concat('{{"name":"', {_lit(PAGES)}[attr + 1], '"}}')
         when {ev.SIGNED_UP} then concat('{{"plan":"', {_lit(PLANS)}[plan + 1], '"}}')
-        when {ev.PRODUCT_VIEWED} then concat('{{"product_id":"', {product}, '"}}')
-        when {ev.PRODUCT_ADDED} then concat('{{"product_id":"', {product}, '","quantity":1}}')
+        when {ev.PRODUCT_VIEWED} then concat('{{"product_id":"', {product}, '","price":', {price}, '}}')
+        when {ev.PRODUCT_ADDED} then concat('{{"product_id":"', {product}, '","price":', {price}, ',"quantity":1}}')
         when {ev.ORDER_COMPLETED} then concat('{{"order_id":"', {order_id}, '","product_id":"', {product},
             '","revenue":', {money}, ',"currency":"USD"', ',"coupon":"' || {coupon} || '"', '}}')
         when {ev.ORDER_REFUNDED} then concat('{{"order_id":"', {order_id}, '","product_id":"', {product},

@@ -20,7 +20,10 @@ from demo_events.config import (
     DEVICES,
     FACTORIAL_VARIANTS,
     FACTORS,
+    PERSONAS,
     PLANS,
+    PREFERRED_BLOCK,
+    PREFERRED_FIRST,
     VARIANTS,
     GeneratorConfig,
 )
@@ -127,6 +130,11 @@ def build_truth(
             "mean_orders": float(_group_means(users.persona, orders_per_user, k)[p]),
             "mean_order_value": float(_group_means(order_persona, events.cents[is_order] / 100, k)[p]),
             "coupon_order_share": float(_group_means(order_persona, events.attr[is_order] >= 0, k)[p]),
+            # the block of products the persona favours (planted for recommendations), as product ids
+            "preferred_products": [
+                f"prod_{PREFERRED_FIRST + list(PERSONAS).index(name) * PREFERRED_BLOCK + 1:03d}",
+                f"prod_{PREFERRED_FIRST + (list(PERSONAS).index(name) + 1) * PREFERRED_BLOCK:03d}",
+            ],
         }
         for p, name in enumerate(names)
     }

@@ -22,8 +22,8 @@ from settings.docs import DOC, render
 from settings.fields import plain_type, setting_fields
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("activation", "collector", "dashboard", "demo_events", "event_contract", "expectations", "ingestion", "ml",
-           "orchestration", "serving", "stores")  # fmt: skip
+PRODUCT = ("activation", "collector", "dashboard", "demo_events", "event_contract", "expectations", "ingestion", "live",
+           "ml", "orchestration", "serving", "stores")  # fmt: skip
 ENV_ACCESS = re.compile(r"os\.environ|os\.getenv|getenv\(|environ\.get\(")
 # the one place outside settings/ that touches os.environ: it puts back what mlflow.set_tracking_uri writes there
 RESTORES_MLFLOW_WRITES = ROOT / "ml" / "tracking.py"

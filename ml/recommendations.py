@@ -1,0 +1,190 @@
+"""Product recommendations: an item-item collaborative-filtering model from co-occurrence (cosine similarity of the
+users who viewed, added or ordered two products), evaluated on a time holdout by precision@10, recall@10 and
+coverage against a popularity baseline; new users (no history before the holdout) get the popularity within their
+segment (cold start).
+
+Plain Python (numpy, scipy, scikit-learn's estimator base so that MLflow and skops save it): the Dagster asset in
+orchestration/defs/ml/ reads the interactions from the warehouse and writes ml.recommendations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sparse
+from sklearn.base import BaseEstimator
+
+# An interaction's weight by event: how much it says about wanting the product
+INTERACTION_WEIGHTS = {"product_viewed": 1.0, "product_added": 3.0, "order_completed": 5.0}
+UNKNOWN_SEGMENT = "(none)"
+
+
+@dataclass(frozen=True)
+class RecommendationParams:
+    """How the model is trained and judged."""
+
+    n: int = 10  # recommendations per user (and the k of precision@k)
+    neighbours: int = 50  # similar products kept per product
+    holdout_days: int = 14  # the last days of interactions are the holdout
+
+
+def user_item_matrix(interactions: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> sparse.csr_matrix:
+    """users x items, the sum of a user's interaction weights with each item (log-damped)."""
+    user_index = pd.Index(users).get_indexer(interactions["user_id"])
+    item_index = pd.Index(items).get_indexer(interactions["product_id"])
+    keep = (user_index >= 0) & (item_index >= 0)
+    matrix = sparse.csr_matrix(
+        (interactions["weight"].to_numpy(dtype=np.float64)[keep], (user_index[keep], item_index[keep])),
+        shape=(len(users), len(items)),
+    )
+    matrix.sum_duplicates()
+    matrix.data = np.log1p(matrix.data)
+    return matrix
+
+
+class ItemItemRecommender(BaseEstimator):
+    """Item-item collaborative filtering with segment popularity for users without history.
+
+    Fitted: items_ (product ids), neighbours_ / neighbour_scores_ (items x `neighbours`: the most similar items and
+    their cosine similarity), popularity_ (users who touched each item), segments_ and segment_popularity_ (the same
+    per segment).
+    """
+
+    def __init__(self, neighbours: int = 50, n: int = 10) -> None:
+        self.neighbours = neighbours
+        self.n = n
+
+    def fit(self, interactions: pd.DataFrame, segments: pd.DataFrame | None = None) -> ItemItemRecommender:
+        """interactions: user_id, product_id, weight; segments: user_id, segment (for cold start)."""
+        users = np.array(sorted(interactions["user_id"].unique()), dtype=str)
+        items = np.array(sorted(interactions["product_id"].unique()), dtype=str)
+        matrix = user_item_matrix(interactions, users, items)
+        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0))).ravel()
+        norms[norms == 0] = 1.0
+        normalised = matrix @ sparse.diags(1.0 / norms)
+        similarity = (normalised.T @ normalised).toarray()
+        np.fill_diagonal(similarity, 0.0)
+        k = min(self.neighbours, max(len(items) - 1, 1))
+        order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+        self.items_ = items
+        self.neighbours_ = order.astype(np.int32)
+        self.neighbour_scores_ = np.take_along_axis(similarity, order, axis=1)
+        touched = (matrix > 0).astype(np.float64)
+        self.popularity_ = np.asarray(touched.sum(axis=0)).ravel()
+        segment_of = _segments_of(users, segments)
+        self.segments_ = np.array(sorted(set(segment_of)), dtype=str)
+        segment_index = pd.Index(self.segments_).get_indexer(segment_of)
+        by_segment = sparse.csr_matrix(
+            (np.ones(len(users)), (segment_index, np.arange(len(users)))), shape=(len(self.segments_), len(users))
+        )
+        self.segment_popularity_ = np.asarray((by_segment @ touched).todense())
+        return self
+
+    def _scores(self, history: sparse.csr_matrix) -> np.ndarray:
+        """users x items: each user's history weights spread over the items similar to them."""
+        spread = sparse.csr_matrix(
+            (self.neighbour_scores_.ravel(), self.neighbours_.ravel(), np.arange(0, self.neighbours_.size + 1,
+             self.neighbours_.shape[1])),
+            shape=(len(self.items_), len(self.items_)),
+        )  # fmt: skip
+        return np.asarray((history @ spread).todense())
+
+    def recommend(
+        self, interactions: pd.DataFrame, segments: pd.DataFrame | None = None, users: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """Top `n` products for each user (of `users`, default those in `interactions`) not in its history: by item
+        similarity when it has a history, else by its segment's popularity (source 'segment_popularity').
+        Columns: user_id, rank, product_id, score, source."""
+        users = np.array(sorted(interactions["user_id"].unique()) if users is None else users, dtype=str)
+        history = user_item_matrix(interactions, users, self.items_)
+        scores = self._scores(history)
+        has_history = np.asarray(history.sum(axis=1)).ravel() > 0
+        segment_of = pd.Index(self.segments_).get_indexer(_segments_of(users, segments))
+        cold = np.where(
+            (segment_of >= 0)[:, None],
+            self.segment_popularity_[np.maximum(segment_of, 0)],
+            self.popularity_[None, :],
+        )
+        cold = cold / max(float(cold.max(initial=0)), 1.0) * 1e-6  # below any similarity: only fills gaps
+        scores = np.where(has_history[:, None], scores + cold, cold)
+        scores[history.nonzero()] = -np.inf  # nothing the user already touched
+        return _top_n(users, self.items_, scores, self.n, np.where(has_history, "item_item", "segment_popularity"))
+
+    def predict(self, interactions: pd.DataFrame) -> np.ndarray:
+        """For MLflow's signature: the recommended product ids, users x n, for interactions (user_id, product_id,
+        weight)."""
+        frame = self.recommend(interactions)
+        return np.vstack(frame.groupby("user_id", sort=True)["product_id"].apply(list).to_list())
+
+
+def popularity_recommendations(train: pd.DataFrame, users: np.ndarray, n: int) -> pd.DataFrame:
+    """The baseline: the products most users touched in `train`, each user's own ones left out."""
+    items = np.array(sorted(train["product_id"].unique()), dtype=str)
+    history = user_item_matrix(train, users, items)
+    popularity = np.asarray((user_item_matrix(train, np.array(sorted(train["user_id"].unique())), items) > 0).sum(0))
+    scores = np.tile(popularity.ravel().astype(np.float64), (len(users), 1))
+    scores[history.nonzero()] = -np.inf
+    return _top_n(users, items, scores, n, np.full(len(users), "popularity"))
+
+
+def _segments_of(users: np.ndarray, segments: pd.DataFrame | None) -> np.ndarray:
+    if segments is None or segments.empty:
+        return np.full(len(users), UNKNOWN_SEGMENT)
+    lookup = segments.drop_duplicates("user_id").set_index("user_id")["segment"]
+    return lookup.reindex(users).fillna(UNKNOWN_SEGMENT).astype(str).to_numpy()
+
+
+def _top_n(users: np.ndarray, items: np.ndarray, scores: np.ndarray, n: int, sources: np.ndarray) -> pd.DataFrame:
+    n = min(n, len(items))
+    if n == 0 or len(users) == 0:
+        return pd.DataFrame(columns=["user_id", "rank", "product_id", "score", "source"])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :n]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    frame = pd.DataFrame(
+        {
+            "user_id": np.repeat(users, n),
+            "rank": np.tile(np.arange(1, n + 1), len(users)),
+            "product_id": items[top.ravel()],
+            "score": top_scores.ravel(),
+            "source": np.repeat(sources, n),
+        }
+    )
+    return frame[np.isfinite(frame["score"])].reset_index(drop=True)
+
+
+@dataclass
+class HoldoutSplit:
+    train: pd.DataFrame
+    test: pd.DataFrame  # interactions after the cutoff with products the user had not touched before it
+    cutoff: pd.Timestamp
+
+
+def split_by_time(interactions: pd.DataFrame, holdout_days: int) -> HoldoutSplit:
+    """Train on what happened before the last `holdout_days`, test on the new products users touched after."""
+    cutoff = pd.Timestamp(interactions["event_at"].max()) - pd.Timedelta(days=holdout_days)
+    train = interactions[interactions["event_at"] < cutoff]
+    later = interactions[interactions["event_at"] >= cutoff]
+    seen = set(zip(train["user_id"], train["product_id"], strict=True))
+    new = [pair not in seen for pair in zip(later["user_id"], later["product_id"], strict=True)]
+    return HoldoutSplit(train, later[np.asarray(new, dtype=bool)], cutoff)
+
+
+def evaluate(recommended: pd.DataFrame, test: pd.DataFrame, catalogue: int, n: int) -> dict[str, float]:
+    """precision@n, recall@n (over the test users), coverage (share of the catalogue recommended to anyone)."""
+    relevant = test.groupby("user_id")["product_id"].agg(set)
+    picked = recommended.groupby("user_id")["product_id"].agg(list)
+    hits, recalls = [], []
+    for user, wanted in relevant.items():
+        got = picked.get(user, [])[:n]
+        hit = len(wanted.intersection(got))
+        hits.append(hit / n)
+        recalls.append(hit / len(wanted))
+    covered = recommended["product_id"].nunique() / catalogue if catalogue else 0.0
+    return {
+        f"precision_at_{n}": float(np.mean(hits)) if hits else 0.0,
+        f"recall_at_{n}": float(np.mean(recalls)) if recalls else 0.0,
+        "coverage": float(covered),
+        "test_users": float(len(relevant)),
+    }
