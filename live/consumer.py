@@ -9,6 +9,7 @@ the same (every change is order-independent, live/state.py).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,9 +147,10 @@ class Consumer:
         self.stats.skip_reasons[reason] = self.stats.skip_reasons.get(reason, 0) + 1
         log.warning("skipped %s byte %d: %s", name, offset, reason)
 
-    def maintain(self, now_ms: int | None = None) -> None:
+    def maintain(self, now_ms: int | None = None, deliver: bool = True) -> None:
         """Evaluate the segments of users with new events, end memberships and carts whose time has come (at
-        `now_ms`, default now), load the batch traits of a newly published serving copy, and deliver triggers."""
+        `now_ms`, default now), load the batch traits of a newly published serving copy, and (with `deliver`)
+        deliver triggers."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         if time.monotonic() - self._traits_checked_at >= self.settings.live.traits_check_seconds:
             self._traits_checked_at = time.monotonic()
@@ -163,16 +165,30 @@ class Consumer:
             pass
         while self.membership.carts(now_ms):
             pass
-        if self.deliverer is not None:
+        if deliver and self.deliverer is not None:
             while self.deliverer.deliver(now_ms=now_ms):
                 pass
 
+    def _deliver_until(self, should_stop: Callable[[], bool]) -> None:
+        """The delivery thread of `run`: a slow or failing webhook never holds up the live state."""
+        assert self.deliverer is not None
+        while not should_stop():
+            try:
+                if not self.deliverer.deliver(block_ms=1000):
+                    time.sleep(self.settings.live.poll_seconds)
+            except Exception:  # a Redis or network error: logged, retried (the entries stay pending)
+                log.exception("trigger delivery failed; retrying")
+                time.sleep(1.0)
+
     def run(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Poll and maintain until `should_stop()`, sleeping LIVE_POLL_SECONDS when nothing was new; logs progress."""
+        """Poll and maintain until `should_stop()`, sleeping LIVE_POLL_SECONDS when nothing was new, with triggers
+        delivered on a thread of their own; logs progress."""
+        if self.deliverer is not None:
+            threading.Thread(target=self._deliver_until, args=(should_stop,), daemon=True, name="deliver").start()
         reported_at = time.monotonic()
         while not should_stop():
             applied = self.poll()
-            self.maintain()
+            self.maintain(deliver=False)
             if applied == 0:
                 time.sleep(self.settings.live.poll_seconds)
             if time.monotonic() - reported_at >= PROGRESS_EVERY_SECONDS:

@@ -25,6 +25,16 @@ BATCH_USERS = 500
 
 
 @dataclass
+class UserState:
+    """What evaluating one user needs: its events, traits, and current memberships (entry and until, by segment)."""
+
+    events: list[StoredEvent]
+    traits: dict[str, str]
+    entered: dict[str, bytes | None]
+    until: dict[str, float | None]
+
+
+@dataclass
 class MembershipStats:
     evaluated: int = 0
     entered: int = 0
@@ -44,37 +54,69 @@ class MembershipKeeper:
         self.cart_wait_ms = definitions.cart_abandoned_after_ms
         self.stats = MembershipStats()
 
-    # -- reading a user's events and traits
+    # -- reading users' events, traits and memberships: a few pipelined round trips for a whole batch of users
 
-    def _user_of(self, subject: str) -> str:
-        linked = self.redis.get(self.keys.user_of(subject))
-        return linked.decode() if linked else subject
+    def _users_of(self, subjects: list[str]) -> list[str]:
+        pipeline = self.redis.pipeline(transaction=False)
+        for subject in subjects:
+            pipeline.get(self.keys.user_of(subject))
+        return [
+            linked.decode() if linked else subject for subject, linked in zip(subjects, pipeline.execute(), strict=True)
+        ]
+
+    def load(self, users: list[str]) -> dict[str, UserState]:
+        """Each user's stored events (its own and its linked anonymous ids', one per message id), batch traits of
+        the current serving copy, and its current memberships and their `until`."""
+        segments = list(self.segments)
+        pipeline = self.redis.pipeline(transaction=False)
+        pipeline.get(self.keys.traits_version)
+        for user in users:
+            pipeline.smembers(self.keys.anonymous_ids(user))
+            pipeline.hgetall(self.keys.traits(user))
+        for name in segments:
+            pipeline.hmget(self.keys.members(name), users)
+            pipeline.zmscore(self.keys.until, [f"{name}{SEPARATOR}{user}" for user in users])
+        replies = pipeline.execute()
+        version, replies = replies[0], replies[1:]
+        anonymous, traits = replies[0 : 2 * len(users) : 2], replies[1 : 2 * len(users) : 2]
+        membership = replies[2 * len(users) :]
+        subjects = {user: [user, *sorted(a.decode() for a in linked if a.decode() != user)]
+                    for user, linked in zip(users, anonymous, strict=True)}  # fmt: skip
+        pipeline = self.redis.pipeline(transaction=False)
+        for user in users:
+            for subject in subjects[user]:
+                pipeline.zrange(self.keys.events(subject), 0, -1, withscores=True)
+        event_replies = iter(pipeline.execute())
+        states = {}
+        for index, user in enumerate(users):
+            events: dict[str, StoredEvent] = {}
+            for _ in subjects[user]:
+                for member, score in next(event_replies):
+                    event = parse_member(member, score)
+                    events.setdefault(event.message_id, event)
+            stored = traits[index]
+            current = bool(stored) and version is not None and stored.get(b"version") == version
+            states[user] = UserState(
+                events=list(events.values()),
+                traits={k.decode(): v.decode() for k, v in stored.items() if k != b"version"} if current else {},
+                entered={name: membership[2 * i][index] for i, name in enumerate(segments)},
+                until={name: membership[2 * i + 1][index] for i, name in enumerate(segments)},
+            )
+        return states
 
     def user_events(self, user: str) -> list[StoredEvent]:
         """The user's stored events (its own and its linked anonymous ids'), one per message id."""
-        subjects = self.reader.subjects(user)
-        pipeline = self.redis.pipeline(transaction=False)
-        for subject in subjects:
-            pipeline.zrange(self.keys.events(subject), 0, -1, withscores=True)
-        events: dict[str, StoredEvent] = {}
-        for reply in pipeline.execute():
-            for member, score in reply:
-                event = parse_member(member, score)
-                events.setdefault(event.message_id, event)
-        return list(events.values())
+        return self.load([user])[user].events
 
     def traits(self, user: str) -> dict[str, str]:
         """The user's batch traits from the current serving copy ({} when none or from an older copy)."""
-        version = self.redis.get(self.keys.traits_version)
-        stored = self.redis.hgetall(self.keys.traits(user))
-        if not stored or version is None or stored.get(b"version") != version:
-            return {}
-        return {name.decode(): value.decode() for name, value in stored.items() if name != b"version"}
+        return self.load([user])[user].traits
 
     # -- evaluation
 
-    def _record(self, pipeline, segment: Segment, user: str, holds: bool, until: int | None, at_ms: int) -> None:
-        entered = self.redis.hget(self.keys.members(segment.name), user)
+    def _record(self, pipeline, segment: Segment, user: str, state: UserState, holds: bool, until: int | None,
+                at_ms: int) -> None:  # fmt: skip
+        entered = state.entered.get(segment.name)
         slot = f"{segment.name}{SEPARATOR}{user}"
         if holds:
             if entered is None:
@@ -87,7 +129,7 @@ class MembershipKeeper:
             else:
                 pipeline.zadd(self.keys.until, {slot: until})
         elif entered is not None:
-            known_until = self.redis.zscore(self.keys.until, slot)
+            known_until = state.until.get(segment.name)
             exit_ms = min(at_ms, int(known_until)) if known_until is not None else at_ms
             pipeline.hdel(self.keys.members(segment.name), user)
             pipeline.zrem(self.keys.member_index(segment.name), user)
@@ -100,39 +142,32 @@ class MembershipKeeper:
         fields["key"] = key or f"{segment}|{kind}|{user}|{at_ms}"
         pipeline.xadd(self.keys.transitions, fields, maxlen=TRANSITIONS_KEPT, approximate=True)
 
-    def _evaluate_user(self, pipeline, user: str, at_ms: int | None = None) -> None:
-        events = self.user_events(user)
-        traits = self.traits(user)
-        moment = at_ms if at_ms is not None else max((e.at_ms for e in events), default=None)
-        if moment is None:
-            moment = 0  # no event kept any more: every event condition is false
-        for segment in self.segments.values():
-            holds, until = evaluate(segment, events, traits, moment)
-            self._record(pipeline, segment, user, holds, until, moment)
-        self.stats.evaluated += 1
-
     def evaluate_dirty(self) -> int:
-        """Evaluate up to BATCH_USERS users whose ids had events applied; returns how many ids were taken."""
+        """Evaluate up to BATCH_USERS users whose ids had events applied, each at its newest event time; returns how
+        many ids were taken."""
         subjects = [member.decode() for member in self.redis.srandmember(self.keys.dirty, BATCH_USERS) or []]
         if not subjects:
             return 0
+        users_of = self._users_of(subjects)
+        merged = sorted({s for s, u in zip(subjects, users_of, strict=True) if s != u})
+        users = sorted(set(users_of))
+        states = self.load(users + [s for s in merged if s not in users])
         with self.redis.pipeline(transaction=True) as pipeline:
-            users: set[str] = set()
-            for subject in subjects:
-                user = self._user_of(subject)
-                if user != subject:
-                    self._leave_all(pipeline, subject)  # an anonymous id now counts as its user
-                users.add(user)
-            for user in sorted(users):
-                self._evaluate_user(pipeline, user)
+            for subject in merged:  # an anonymous id now counts as its user: it leaves what it was in
+                state = states[subject]
+                for segment in self.segments.values():
+                    if state.entered.get(segment.name) is not None:
+                        self._record(pipeline, segment, subject, state, False, None, self._newest(subject))
+            for user in users:
+                state = states[user]
+                moment = max((e.at_ms for e in state.events), default=0)  # no event kept: event conditions false
+                for segment in self.segments.values():
+                    holds, until = evaluate(segment, state.events, state.traits, moment)
+                    self._record(pipeline, segment, user, state, holds, until, moment)
+                self.stats.evaluated += 1
             pipeline.srem(self.keys.dirty, *subjects)
             pipeline.execute()
         return len(subjects)
-
-    def _leave_all(self, pipeline, subject: str) -> None:
-        for segment in self.segments.values():
-            if self.redis.hexists(self.keys.members(segment.name), subject):
-                self._record(pipeline, segment, subject, False, None, self._newest(subject))
 
     def _newest(self, subject: str) -> int:
         score = self.redis.zscore(self.keys.active, subject)
@@ -143,16 +178,17 @@ class MembershipKeeper:
         due = self.redis.zrangebyscore(self.keys.until, "-inf", now_ms, start=0, num=BATCH_USERS, withscores=True)
         if not due:
             return 0
+        slots = [(slot.decode().partition(SEPARATOR), int(until)) for slot, until in due]
+        states = self.load(sorted({user for (_, _, user), _ in slots}))
         with self.redis.pipeline(transaction=True) as pipeline:
-            for slot, until in due:
-                name, _, user = slot.decode().partition(SEPARATOR)
+            for (name, _, user), until in slots:
                 segment = self.segments.get(name)
                 if segment is None:  # a segment no longer defined
-                    pipeline.zrem(self.keys.until, slot)
+                    pipeline.zrem(self.keys.until, f"{name}{SEPARATOR}{user}")
                     continue
-                events, traits = self.user_events(user), self.traits(user)
-                holds, new_until = evaluate(segment, events, traits, int(until))
-                self._record(pipeline, segment, user, holds, new_until, int(until))
+                state = states[user]
+                holds, new_until = evaluate(segment, state.events, state.traits, until)
+                self._record(pipeline, segment, user, state, holds, new_until, until)
             pipeline.execute()
         return len(due)
 
@@ -164,10 +200,11 @@ class MembershipKeeper:
         due = self.redis.zrangebyscore(self.keys.carts_due, "-inf", now_ms, start=0, num=BATCH_USERS, withscores=True)
         if not due:
             return 0
+        subjects = [subject.decode() for subject, _ in due]
+        users = self._users_of(subjects)
         with self.redis.pipeline(transaction=True) as pipeline:
-            for subject_bytes, due_ms in due:
-                subject, due_ms = subject_bytes.decode(), int(due_ms)
-                user = self._user_of(subject)
+            for (subject_bytes, due_score), user in zip(due, users, strict=True):
+                subject, due_ms = subject_bytes.decode(), int(due_score)
                 profile = self.reader.read(user, due_ms)
                 added_ms = due_ms - self.cart_wait_ms
                 if profile and profile["cart"]["items"]:
