@@ -23,8 +23,8 @@ GIB = 1 << 30
 DEV_WRITE_KEYS = {"dev": "dev"}
 
 
-def parse_write_keys(text: str | None) -> dict[str, str]:
-    """`key:source,key:source` -> {key: source}; None or blank gives the development key `dev`."""
+def _key_pairs(text: str | None, variable: str, what: str) -> dict[str, str]:
+    """`key:<what>,key:<what>` -> {key: <what>}; None or blank gives the development key `dev`."""
     if text is None or not text.strip():
         return dict(DEV_WRITE_KEYS)
     keys: dict[str, str] = {}
@@ -32,32 +32,27 @@ def parse_write_keys(text: str | None) -> dict[str, str]:
         item = item.strip()
         if not item:
             continue
-        key, sep, source = item.partition(":")
-        key, source = key.strip(), source.strip()
-        if not sep or not key or not source:
-            raise SettingError(f"COLLECTOR_WRITE_KEYS: {item!r} is not of the form key:source")
-        if key in keys and keys[key] != source:
-            raise SettingError(f"COLLECTOR_WRITE_KEYS: key {key!r} is given for two sources")
-        keys[key] = source
+        key, sep, value = item.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise SettingError(f"{variable}: {item!r} is not of the form key:{what}")
+        if key in keys and keys[key] != value:
+            raise SettingError(f"{variable}: key {key!r} is given for two {what}s")
+        keys[key] = value
     if not keys:
-        raise SettingError("COLLECTOR_WRITE_KEYS holds no key:source pair")
+        raise SettingError(f"{variable} holds no key:{what} pair")
     return keys
+
+
+def parse_write_keys(text: str | None) -> dict[str, str]:
+    """COLLECTOR_WRITE_KEYS: `key:source,key:source` -> {key: source}; None or blank gives the development key
+    `dev`."""
+    return _key_pairs(text, "COLLECTOR_WRITE_KEYS", "source")
 
 
 def parse_api_keys(text: str | None) -> dict[str, str]:
     """LIVE_API_KEYS: `key:name,key:name` -> {key: name}; None or blank gives the development key `dev`."""
-    if text is None or not text.strip():
-        return dict(DEV_WRITE_KEYS)
-    keys: dict[str, str] = {}
-    for item in text.split(","):
-        key, sep, name = (part.strip() for part in item.partition(":"))
-        if item.strip() and (not sep or not key or not name):
-            raise SettingError(f"LIVE_API_KEYS: {item.strip()!r} is not of the form key:name")
-        if key:
-            keys[key] = name
-    if not keys:
-        raise SettingError("LIVE_API_KEYS holds no key:name pair")
-    return keys
+    return _key_pairs(text, "LIVE_API_KEYS", "name")
 
 
 def _min_event_time(text: str) -> datetime:
