@@ -104,13 +104,15 @@ class Consumer:
         return deleted
 
     def poll(self) -> int:
-        """Apply every whole line the spool files have gained; returns the events applied."""
+        """Apply the whole lines the spool files have gained (up to LIVE_MAX_READ_BYTES of each file); returns the
+        lines read, used or skipped (0: nothing new)."""
         batch_limit = self.settings.live.batch_events
         events: list[LiveEvent] = []
         moved: dict[str, int] = {}
-        applied = 0
+        read = 0
         for chunk in self.tail.read():
             for offset, line in chunk.lines():
+                read += 1
                 try:
                     event = parse_line(line, self.definitions.properties)
                 except Skipped as reason:
@@ -123,12 +125,13 @@ class Consumer:
                 if len(events) >= batch_limit:
                     # the offsets move only to a line boundary this transaction has fully applied
                     moved[chunk.name] = offset + len(line) + 1
-                    applied += self._commit(events, moved)
+                    self._commit(events, moved)
                     events, moved = [], {}
             moved[chunk.name] = chunk.end
+            read += chunk.end > chunk.start and not chunk.data  # a too-long line skipped whole
         if events or moved:
-            applied += self._commit(events, moved)
-        return applied
+            self._commit(events, moved)
+        return read
 
     def _commit(self, events: list[LiveEvent], moved: dict[str, int]) -> int:
         with self.redis.pipeline(transaction=True) as pipeline:
@@ -187,9 +190,9 @@ class Consumer:
             threading.Thread(target=self._deliver_until, args=(should_stop,), daemon=True, name="deliver").start()
         reported_at = time.monotonic()
         while not should_stop():
-            applied = self.poll()
+            read = self.poll()
             self.maintain(deliver=False)
-            if applied == 0:
+            if read == 0:
                 time.sleep(self.settings.live.poll_seconds)
             if time.monotonic() - reported_at >= PROGRESS_EVERY_SECONDS:
                 reported_at = time.monotonic()

@@ -399,3 +399,15 @@ def test_a_consumer_killed_mid_batch_resumes_exactly_and_a_replay_rebuilds_the_s
         check=True,
     )  # fmt: skip
     assert state_dump(redis, "killed") == resumed
+
+
+def test_a_line_longer_than_the_read_bound_is_skipped_and_the_next_line_applies(tmp_path: Path, redis_url: str):
+    huge = b'{"messageId": "x", "junk": "' + b"z" * 100_000 + b'"}'
+    good = record(
+        "after", at("2026-03-10T11:00:00"), event="Product Viewed", userId="u9", properties={"product_id": "p"}
+    )
+    land(tmp_path, "20260310T120000000000Z-p1-000001", [huge, good])
+    consumer = consume_all(live_settings(tmp_path, redis_url, "long", LIVE_MAX_READ_BYTES=str(64 * 1024)))
+    # the first 64 KiB are dropped unread, the rest of the line is no JSON; the line after it is whole
+    assert consumer.tail.skipped_long_lines == 1 and consumer.stats.skip_reasons == {"not JSON": 1}
+    assert reader(consumer).read("u9", NOW_MS)["last_product_viewed"]["product_id"] == "p"
