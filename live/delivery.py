@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
 from redis import Redis
@@ -23,6 +22,7 @@ from redis.exceptions import ResponseError
 from activation.webhook import WebhookClient
 from live.definitions import Definitions
 from live.keys import Keys
+from live.profiles import iso_time
 
 log = logging.getLogger("live.delivery")
 GROUP = "webhook"
@@ -35,10 +35,6 @@ class DeliveryStats:
     stale: int = 0
     failed: int = 0
     not_triggers: int = 0
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
 class Deliverer:
@@ -109,7 +105,7 @@ class Deliverer:
                 "kind": trigger.kind,
                 "segment": trigger.segment,
                 "user_id": fields[b"user_id"].decode(),
-                "at": _iso(at_ms),
+                "at": iso_time(at_ms),
                 "delivery_key": key,
             }
             result = self.client.post(orjson.dumps(body), idempotency_key=key)

@@ -104,14 +104,6 @@ class MembershipKeeper:
             )
         return states
 
-    def user_events(self, user: str) -> list[StoredEvent]:
-        """The user's stored events (its own and its linked anonymous ids'), one per message id."""
-        return self.load([user])[user].events
-
-    def traits(self, user: str) -> dict[str, str]:
-        """The user's batch traits from the current serving copy ({} when none or from an older copy)."""
-        return self.load([user])[user].traits
-
     # -- evaluation
 
     def _record(self, pipeline, segment: Segment, user: str, state: UserState, holds: bool, until: int | None,

@@ -13,12 +13,12 @@ from datetime import datetime
 
 import orjson
 
+from event_contract import STORED_TYPES
 from live.names import event_name
 
 MAX_ID_CHARS = 200  # user, anonymous, message and product ids longer than this are not used as keys
 MAX_PRICE = 1e9
 MAX_QUANTITY = 10_000
-SPOOLED_TYPES = frozenset({"track", "page", "screen", "identify", "group", "alias"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def parse_line(line: bytes, keep_properties: tuple[str, ...] = ()) -> LiveEvent:
     if type(record) is not dict:
         raise Skipped("not a JSON object")
     kind = record.get("type")
-    if kind not in SPOOLED_TYPES:
+    if kind not in STORED_TYPES:  # what the collector spools
         raise Skipped("unknown type")
     message_id = _identifier(record.get("messageId"), "messageId")
     if message_id is None:
