@@ -13,6 +13,8 @@ import pandas as pd
 FEATURES_TABLE = "marts.ml_user_features"
 MIX_TABLE = "marts.ml_user_mix"
 SNAPSHOTS_TABLE = "marts.ml_churn_snapshots"
+INTERACTIONS_TABLE = "marts.ml_product_interactions"
+CLUSTERS_TABLE = "ml.user_clusters"
 
 # Every numeric behavioural feature of the dbt macro ml_user_features; the churn model reads them all.
 CHURN_FEATURES: tuple[str, ...] = (
@@ -192,6 +194,31 @@ def with_mix(features: pd.DataFrame, mix: pd.DataFrame) -> tuple[pd.DataFrame, p
 def load_churn_snapshots(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """marts.ml_churn_snapshots: one row per user and past cutoff, with is_churned."""
     return _numeric(_read(con, SNAPSHOTS_TABLE))
+
+
+def load_product_interactions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """marts.ml_product_interactions as the recommendation model reads it: user_id, product_id, weight and event_at
+    (the day, as a UTC timestamp), one row per user, product and day."""
+    try:
+        return con.execute(
+            f"select user_id, product_id, cast(interaction_weight as double) as weight, "
+            f"cast(activity_date as timestamp) as event_at from {INTERACTIONS_TABLE} "
+            f"where interaction_weight > 0 order by user_id, product_id, activity_date"
+        ).df()
+    except duckdb.CatalogException as error:
+        raise NotEnoughData(f"{INTERACTIONS_TABLE} does not exist yet (run dbt first): {error}") from error
+
+
+def load_user_segments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """user_id and segment (the cluster name of ml.user_clusters): whose popularity a user without history gets.
+    Empty when no clustering has been scored yet."""
+    try:
+        return con.execute(
+            f"select user_id, cluster_name as segment from {CLUSTERS_TABLE} where cluster_name is not null "
+            f"order by user_id"
+        ).df()
+    except duckdb.CatalogException:
+        return pd.DataFrame({"user_id": pd.Series(dtype=str), "segment": pd.Series(dtype=str)})
 
 
 # Every feature is a count, a duration, a share, a ratio of counts or order revenue: none is negative by

@@ -77,3 +77,19 @@ def cluster_profiles(profiles: pd.DataFrame, features: list[str]) -> Figure:
     ax.set_title("Cluster profiles")
     fig.tight_layout()
     return fig
+
+
+def recommendation_lift(comparison: pd.DataFrame) -> Figure:
+    """Holdout precision, recall and coverage of the model beside the popularity baseline (columns metric, model,
+    value)."""
+    metrics = list(dict.fromkeys(comparison["metric"]))
+    models = list(dict.fromkeys(comparison["model"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3 * len(metrics), 3.5))
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        rows = comparison[comparison["metric"] == metric].set_index("model").reindex(models)
+        ax.bar(models, rows["value"], color=["#4c78a8", "#bab0ac", "#f58518"][: len(models)])
+        ax.set(title=metric, ylim=(0, max(float(rows["value"].max()) * 1.2, 1e-9)))
+        ax.tick_params(axis="x", rotation=20)
+    fig.suptitle("Recommendations, time holdout")
+    fig.tight_layout()
+    return fig

@@ -19,15 +19,19 @@ from sklearn.base import BaseEstimator
 # An interaction's weight by event: how much it says about wanting the product
 INTERACTION_WEIGHTS = {"product_viewed": 1.0, "product_added": 3.0, "order_completed": 5.0}
 UNKNOWN_SEGMENT = "(none)"
+ALL_SEGMENTS = "(all)"  # the popularity over every user, for users of no known segment
+SCORE_CHUNK_USERS = 2_000  # users x products scores held at once while recommending
 
 
 @dataclass(frozen=True)
 class RecommendationParams:
     """How the model is trained and judged."""
 
-    n: int = 10  # recommendations per user (and the k of precision@k)
+    n: int = 10  # the k of precision@k and recall@k
     neighbours: int = 50  # similar products kept per product
     holdout_days: int = 14  # the last days of interactions are the holdout
+    max_products: int = 5_000  # the catalogue the model learns: the products most users touched
+    per_user: int = 20  # recommendations written per user (ml.recommendations; the API serves up to this many)
 
 
 def user_item_matrix(interactions: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> sparse.csr_matrix:
@@ -52,14 +56,18 @@ class ItemItemRecommender(BaseEstimator):
     per segment).
     """
 
-    def __init__(self, neighbours: int = 50, n: int = 10) -> None:
+    def __init__(self, neighbours: int = 50, n: int = 10, max_products: int = 5_000) -> None:
         self.neighbours = neighbours
         self.n = n
+        self.max_products = max_products
 
     def fit(self, interactions: pd.DataFrame, segments: pd.DataFrame | None = None) -> ItemItemRecommender:
-        """interactions: user_id, product_id, weight; segments: user_id, segment (for cold start)."""
+        """interactions: user_id, product_id, weight; segments: user_id, segment (for cold start).
+
+        Only the `max_products` products most users touched are learned (ties by id): product ids are client
+        values, and the similarity matrix is products x products."""
         users = np.array(sorted(interactions["user_id"].unique()), dtype=str)
-        items = np.array(sorted(interactions["product_id"].unique()), dtype=str)
+        items = catalogue(interactions, self.max_products)
         matrix = user_item_matrix(interactions, users, items)
         norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0))).ravel()
         norms[norms == 0] = 1.0
@@ -92,12 +100,29 @@ class ItemItemRecommender(BaseEstimator):
         return np.asarray((history @ spread).todense())
 
     def recommend(
-        self, interactions: pd.DataFrame, segments: pd.DataFrame | None = None, users: np.ndarray | None = None
+        self,
+        interactions: pd.DataFrame,
+        segments: pd.DataFrame | None = None,
+        users: np.ndarray | None = None,
+        n: int | None = None,
     ) -> pd.DataFrame:
-        """Top `n` products for each user (of `users`, default those in `interactions`) not in its history: by item
-        similarity when it has a history, else by its segment's popularity (source 'segment_popularity').
-        Columns: user_id, rank, product_id, score, source."""
+        """Top `n` (default the model's) products for each user (of `users`, default those in `interactions`) not
+        in its history: by item similarity when it has a history, else by its segment's popularity (source
+        'segment_popularity'). Columns: user_id, rank, product_id, score, source. Users are scored in chunks, so
+        memory is bounded by the chunk, not by the number of users."""
         users = np.array(sorted(interactions["user_id"].unique()) if users is None else users, dtype=str)
+        n = self.n if n is None else n
+        known = interactions[interactions["user_id"].isin(users)]
+        chunks = [
+            self._recommend_chunk(known, segments, users[start : start + SCORE_CHUNK_USERS], n)
+            for start in range(0, len(users), SCORE_CHUNK_USERS)
+        ]
+        return pd.concat(chunks, ignore_index=True) if chunks else _top_n(users, self.items_, np.empty((0, 0)), 0, [])
+
+    def _recommend_chunk(
+        self, interactions: pd.DataFrame, segments: pd.DataFrame | None, users: np.ndarray, n: int
+    ) -> pd.DataFrame:
+        interactions = interactions[interactions["user_id"].isin(users)]
         history = user_item_matrix(interactions, users, self.items_)
         scores = self._scores(history)
         has_history = np.asarray(history.sum(axis=1)).ravel() > 0
@@ -110,13 +135,21 @@ class ItemItemRecommender(BaseEstimator):
         cold = cold / max(float(cold.max(initial=0)), 1.0) * 1e-6  # below any similarity: only fills gaps
         scores = np.where(has_history[:, None], scores + cold, cold)
         scores[history.nonzero()] = -np.inf  # nothing the user already touched
-        return _top_n(users, self.items_, scores, self.n, np.where(has_history, "item_item", "segment_popularity"))
+        return _top_n(users, self.items_, scores, n, np.where(has_history, "item_item", "segment_popularity"))
 
-    def predict(self, interactions: pd.DataFrame) -> np.ndarray:
-        """For MLflow's signature: the recommended product ids, users x n, for interactions (user_id, product_id,
-        weight)."""
-        frame = self.recommend(interactions)
-        return np.vstack(frame.groupby("user_id", sort=True)["product_id"].apply(list).to_list())
+    def popular(self, n: int) -> pd.DataFrame:
+        """The `n` products most users of each segment touched, and over all users (segment ALL_SEGMENTS): what a
+        user the model has no row for gets. Columns: segment, rank, product_id, users."""
+        names = np.array([*self.segments_, ALL_SEGMENTS], dtype=str)
+        counts = np.vstack([self.segment_popularity_, self.popularity_[None, :]])
+        frame = _top_n(names, self.items_, counts.astype(np.float64), n, np.full(len(names), ""))
+        frame = frame[frame["score"] > 0].rename(columns={"user_id": "segment", "score": "users"})
+        return frame.drop(columns="source").astype({"users": "int64"}).reset_index(drop=True)
+
+    def predict(self, interactions: pd.DataFrame) -> pd.DataFrame:
+        """For MLflow (signature, pyfunc): recommend() for the users of `interactions` (user_id, product_id,
+        weight), without segments."""
+        return self.recommend(interactions)
 
 
 def popularity_recommendations(train: pd.DataFrame, users: np.ndarray, n: int) -> pd.DataFrame:
@@ -127,6 +160,13 @@ def popularity_recommendations(train: pd.DataFrame, users: np.ndarray, n: int) -
     scores = np.tile(popularity.ravel().astype(np.float64), (len(users), 1))
     scores[history.nonzero()] = -np.inf
     return _top_n(users, items, scores, n, np.full(len(users), "popularity"))
+
+
+def catalogue(interactions: pd.DataFrame, max_products: int) -> np.ndarray:
+    """The product ids a model learns (sorted): the `max_products` touched by the most users, ties by id."""
+    users = interactions.groupby("product_id")["user_id"].nunique().reset_index(name="users")
+    kept = users.sort_values(["users", "product_id"], ascending=[False, True]).head(max_products)
+    return np.array(sorted(kept["product_id"]), dtype=str)
 
 
 def _segments_of(users: np.ndarray, segments: pd.DataFrame | None) -> np.ndarray:

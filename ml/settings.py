@@ -43,6 +43,7 @@ def artifact_root() -> Path:
     return current().artifact_root
 
 
-# Names of the two models in the MLflow registry (and of their experiments).
+# Names of the models in the MLflow registry (and of their experiments).
 CLUSTER_MODEL = "user_clusters"
 CHURN_MODEL = "churn"
+RECOMMENDATION_MODEL = "recommendations"

@@ -35,10 +35,10 @@ from mlflow.tracking import MlflowClient
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from ml.features import DataVersion
-from ml.settings import CHURN_MODEL, CLUSTER_MODEL, artifact_root, current, tracking_uri
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL, RECOMMENDATION_MODEL, artifact_root, current, tracking_uri
 from stores.schema import TABLES
 
-__all__ = ["CHURN_MODEL", "CLUSTER_MODEL"]
+__all__ = ["CHURN_MODEL", "CLUSTER_MODEL", "RECOMMENDATION_MODEL"]
 CHAMPION = "champion"
 RETRAIN_TAG = "retrain_requested"
 TRAINED_TAG = "last_trained_at"
@@ -52,11 +52,13 @@ PIP_REQUIREMENTS = [
 ]
 SKOPS_FILE = "model.skops"  # where mlflow.sklearn puts a skops model in the model's folder
 # Types loaded besides those skops trusts by default (builtins, numpy and scipy arrays and ufuncs, public sklearn
-# estimators): exactly what ml.clustering and ml.churn build. Code, not data: never read from a model's files.
+# estimators): exactly what ml.clustering, ml.churn and ml.recommendations build. Code, not data: never read from a
+# model's files.
 TRUSTED_TYPES: tuple[str, ...] = (
     # ours: set from the file's attributes (themselves of trusted types) by BaseEstimator.__setstate__, no other
     # code runs on load; its methods only run when scoring calls them
     "ml.clustering.BehaviourClusterer",
+    "ml.recommendations.ItemItemRecommender",
     # CalibratedClassifierCV's fitted parts, random forest trees and histogram gradient boosting predictors
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
@@ -361,7 +363,7 @@ def clear_retraining(mlflow_client: MlflowClient, name: str) -> None:
 METRICS_COLUMNS = list(TABLES["ml.model_metrics"].column_types)  # the contract of ml.model_metrics
 
 
-def model_metrics(names: tuple[str, ...] = (CLUSTER_MODEL, CHURN_MODEL)) -> pd.DataFrame:
+def model_metrics(names: tuple[str, ...] = (CLUSTER_MODEL, CHURN_MODEL, RECOMMENDATION_MODEL)) -> pd.DataFrame:
     """One row per registered model version and holdout metric (the ml.model_metrics table)."""
     mlflow_client = client()
     rows = []

@@ -31,9 +31,17 @@ from ml.features import (
     data_version,
     mix_columns,
 )
+from ml.recommendations import (
+    ItemItemRecommender,
+    RecommendationParams,
+    evaluate,
+    popularity_recommendations,
+    split_by_time,
+)
 from ml.tracking import (
     CHURN_MODEL,
     CLUSTER_MODEL,
+    RECOMMENDATION_MODEL,
     ModelRefused,
     PublishOutcome,
     champion_reference,
@@ -197,6 +205,109 @@ def train_churn_model(snapshots: pd.DataFrame, params: ChurnParams | None = None
         predict_fn="predict_proba",
     )
     return ChurnTraining(result, outcome)
+
+
+@dataclass
+class RecommendationTraining:
+    metrics: dict[str, float]
+    comparison: pd.DataFrame  # metric, model (item_item / popularity), value on the holdout
+    outcome: PublishOutcome
+
+
+def train_recommendation_model(
+    interactions: pd.DataFrame, segments: pd.DataFrame, params: RecommendationParams | None = None
+) -> RecommendationTraining:
+    """Fit item-item recommendations on the interactions before the last `holdout_days`, judge them on the
+    products users first touched after (precision@n, recall@n, coverage, beside the popularity baseline and for
+    users new in the holdout), log and register the model, gate the champion on holdout precision@n."""
+    params = params or RecommendationParams()
+    if interactions.empty:
+        raise NotEnoughData("no product interactions (no product event names a product_id)")
+    split = split_by_time(interactions, params.holdout_days)
+    if split.train.empty or split.test.empty:
+        raise NotEnoughData(
+            f"product interactions span too few days for a {params.holdout_days}-day holdout "
+            f"({len(split.train)} rows before {split.cutoff.date()}, {len(split.test)} new ones after)"
+        )
+    model = ItemItemRecommender(params.neighbours, params.n, params.max_products).fit(split.train, segments)
+    test_users = np.array(sorted(split.test["user_id"].unique()), dtype=str)
+    catalogue = len(model.items_)
+    recommended = model.recommend(split.train, segments, test_users)
+    ours = evaluate(recommended, split.test, catalogue, params.n)
+    baseline = evaluate(popularity_recommendations(split.train, test_users, params.n), split.test, catalogue,
+                        params.n)  # fmt: skip
+    new_users = np.setdiff1d(test_users, split.train["user_id"].unique())
+    cold = evaluate(recommended[recommended["user_id"].isin(new_users)],
+                    split.test[split.test["user_id"].isin(new_users)], catalogue, params.n)  # fmt: skip
+    precision = f"precision_at_{params.n}"
+    recall = f"recall_at_{params.n}"
+    metrics = {
+        **{f"holdout_{k}": v for k, v in ours.items() if k != "test_users"},
+        **{f"baseline_{k}": v for k, v in baseline.items() if k != "test_users"},
+        "precision_lift": ours[precision] / baseline[precision] if baseline[precision] else float("nan"),
+        f"cold_start_{precision}": cold[precision],
+        "cold_start_test_users": cold["test_users"],
+        "test_users": ours["test_users"],
+        "training_users": float(split.train["user_id"].nunique()),
+        "products": float(catalogue),
+        "products_left_out": float(split.train["product_id"].nunique() - catalogue),
+        "segments": float(len(model.segments_)),
+    }
+    comparison = pd.DataFrame(
+        [(metric, name, result[metric]) for metric in (precision, recall, "coverage")
+         for name, result in (("item_item", ours), ("popularity", baseline))],
+        columns=["metric", "model", "value"],
+    )  # fmt: skip
+    test = split.test
+
+    def champion_precision(champion: object) -> float:
+        picks = champion.recommend(split.train, segments, test_users, params.n)  # type: ignore[attr-defined]
+        return evaluate(picks, test, catalogue, params.n)[precision]
+
+    as_of = str(pd.Timestamp(interactions["event_at"].max()))
+    example = split.train[split.train["user_id"].isin(split.train["user_id"].unique()[:3])]
+    outcome = publish(
+        name=RECOMMENDATION_MODEL,
+        model=model,
+        input_example=example[["user_id", "product_id", "weight"]].head(20),
+        params={
+            "method": "item-item co-occurrence, cosine similarity of log-damped interaction weights",
+            "cold_start": "popularity within the user's segment (ml.user_clusters cluster_name)",
+            "neighbours": params.neighbours,
+            "n": params.n,
+            "holdout_days": params.holdout_days,
+            "holdout_cutoff": str(split.cutoff),
+            "max_products": params.max_products,
+        },
+        metrics=metrics,
+        data_version=data_version(split.train, as_of),
+        metric=precision,
+        candidate_score=ours[precision],
+        score_champion=champion_precision,
+        reference=split.train,
+        figures={"holdout_lift": plots.recommendation_lift(comparison)},
+        tables={"holdout_comparison": comparison},
+    )
+    return RecommendationTraining(metrics, comparison, outcome)
+
+
+def score_recommendations(
+    interactions: pd.DataFrame, segments: pd.DataFrame, per_user: int
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """ml.recommendations rows (the champion's top `per_user` products for every user with interactions or a
+    segment) and ml.popular_products rows (each segment's most touched products, and everyone's), and the version."""
+    version = champion_version(client(), RECOMMENDATION_MODEL)
+    if version is None:
+        raise NotEnoughData(f"no {RECOMMENDATION_MODEL} champion in the registry yet")
+    model = load_model(RECOMMENDATION_MODEL, version)
+    if not isinstance(model, ItemItemRecommender):
+        raise NotEnoughData(f"the {RECOMMENDATION_MODEL} champion (version {version}) is not an item-item model")
+    users = np.union1d(interactions["user_id"].unique().astype(str), segments["user_id"].unique().astype(str))
+    frame = model.recommend(interactions, segments, users, per_user)
+    frame["model_version"] = version
+    popular = model.popular(per_user)
+    popular["model_version"] = version
+    return frame, popular, version
 
 
 def assign_clusters(features: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from stores.schema import ML_CONTRACT_TABLES, TABLES, ensure
+from stores.schema import ML_CONTRACT_TABLES, ML_SERVED_TABLES, TABLES, ensure
 
-# the ml.* contract tables' columns, from their one declaration in stores.schema
+# the columns of the ml.* tables the ML assets replace whole, from their one declaration in stores.schema
 CONTRACTS: dict[str, dict[str, str]] = {
-    name.removeprefix("ml."): TABLES[name].column_types for name in ML_CONTRACT_TABLES
+    name.removeprefix("ml."): TABLES[name].column_types for name in (*ML_CONTRACT_TABLES, *ML_SERVED_TABLES)
 }
 
 

@@ -436,6 +436,15 @@ class MLSettings:
         meaning="the churn model's permutation importance is estimated on at most this many holdout users drawn "
         "at random (0: all); its holdout metrics always use all of them",
     )  # fmt: skip
+    recommendation_max_products: int = setting(
+        "ML_RECOMMENDATION_MAX_PRODUCTS", 5_000, unit="products", minimum=1,
+        meaning="the recommendation model learns the products most users touched, at most this many (its "
+        "similarity matrix is this squared: 5,000 is 200 MB)",
+    )  # fmt: skip
+    recommendations_per_user: int = setting(
+        "ML_RECOMMENDATIONS_PER_USER", 20, unit="products", minimum=1,
+        meaning="recommendations written per user to ml.recommendations (the profile API serves up to this many)",
+    )  # fmt: skip
     retrain_cooldown_hours: float = setting(
         "ML_RETRAIN_COOLDOWN_HOURS", 24.0, unit="hours", minimum=0,
         meaning="after a training, drift marks the model again only this much later",

@@ -357,6 +357,14 @@ HAND_TABLES: tuple[TableStore, ...] = (
         "ml.model_metrics", "warehouse", "holdout metrics of each model version", "ml", False, (), "not personal",
     ),
     TableStore(
+        "ml.recommendations", "warehouse", "each user's recommended products from the champion recommendation model",
+        "ml", True, ("user_id",), "rows deleted by user_id (replaced whole at the next scoring)",
+    ),
+    TableStore(
+        "ml.popular_products", "warehouse", "the most touched products of each user segment (cold-start "
+        "recommendations)", "ml", False, (), "not personal (counts of users per product)",
+    ),
+    TableStore(
         "ml.experiment_factorial_effects", "warehouse", "factorial experiments' effects (statsmodels logit)",
         "orchestration", False, (), "not personal",
     ),

@@ -166,6 +166,27 @@ TABLES: dict[str, TableSchema] = {
             """,
         ),
         _table(
+            "ml.recommendations",
+            """
+            user_id varchar
+            rank integer
+            product_id varchar
+            score double
+            source varchar
+            model_version varchar
+            """,
+        ),
+        _table(
+            "ml.popular_products",
+            """
+            segment varchar
+            rank integer
+            product_id varchar
+            users bigint
+            model_version varchar
+            """,
+        ),
+        _table(
             "ml.experiment_factorial_effects",
             """
             experiment_id varchar
@@ -228,6 +249,8 @@ TABLES: dict[str, TableSchema] = {
 }
 # the ml.* tables whose columns are a contract with dbt (sources, the on-run-start macro) and the dashboard
 ML_CONTRACT_TABLES = ("ml.user_clusters", "ml.churn_scores", "ml.model_metrics")
+# ml.* tables no model reads, published for analysts and the live profile API (which loads them into Redis)
+ML_SERVED_TABLES = ("ml.recommendations", "ml.popular_products")
 
 
 def ensure(con: duckdb.DuckDBPyConnection, *names: str) -> None:

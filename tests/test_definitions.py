@@ -40,6 +40,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "intermediate/int_path_definitions",
         "intermediate/int_path_nodes",
         "intermediate/int_path_steps",
+        "intermediate/int_product_interactions",
         "intermediate/int_sessions",
         "intermediate/int_user_daily_activity",
         "intermediate/int_users",
@@ -67,6 +68,7 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/cohort_retention_rolling",
         "marts/daily_kpis",
         "marts/data_health_flags",
+        "marts/experiment_assignments",
         "marts/experiment_decisions",
         "marts/experiment_metric_results",
         "marts/funnel_conversion",
@@ -94,12 +96,16 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
         "marts/ml_user_features",
         "marts/ml_user_mix",
         "marts/ml_churn_snapshots",
+        "marts/ml_product_interactions",
         "marts/cluster_profiles",
         "ml/cluster_model",
         "ml/churn_model",
         "ml/user_clusters",
         "ml/churn_scores",
         "ml/model_metrics",
+        "ml/recommendation_model",
+        "ml/recommendations",
+        "ml/popular_products",
         "serving/serving_copy",
         "activation/audience_deliveries",
         "activation/kpi_alert_deliveries",
@@ -126,6 +132,12 @@ def test_the_graph_runs_in_one_piece_from_landing_files_to_the_mart(defs):
     # dbt's source ml.user_clusters is the Python asset that writes it: clusters -> profile mart -> serving copy
     assert graph.get(dg.AssetKey(["marts", "cluster_profiles"])).parent_keys >= {dg.AssetKey(["ml", "user_clusters"])}
     assert dg.AssetKey(["ml", "churn_scores"]) in graph.get(dg.AssetKey(["serving", "serving_copy"])).parent_keys
+    # recommendations: interactions and clusters -> model -> ml.recommendations -> serving copy
+    assert graph.get(dg.AssetKey(["ml", "recommendation_model"])).parent_keys == {
+        dg.AssetKey(["marts", "ml_product_interactions"]),
+        dg.AssetKey(["ml", "user_clusters"]),
+    }
+    assert dg.AssetKey(["ml", "recommendations"]) in graph.get(dg.AssetKey(["serving", "serving_copy"])).parent_keys
 
 
 def test_dbt_tests_are_asset_checks(defs):
@@ -140,17 +152,18 @@ def test_dbt_tests_are_asset_checks(defs):
 def test_job_and_schedule(defs):
     job = defs.resolve_job_def("materialize_everything")
     # 51, the marts the dashboard reads, the KPI alert deliveries of the architecture issue, and the experiment
-    # metrics' seed and two models, and the funnels' and paths' three seeds, six intermediate models and five marts
-    assert len(job.asset_layer.executable_asset_keys) == 86
+    # metrics' seed and two models, the funnels' and paths' three seeds, six intermediate models and five marts, and
+    # the live profiles' experiment assignments and recommendations (one intermediate model, a mart, three ml assets)
+    assert len(job.asset_layer.executable_asset_keys) == 92
     schedule = defs.resolve_schedule_def("daily_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     weekly = defs.resolve_schedule_def("ml_weekly_training")
     assert (weekly.cron_schedule, weekly.job_name) == ("0 4 * * 1", "ml_training")
     training = defs.resolve_job_def("ml_training")
-    assert {"ml/cluster_model", "ml/churn_model", "ml/user_clusters", "marts/cluster_profiles"} <= {
-        key.to_user_string() for key in training.asset_layer.executable_asset_keys
-    }
+    trained = {"ml/cluster_model", "ml/churn_model", "ml/recommendation_model"}
+    rescored = {"ml/user_clusters", "marts/cluster_profiles", "ml/recommendations"}
+    assert trained | rescored <= {key.to_user_string() for key in training.asset_layer.executable_asset_keys}
     assert defs.resolve_sensor_def("ml_drift_sensor").job_name == "ml_training"
     assert "marts/ml_churn_snapshots" in {key.to_user_string() for key in training.asset_layer.executable_asset_keys}
     # the landing sensor's job refreshes and publishes the live marts; scores and the follow-up marts come next
@@ -163,7 +176,8 @@ def test_job_and_schedule(defs):
     assert refreshed & followed == {"serving/serving_copy"}  # each publishes what it built
     left_out = {key.to_user_string() for key in job.asset_layer.executable_asset_keys} - refreshed - followed
     assert left_out == {
-        "ml/cluster_model", "ml/churn_model", "ml/experiment_factorial_effects", "marts/ml_churn_snapshots",
+        "ml/cluster_model", "ml/churn_model", "ml/recommendation_model", "ml/experiment_factorial_effects",
+        "marts/ml_churn_snapshots",
     }  # fmt: skip
     assert followed == {
         "intermediate/int_feature_events", "intermediate/int_user_mix_counts", "intermediate/int_user_event_flags",
@@ -183,6 +197,8 @@ def test_job_and_schedule(defs):
         "marts/audience_funnel_dropoffs",
         "intermediate/int_path_steps", "intermediate/int_path_nodes", "marts/path_steps", "marts/path_transitions",
         "marts/path_top_sequences",
+        "intermediate/int_product_interactions", "marts/ml_product_interactions", "ml/recommendations",
+        "ml/popular_products", "marts/experiment_assignments",
     }  # fmt: skip
     assert {"marts/daily_kpis", "marts/user_segments", "marts/cohort_retention", "staging/stg_events"} <= refreshed
 

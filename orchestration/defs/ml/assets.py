@@ -12,8 +12,15 @@ import dagster as dg
 import pandas as pd
 
 from ingestion.markup import md_frame
-from ml.features import NotEnoughData, load_churn_snapshots, load_cluster_inputs, load_user_features
-from ml.settings import CHURN_MODEL, CLUSTER_MODEL, using
+from ml.features import (
+    NotEnoughData,
+    load_churn_snapshots,
+    load_cluster_inputs,
+    load_product_interactions,
+    load_user_features,
+    load_user_segments,
+)
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL, RECOMMENDATION_MODEL, using
 from ml.warehouse import empty_frame, replace_table
 from orchestration.defs.ml.resources import MLflowResource
 from orchestration.defs.resources import DUCKDB_WRITER_POOL, WarehouseResource
@@ -31,6 +38,10 @@ CHURN_MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
 USER_CLUSTERS = dg.AssetKey(["ml", "user_clusters"])
 CHURN_SCORES = dg.AssetKey(["ml", "churn_scores"])
 MODEL_METRICS = dg.AssetKey(["ml", "model_metrics"])
+INTERACTIONS = dg.AssetKey(["marts", "ml_product_interactions"])
+RECOMMENDATION_MODEL_KEY = dg.AssetKey(["ml", "recommendation_model"])
+RECOMMENDATIONS = dg.AssetKey(["ml", "recommendations"])
+POPULAR_PRODUCTS = dg.AssetKey(["ml", "popular_products"])
 TRAIN_TAG = "ml/train"
 
 
@@ -245,6 +256,121 @@ def churn_model(
         return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
 
 
+def read_recommendation_inputs(warehouse: WarehouseResource) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The product interactions and each user's segment (cluster name), read on one read-only connection."""
+    with connect(str(warehouse.warehouse_path), read_only=True) as con:
+        return load_product_interactions(con), load_user_segments(con)
+
+
+@dg.asset(
+    key=RECOMMENDATION_MODEL_KEY,
+    deps=[INTERACTIONS, USER_CLUSTERS],
+    group_name="ml",
+    tags=tier(SLOW),
+    kinds={"python", "mlflow", "scipy"},
+    pool=DUCKDB_WRITER_POOL,
+    description="Product recommendations: item-item collaborative filtering (cosine similarity of who viewed, added "
+    "and ordered products) with popularity within the user's cluster for users without history, judged on a "
+    f"14-day time holdout against a popularity baseline; registered in MLflow as '{RECOMMENDATION_MODEL}'; trains "
+    "only when due, moves the champion alias only on a better holdout precision@10.",
+)
+def recommendation_model(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource
+) -> dg.MaterializeResult:
+    from ml.recommendations import RecommendationParams
+    from ml.training import train_recommendation_model
+
+    with using(mlflow.section(warehouse.data_path)) as ml:
+        try:
+            interactions, segments = read_recommendation_inputs(warehouse)
+        except NotEnoughData as reason:
+            return _kept(RECOMMENDATION_MODEL, context, f"skipped: {reason}")
+        params = RecommendationParams(max_products=ml.recommendation_max_products)
+        trained = _train_when_due(
+            context, RECOMMENDATION_MODEL, interactions, "event_at", "no product interactions yet", ml,
+            lambda: train_recommendation_model(interactions, segments, params),
+        )  # fmt: skip
+        if isinstance(trained, dg.MaterializeResult):
+            return trained
+        training, reasons = trained
+        metrics = training.metrics
+        headline = {
+            "holdout_precision_at_10": metrics["holdout_precision_at_10"],
+            "baseline_precision_at_10": metrics["baseline_precision_at_10"],
+            "precision_lift": metrics["precision_lift"],
+            "holdout_recall_at_10": metrics["holdout_recall_at_10"],
+            "holdout_coverage": metrics["holdout_coverage"],
+            "test_users": int(metrics["test_users"]),
+            "products": int(metrics["products"]),
+            "holdout_comparison": markdown_table(
+                training.comparison.pivot(index="metric", columns="model", values="value").reset_index(), 4
+            ),
+        }
+        return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            RECOMMENDATIONS,
+            deps=[INTERACTIONS, USER_CLUSTERS, RECOMMENDATION_MODEL_KEY],
+            group_name="ml",
+            tags=tier(FOLLOW_UP),
+            kinds={"python", "duckdb"},
+            description=f"ml.recommendations: the top products of every user from models:/{RECOMMENDATION_MODEL}"
+            "@champion (ML_RECOMMENDATIONS_PER_USER each, ranked, with score and source: item_item from the "
+            "user's history, segment_popularity without one); the profile API serves them.",
+        ),
+        dg.AssetSpec(
+            POPULAR_PRODUCTS,
+            deps=[RECOMMENDATION_MODEL_KEY],
+            group_name="ml",
+            tags=tier(FOLLOW_UP),
+            kinds={"python", "duckdb"},
+            description="ml.popular_products: the products most users of each cluster touched, and of all users "
+            "(segment '(all)'), as the champion recommendation model learned them: what the profile API serves "
+            "a user the batch has no recommendations for yet.",
+        ),
+    ],
+    pool=DUCKDB_WRITER_POOL,
+)
+def recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow: MLflowResource):
+    from ml.training import score_recommendations
+
+    with using(mlflow.section(warehouse.data_path)) as ml:
+        try:
+            interactions, segments = read_recommendation_inputs(warehouse)
+            frame, popular, version = score_recommendations(interactions, segments, ml.recommendations_per_user)
+        except NotEnoughData as reason:
+            context.log.warning(f"ml.recommendations and ml.popular_products left empty: {reason}")
+            for table, key in (("recommendations", RECOMMENDATIONS), ("popular_products", POPULAR_PRODUCTS)):
+                rows = _write(warehouse, table, empty_frame(table))
+                yield dg.MaterializeResult(asset_key=key, metadata={"skipped": str(reason), "dagster/row_count": rows})
+            return
+    rows = _write(warehouse, "recommendations", frame)
+    by_source = frame.groupby("source", as_index=False).agg(users=("user_id", "nunique"), rows=("user_id", "size"))
+    yield dg.MaterializeResult(
+        asset_key=RECOMMENDATIONS,
+        metadata={
+            "dagster/row_count": rows,
+            "model_version": version,
+            "users": int(frame["user_id"].nunique()),
+            "by_source": markdown_table(by_source),
+            "model_uri": f"models:/{RECOMMENDATION_MODEL}@champion",
+        },
+    )
+    popular_rows = _write(warehouse, "popular_products", popular)
+    yield dg.MaterializeResult(
+        asset_key=POPULAR_PRODUCTS,
+        metadata={
+            "dagster/row_count": popular_rows,
+            "model_version": version,
+            "segments": int(popular["segment"].nunique()),
+            "top_overall": markdown_table(popular[popular["segment"] == "(all)"].head(10)),
+        },
+    )
+
+
 def _write(warehouse: WarehouseResource, table: str, frame: pd.DataFrame) -> int:
     with connect(str(warehouse.warehouse_path)) as con:
         return replace_table(con, table, frame)
@@ -340,7 +466,7 @@ def churn_scores(
 
 @dg.asset(
     key=MODEL_METRICS,
-    deps=[CLUSTER_MODEL_KEY, CHURN_MODEL_KEY],
+    deps=[CLUSTER_MODEL_KEY, CHURN_MODEL_KEY, RECOMMENDATION_MODEL_KEY],
     group_name="ml",
     tags=tier(FOLLOW_UP),
     kinds={"python", "duckdb"},

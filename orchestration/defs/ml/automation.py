@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from ml.features import NotEnoughData, load_user_features
-from ml.settings import CHURN_MODEL, CLUSTER_MODEL, using
+from ml.settings import CHURN_MODEL, CLUSTER_MODEL, RECOMMENDATION_MODEL, using
 from orchestration.defs.ml.assets import (
     CHURN_MODEL_KEY,
     CHURN_SCORES,
     CLUSTER_MODEL_KEY,
+    RECOMMENDATION_MODEL_KEY,
     SNAPSHOTS,
     TRAIN_TAG,
     USER_CLUSTERS,
@@ -28,11 +29,11 @@ if TYPE_CHECKING:
 ml_training_job = dg.define_asset_job(
     "ml_training",
     # the churn snapshots are refreshed here, not after every landing refresh: only training reads them
-    selection=dg.AssetSelection.assets(CLUSTER_MODEL_KEY, CHURN_MODEL_KEY).downstream()
+    selection=dg.AssetSelection.assets(CLUSTER_MODEL_KEY, CHURN_MODEL_KEY, RECOMMENDATION_MODEL_KEY).downstream()
     | dg.AssetSelection.assets(SNAPSHOTS),
     tags={TRAIN_TAG: "true"},
     hooks={step_profile},
-    description="Refresh the churn snapshots, train both models (champion gate in MLflow), then rescore and "
+    description="Refresh the churn snapshots, train the three models (champion gate in MLflow), then rescore and "
     "republish what reads them.",
 )
 
@@ -42,7 +43,7 @@ weekly_training = dg.ScheduleDefinition(
     cron_schedule="0 4 * * 1",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Retrain clustering and churn every Monday at 04:00 UTC (after the daily refresh).",
+    description="Retrain clustering, churn and recommendations every Monday at 04:00 UTC (after the daily refresh).",
 )
 
 
@@ -117,7 +118,7 @@ def ml_drift_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseRes
     from ml.tracking import retraining_requested
 
     with using(ml):
-        marks = {name: retraining_requested(name) for name in (CLUSTER_MODEL, CHURN_MODEL)}
+        marks = {name: retraining_requested(name) for name in (CLUSTER_MODEL, CHURN_MODEL, RECOMMENDATION_MODEL)}
     marks = {name: reason for name, reason in marks.items() if reason}
     if not marks:
         return dg.SkipReason("No model is marked for retraining.")
