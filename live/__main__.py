@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
         from live.api import create_api
 
-        uvicorn.run(create_api(settings.live), host=settings.live.api_host, port=settings.live.api_port)
+        # uvloop and httptools (uvicorn's fast loop and parser); no line per request (like the collector's default)
+        uvicorn.run(
+            create_api(settings.live), host=settings.live.api_host, port=settings.live.api_port, loop="uvloop",
+            http="httptools", access_log=False,
+        )  # fmt: skip
         return 0
     if args.command == "profile":
         segments = tuple(s.name for s in load_definitions(settings.live.definitions_file).segments)

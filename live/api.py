@@ -3,6 +3,7 @@ uvicorn), on its own port, behind read keys of its own (LIVE_API_KEYS; the colle
 
     GET /v1/profiles/{user_id}                     the live profile (docs/live.md), with segments and batch traits
     GET /v1/segments/{name}/members?cursor=&limit= a live segment's members, a page at a time
+    GET /v1/recommendations/{user_id}?n=10         recommended products (the batch's, else the cluster's popular)
     GET /openapi.json                              the OpenAPI 3.1 schema (live/openapi.py)
     GET /health
 
@@ -16,9 +17,8 @@ import hmac
 import logging
 
 import orjson
-from redis import Redis
+from redis.asyncio import Redis
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -26,12 +26,13 @@ from starlette.routing import Route
 from live.definitions import load_definitions
 from live.keys import Keys
 from live.openapi import openapi_schema
-from live.profiles import ProfileReader, iso_time
+from live.profiles import AsyncProfileReader, iso_time
 from live.records import MAX_ID_CHARS
 from settings import LiveSettings
 
 log = logging.getLogger("live.api")
 MAX_PAGE = 1000
+MAX_RECOMMENDATIONS = 100
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -43,14 +44,16 @@ def _error(status: int, code: str, message: str) -> Response:
 
 
 class ProfileApi:
-    """The app's state: the Redis, the reader and the keys it accepts."""
+    """The app's state: the Redis (an asyncio client: a request never waits for a thread), the reader and the keys
+    it accepts."""
 
     def __init__(self, settings: LiveSettings, redis: Redis | None = None) -> None:
         self.settings = settings
         self.redis = redis if redis is not None else Redis.from_url(settings.redis_url)
         self.keys = Keys(settings.key_prefix)
         self.segments = tuple(s.name for s in load_definitions(settings.definitions_file).segments)
-        self.reader = ProfileReader(self.redis, self.keys, int(settings.session_gap_minutes * 60_000), self.segments)
+        gap_ms = int(settings.session_gap_minutes * 60_000)
+        self.reader = AsyncProfileReader(self.redis, self.keys, gap_ms, self.segments)
         self._api_keys = [key.encode() for key in settings.api_keys]
         if settings.api_keys == {"dev": "dev"}:
             log.warning("LIVE_API_KEYS is not set: the profile API accepts the development key `dev`")
@@ -68,9 +71,24 @@ class ProfileApi:
         user_id = request.path_params["user_id"]
         if not 0 < len(user_id) <= MAX_ID_CHARS:
             return _error(400, "bad_user_id", f"a user id has 1 to {MAX_ID_CHARS} characters")
-        found = await run_in_threadpool(self.reader.read, user_id)
+        found = await self.reader.read(user_id)
         if found is None:
             return _error(404, "unknown_user", "the live state knows nothing of this user (no event in its TTL)")
+        return _json(found)
+
+    async def recommendations(self, request: Request) -> Response:
+        user_id = request.path_params["user_id"]
+        if not 0 < len(user_id) <= MAX_ID_CHARS:
+            return _error(400, "bad_user_id", f"a user id has 1 to {MAX_ID_CHARS} characters")
+        try:
+            n = int(request.query_params.get("n", "10"))
+        except ValueError:
+            n = 0
+        if not 1 <= n <= MAX_RECOMMENDATIONS:
+            return _error(400, "bad_parameter", f"n is a whole number from 1 to {MAX_RECOMMENDATIONS}")
+        found = await self.reader.recommendations(user_id, n)
+        if found is None:
+            return _error(404, "unknown_user", "neither the live state nor the last batch knows this user")
         return _json(found)
 
     async def members(self, request: Request) -> Response:
@@ -85,9 +103,7 @@ class ProfileApi:
         if len(cursor) > MAX_ID_CHARS or not 1 <= limit <= MAX_PAGE:
             return _error(400, "bad_parameter", f"limit is from 1 to {MAX_PAGE}; cursor is a next_cursor given before")
         segment_keys = (self.keys.members(name), self.keys.member_index(name))
-        return _json(
-            {"segment": name, **await run_in_threadpool(_members_page, self.redis, segment_keys, cursor, limit)}
-        )
+        return _json({"segment": name, **await _members_page(self.redis, segment_keys, cursor, limit)})
 
     def guarded(self, handler):
         """`handler` behind the API keys."""
@@ -123,21 +139,22 @@ def create_api(settings: LiveSettings, redis: Redis | None = None) -> Starlette:
         routes=[
             Route("/v1/profiles/{user_id:path}", api.guarded(api.profile), methods=["GET"]),
             Route("/v1/segments/{name}/members", api.guarded(api.members), methods=["GET"]),
+            Route("/v1/recommendations/{user_id:path}", api.guarded(api.recommendations), methods=["GET"]),
             Route("/openapi.json", schema, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ],
     )
 
 
-def _members_page(redis: Redis, segment_keys: tuple[str, str], after: str, limit: int) -> dict[str, object]:
+async def _members_page(redis: Redis, segment_keys: tuple[str, str], after: str, limit: int) -> dict[str, object]:
     """Up to `limit` members with ids after `after`, in id order (a member present for the whole paging is returned
     exactly once), with their entry times."""
     members_key, index_key = segment_keys
     low = f"({after}" if after else "-"
-    users = [user.decode() for user in redis.zrange(index_key, low, "+", bylex=True, offset=0, num=limit)]
-    entered = redis.hmget(members_key, users) if users else []
+    users = [user.decode() for user in await redis.zrange(index_key, low, "+", bylex=True, offset=0, num=limit)]
+    entered = await redis.hmget(members_key, users) if users else []
     return {
-        "size": redis.zcard(index_key),
+        "size": await redis.zcard(index_key),
         "members": [
             {"user_id": user, "entered_at": iso_time(int(time))}
             for user, time in zip(users, entered, strict=True)

@@ -92,6 +92,12 @@ class Keys:
         return f"{self.prefix}:traits_version"
 
     @property
+    def popular(self) -> str:
+        """HASH: segment -> JSON list of its most popular product ids (ml.popular_products); version and
+        model_version fields."""
+        return f"{self.prefix}:popular"
+
+    @property
     def delivered(self) -> str:
         """ZSET: delivery key -> when its webhook POST was accepted (ms): no trigger entry is posted twice."""
         return f"{self.prefix}:delivered"

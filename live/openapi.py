@@ -22,8 +22,19 @@ _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _PROFILE = {
     "type": "object",
     "required": [
-        "user_id", "anonymous_ids", "as_of", "last_seen_at", "last_event", "events", "sessions",
-        "last_product_viewed", "last_order_at", "cart", "segments", "traits",
+        "user_id",
+        "anonymous_ids",
+        "as_of",
+        "last_seen_at",
+        "last_event",
+        "events",
+        "sessions",
+        "last_product_viewed",
+        "last_order_at",
+        "cart",
+        "segments",
+        "traits",
+        "experiments",
     ],
     "properties": {
         "user_id": {"type": "string"},
@@ -61,7 +72,36 @@ _PROFILE = {
             },
         },
         "segments": {"type": "object", "additionalProperties": _TIME},
-        "traits": {"type": "object", "additionalProperties": {"type": "string"}},
+        "traits": {
+            "type": "object",
+            "properties": {
+                name: {"type": "string"}
+                for name in ("rfm_segment", "lifecycle_stage", "cluster_name", "churn_risk_tier")
+            },
+            "additionalProperties": False,
+        },
+        "experiments": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+_RECOMMENDATIONS = {
+    "type": "object",
+    "required": ["user_id", "source", "model_version", "recommendations"],
+    "properties": {
+        "user_id": {"type": "string"},
+        "source": {"type": "string", "enum": ["item_item", "segment_popularity", "popularity"]},
+        "model_version": {"type": ["string", "null"]},
+        "recommendations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["rank", "product_id", "score"],
+                "properties": {
+                    "rank": {"type": "integer", "minimum": 1},
+                    "product_id": {"type": "string"},
+                    "score": {"type": ["number", "null"]},
+                },
+            },
+        },
     },
 }  # fmt: skip
 
@@ -92,7 +132,7 @@ def openapi_schema(segments: tuple[str, ...]) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": _ERROR, "Profile": _PROFILE},
+            "schemas": {"Error": _ERROR, "Profile": _PROFILE, "Recommendations": _RECOMMENDATIONS},
         },
         "security": [{"apiKey": []}],
         "paths": {
@@ -104,6 +144,29 @@ def openapi_schema(segments: tuple[str, ...]) -> dict[str, Any]:
                         "200": {
                             "description": "the profile",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Profile"}}},
+                        },
+                        **_errors(400, 401, 404),
+                    },
+                }
+            },
+            "/v1/recommendations/{user_id}": {
+                "get": {
+                    "summary": "Recommended products: the user's own from the last batch, else the most popular of "
+                    "its cluster, else of everyone; products in its live cart left out",
+                    "parameters": [
+                        user_id,
+                        {
+                            "name": "n",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "up to n products, best first",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Recommendations"}}
+                            },
                         },
                         **_errors(400, 401, 404),
                     },

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from live.keys import Keys
 from live.segments import parse_member
 from live.state import DAY_MS
+from live.traits import ALL_SEGMENTS, TRAIT_FIELDS
 
 WINDOWS_MS = {"10m": 600_000, "1h": 3_600_000, "1d": DAY_MS}
 
@@ -32,9 +35,78 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
 
 
+# One round trip for a whole profile: the subjects (the user behind an anonymous id, its linked anonymous ids) and
+# every key the profile reads. Key names come in ARGV as prefixes (Keys with an empty subject), so their scheme
+# stays in live/keys.py. Read-only (EVALSHA_RO on a replica too). A standalone Redis: the keys are computed here,
+# which Redis Cluster would refuse.
+# ARGV: link, ids, profile, events, cart, removed, traits prefixes, traits_version key, user/anonymous id, then the
+# member hash key of every live segment.
+# Returns: {subjects}, then per subject its profile, events (member, score, ...), cart and removals (flat field,
+# value lists), then {the user's entry time in each segment or ''}, its traits and the traits version ('' if none).
+PROFILE_SCRIPT = """
+local id = ARGV[9]
+local user = redis.call('GET', ARGV[1] .. id) or id
+local subjects = {user}
+for _, anonymous in ipairs(redis.call('SMEMBERS', ARGV[2] .. user)) do
+    if anonymous ~= user then subjects[#subjects + 1] = anonymous end
+end
+local out = {subjects}
+for _, subject in ipairs(subjects) do
+    out[#out + 1] = redis.call('HGETALL', ARGV[3] .. subject)
+    out[#out + 1] = redis.call('ZRANGE', ARGV[4] .. subject, 0, -1, 'WITHSCORES')
+    out[#out + 1] = redis.call('HGETALL', ARGV[5] .. subject)
+    out[#out + 1] = redis.call('HGETALL', ARGV[6] .. subject)
+end
+local entries = {}
+for i = 10, #ARGV do entries[#entries + 1] = redis.call('HGET', ARGV[i], user) or '' end
+out[#out + 1] = entries
+out[#out + 1] = redis.call('HGETALL', ARGV[7] .. user)
+out[#out + 1] = redis.call('GET', ARGV[8]) or ''
+return out
+"""
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
+@dataclass(frozen=True)
+class _ProfileQuery:
+    """What one profile read asks Redis, and how its answer becomes a profile."""
+
+    keys: Keys
+    session_gap_ms: int
+    segment_names: tuple[str, ...]
+
+    def arguments(self, user_id: str) -> list[str]:
+        keys = self.keys
+        prefixes = [keys.user_of(""), keys.anonymous_ids(""), keys.profile(""), keys.events(""), keys.cart(""),
+                    keys.removed(""), keys.traits("")]  # fmt: skip
+        return [*prefixes, keys.traits_version, user_id, *(keys.members(name) for name in self.segment_names)]
+
+    def profile(self, raw: list, now_ms: int | None) -> dict[str, Any] | None:
+        now_ms = int(datetime.now(UTC).timestamp() * 1000) if now_ms is None else now_ms
+        subjects = [subject.decode() for subject in raw[0]]
+        state = raw[1 : 1 + 4 * len(subjects)]
+        entries, traits, traits_version = raw[1 + 4 * len(subjects) :]
+        profiles = [_pairs(flat) for flat in state[0::4]]
+        if not any(profiles):
+            return None
+        times = [list(zip(flat[0::2], (float(score) for score in flat[1::2]), strict=True)) for flat in state[1::4]]
+        carts, removals = [_pairs(flat) for flat in state[2::4]], [_pairs(flat) for flat in state[3::4]]
+        traits = _pairs(traits)
+        batch = traits if traits and traits_version and traits.get(b"version") == traits_version else {}
+        order = list(range(1, len(subjects)))
+        order.sort(key=lambda i: subjects[i])  # anonymous ids in id order
+        return _assemble(
+            subjects[0], [subjects[i] for i in order], now_ms, self.session_gap_ms, profiles, times, carts,
+            removals, dict(zip(self.segment_names, entries, strict=True)), batch,
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ProfileReader:
-    """Reads live profiles of one key prefix."""
+    """Reads live profiles of one key prefix (a synchronous Redis client)."""
 
     redis: Redis
     keys: Keys
@@ -51,53 +123,118 @@ class ProfileReader:
 
     def read(self, user_id: str, now_ms: int | None = None) -> dict[str, Any] | None:
         """The live profile of `user_id` (a user id or an anonymous id) at `now_ms` (default: now); None when the
-        live state knows nothing of it."""
-        now_ms = int(datetime.now(UTC).timestamp() * 1000) if now_ms is None else now_ms
-        subjects = self.subjects(user_id)
+        live state knows nothing of it. One round trip."""
+        query = _ProfileQuery(self.keys, self.session_gap_ms, self.segment_names)
+        return query.profile(self.redis.eval(PROFILE_SCRIPT, 0, *query.arguments(user_id)), now_ms)
+
+    def recommendations(self, user_id: str, n: int) -> dict[str, Any] | None:
+        """Up to `n` recommended products for `user_id`: its own from the batch (ml.recommendations), else its
+        cluster's most popular products, else everyone's; products in its live cart are left out. None when
+        neither the live state nor the batch knows the user. One round trip."""
+        query = _ProfileQuery(self.keys, self.session_gap_ms, ())
         pipeline = self.redis.pipeline(transaction=False)
-        for subject in subjects:
-            pipeline.hgetall(self.keys.profile(subject))
-            pipeline.zrange(self.keys.events(subject), 0, -1, withscores=True)
-            pipeline.hgetall(self.keys.cart(subject))
-            pipeline.hgetall(self.keys.removed(subject))
-        for name in self.segment_names:
-            pipeline.hget(self.keys.members(name), subjects[0])
-        pipeline.hgetall(self.keys.traits(subjects[0]))
-        pipeline.get(self.keys.traits_version)
-        replies = pipeline.execute()
-        state, (*entries, traits, traits_version) = replies[: 4 * len(subjects)], replies[4 * len(subjects) :]
-        profiles, times, carts, removals = state[0::4], state[1::4], state[2::4], state[3::4]
-        if not any(profiles):
-            return None
-        last_seen = _latest(profiles, b"last_seen_ms", b"last_seen_id", (b"last_event",))
-        viewed = _latest(profiles, b"viewed_ms", b"viewed_id", (b"viewed_product",))
-        order = _latest(profiles, b"order_ms", b"order_id", ())
-        event_times = sorted({int(score) for events in times for _, score in events})
-        # the same message under two subjects counts once
-        messages = {parse_member(member, score).message_id: int(score) for events in times for member, score in events}
-        return {
-            "user_id": subjects[0],
-            "anonymous_ids": subjects[1:],
-            "as_of": _iso(now_ms),
-            "last_seen_at": _iso(last_seen[0]) if last_seen else None,
-            "last_event": _text(last_seen[1][0]) if last_seen else None,
-            "events": {
-                name: sum(1 for at in messages.values() if now_ms - span < at <= now_ms)
-                for name, span in WINDOWS_MS.items()
-            },
-            "sessions": _sessions(event_times, now_ms, self.session_gap_ms),
-            "last_product_viewed": ({"product_id": _text(viewed[1][0]), "at": _iso(viewed[0])} if viewed else None),
-            "last_order_at": _iso(order[0]) if order else None,
-            "cart": _cart(carts, removals, order[0] if order else None),
-            "segments": {
-                name: _iso(int(entered)) for name, entered in zip(self.segment_names, entries, strict=True) if entered
-            },
-            "traits": (
-                {k.decode(): v.decode() for k, v in traits.items() if k != b"version"}
-                if traits and traits_version is not None and traits.get(b"version") == traits_version
-                else {}
-            ),
-        }
+        pipeline.eval(PROFILE_SCRIPT, 0, *query.arguments(user_id))
+        pipeline.hgetall(self.keys.popular)
+        raw, popular = pipeline.execute()
+        return _recommendations(raw, popular, n)
+
+
+class AsyncProfileReader:
+    """ProfileReader's reads on an asyncio Redis client (what the profile API serves from)."""
+
+    def __init__(self, redis: AsyncRedis, keys: Keys, session_gap_ms: int, segment_names: tuple[str, ...]) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.query = _ProfileQuery(keys, session_gap_ms, segment_names)
+        self.script = redis.register_script(PROFILE_SCRIPT)  # EVALSHA, loaded on first use
+
+    async def read(self, user_id: str, now_ms: int | None = None) -> dict[str, Any] | None:
+        """As ProfileReader.read."""
+        return self.query.profile(await self.script(args=self.query.arguments(user_id)), now_ms)
+
+    async def recommendations(self, user_id: str, n: int) -> dict[str, Any] | None:
+        """As ProfileReader.recommendations."""
+        arguments = _ProfileQuery(self.keys, self.query.session_gap_ms, ()).arguments(user_id)
+        async with self.redis.pipeline(transaction=False) as pipeline:
+            pipeline.eval(PROFILE_SCRIPT, 0, *arguments)
+            pipeline.hgetall(self.keys.popular)
+            raw, popular = await pipeline.execute()
+        return _recommendations(raw, popular, n)
+
+
+def _recommendations(raw: list, popular: dict[bytes, bytes], n: int) -> dict[str, Any] | None:
+    subjects = [subject.decode() for subject in raw[0]]
+    state = raw[1 : 1 + 4 * len(subjects)]
+    _, traits, version = raw[1 + 4 * len(subjects) :]
+    traits = _pairs(traits)
+    batch = traits if traits and version and traits.get(b"version") == version else {}
+    profiles = [_pairs(flat) for flat in state[0::4]]
+    if not batch and not any(profiles):
+        return None
+    carts, removals = [_pairs(flat) for flat in state[2::4]], [_pairs(flat) for flat in state[3::4]]
+    order = _latest(profiles, b"order_ms", b"order_id", ())
+    in_cart = {item["product_id"] for item in _cart(carts, removals, order[0] if order else None)["items"]}
+    if b"recommendations" in batch:
+        source = batch.get(b"recommendations_source", b"item_item").decode()
+        model_version = batch.get(b"recommendations_model", b"").decode() or None
+        picks = [(product, float(score)) for product, score in orjson.loads(batch[b"recommendations"])]
+    else:
+        current = bool(version) and popular.get(b"version") == version
+        segment = batch.get(b"cluster_name", b"")
+        if not current or segment not in popular:
+            segment = ALL_SEGMENTS.encode()
+        products = orjson.loads(popular[segment]) if current and segment in popular else []
+        source = "popularity" if segment == ALL_SEGMENTS.encode() else "segment_popularity"
+        model_version = popular.get(b"model_version", b"").decode() or None
+        picks = [(product, None) for product in products]
+    kept = [(product, score) for product, score in picks if product not in in_cart][:n]
+    return {
+        "user_id": subjects[0],
+        "source": source,
+        "model_version": model_version,
+        "recommendations": [
+            {"rank": rank, "product_id": product, "score": score} for rank, (product, score) in enumerate(kept, 1)
+        ],
+    }
+
+
+def _assemble(
+    user: str,
+    anonymous: list[str],
+    now_ms: int,
+    session_gap_ms: int,
+    profiles: list[dict],
+    times: list[list[tuple[bytes, float]]],
+    carts: list[dict],
+    removals: list[dict],
+    entries: dict[str, bytes],
+    batch: dict[bytes, bytes],
+) -> dict[str, Any]:
+    """The profile from its subjects' state (the user's first)."""
+    last_seen = _latest(profiles, b"last_seen_ms", b"last_seen_id", (b"last_event",))
+    viewed = _latest(profiles, b"viewed_ms", b"viewed_id", (b"viewed_product",))
+    order = _latest(profiles, b"order_ms", b"order_id", ())
+    event_times = sorted({int(score) for events in times for _, score in events})
+    # the same message under two subjects counts once
+    messages = {parse_member(member, score).message_id: int(score) for events in times for member, score in events}
+    return {
+        "user_id": user,
+        "anonymous_ids": anonymous,
+        "as_of": _iso(now_ms),
+        "last_seen_at": _iso(last_seen[0]) if last_seen else None,
+        "last_event": _text(last_seen[1][0]) if last_seen else None,
+        "events": {
+            name: sum(1 for at in messages.values() if now_ms - span < at <= now_ms)
+            for name, span in WINDOWS_MS.items()
+        },
+        "sessions": _sessions(event_times, now_ms, session_gap_ms),
+        "last_product_viewed": ({"product_id": _text(viewed[1][0]), "at": _iso(viewed[0])} if viewed else None),
+        "last_order_at": _iso(order[0]) if order else None,
+        "cart": _cart(carts, removals, order[0] if order else None),
+        "segments": {name: _iso(int(entered)) for name, entered in entries.items() if entered},
+        "traits": {name: batch[name.encode()].decode() for name in TRAIT_FIELDS if name.encode() in batch},
+        "experiments": orjson.loads(batch[b"experiments"]) if b"experiments" in batch else {},
+    }
 
 
 def _latest(profiles: list[dict], ms_field: bytes, id_field: bytes, values: tuple[bytes, ...]) -> tuple | None:

@@ -1,5 +1,7 @@
-"""Batch traits for the live path: each user's RFM segment, lifecycle stage, cluster name and churn risk tier from
-the serving copy, copied into Redis when a new copy has been published (its meta.publish.published_at changes)."""
+"""Batch traits for the live path, copied into Redis when a new serving copy has been published (its
+meta.publish.published_at changes): each user's RFM segment, lifecycle stage, cluster name and churn risk tier, its
+experiment variants and its recommended products, and each segment's most popular products (what a user the batch
+has no recommendations for gets)."""
 
 from __future__ import annotations
 
@@ -7,27 +9,39 @@ import logging
 from pathlib import Path
 
 import duckdb
+import orjson
 from redis import Redis
 
 from live.keys import Keys
 
 log = logging.getLogger("live.traits")
 
-# One row per user: the trait columns the live segments and profiles name (live.definitions.TRAITS).
-TRAITS_SQL = """
-with users as (
-    select user_id from marts.user_segments
-    union select user_id from ml.user_clusters
-    union select user_id from ml.churn_scores
+# Per source table of the serving copy: a query of one row per user (user_id and trait fields). A copy from before a
+# table existed loads the others.
+TRAIT_QUERIES = {
+    "marts.user_segments": "select user_id, rfm_segment, lifecycle_stage from marts.user_segments",
+    "ml.user_clusters": "select user_id, cluster_name from ml.user_clusters",
+    "ml.churn_scores": "select user_id, risk_tier as churn_risk_tier from ml.churn_scores",
+    # a JSON object experiment_id -> variant
+    "marts.experiment_assignments": (
+        "select user_id, cast(json_group_object(experiment_id, variant) as varchar) as experiments "
+        "from marts.experiment_assignments group by user_id"
+    ),
+    # a JSON list of [product_id, score] in rank order, and where they come from
+    "ml.recommendations": (
+        "select user_id, cast(to_json(list([product_id, cast(round(score, 6) as varchar)] order by rank)) as varchar) "
+        "as recommendations, min(source) as recommendations_source, min(model_version) as recommendations_model "
+        "from ml.recommendations group by user_id"
+    ),
+}
+# The fields the live profile reads as plain traits (the rest have their own place in a profile or endpoint).
+TRAIT_FIELDS = ("rfm_segment", "lifecycle_stage", "cluster_name", "churn_risk_tier")
+POPULAR_SQL = (
+    "select segment, cast(to_json(list(product_id order by rank)) as varchar), min(model_version) "
+    "from ml.popular_products group by segment"
 )
-select users.user_id, segments.rfm_segment, segments.lifecycle_stage, clusters.cluster_name,
-    churn.risk_tier as churn_risk_tier
-from users
-left join marts.user_segments as segments using (user_id)
-left join ml.user_clusters as clusters using (user_id)
-left join ml.churn_scores as churn using (user_id)
-"""
-CHUNK = 10_000
+ALL_SEGMENTS = "(all)"  # ml.popular_products' segment of every user (ml.recommendations.ALL_SEGMENTS)
+FETCH_ROWS = 10_000  # rows read from the copy and written to Redis at a time
 
 
 def published_version(serving_path: Path) -> str | None:
@@ -39,8 +53,14 @@ def published_version(serving_path: Path) -> str | None:
     return row[0] if row else None
 
 
+def _present(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("select schema_name || '.' || table_name from duckdb_tables()").fetchall()
+    return {name for (name,) in rows}
+
+
 def refresh_traits(redis: Redis, keys: Keys, serving_path: Path, ttl_seconds: int) -> int | None:
-    """Copy the traits of a newly published serving copy into Redis; returns the users written, or None when the
+    """Copy the traits of a newly published serving copy into Redis, a bounded number of rows at a time; returns
+    the users written, or None when the
     copy is the one already loaded (or there is none). Hashes of the older copy expire by their TTL and are ignored
     meanwhile (their version field differs)."""
     version = published_version(serving_path)
@@ -49,22 +69,43 @@ def refresh_traits(redis: Redis, keys: Keys, serving_path: Path, ttl_seconds: in
     loaded = redis.get(keys.traits_version)
     if loaded is not None and loaded.decode() == version:
         return None
+    written = 0
     with duckdb.connect(str(serving_path), read_only=True) as con:
-        try:
-            rows = con.execute(TRAITS_SQL).fetchall()
-        except duckdb.CatalogException as error:  # a copy from before these tables existed
-            log.warning("serving copy %s has no traits to load: %s", version, error)
+        present = _present(con)
+        sources = [sql for table, sql in TRAIT_QUERIES.items() if table in present]
+        if not sources:
+            log.warning("serving copy %s has no traits to load", version)
             return None
-    names = ("rfm_segment", "lifecycle_stage", "cluster_name", "churn_risk_tier")
-    for start in range(0, len(rows), CHUNK):
-        pipeline = redis.pipeline(transaction=False)
-        for user_id, *values in rows[start : start + CHUNK]:
-            mapping = {name: value for name, value in zip(names, values, strict=True) if value is not None}
-            mapping["version"] = version
-            pipeline.delete(keys.traits(user_id))
-            pipeline.hset(keys.traits(user_id), mapping=mapping)
-            pipeline.expire(keys.traits(user_id), ttl_seconds)
-        pipeline.execute()
-    redis.set(keys.traits_version, version)
-    log.info("batch traits of %d users loaded from the serving copy published at %s", len(rows), version)
-    return len(rows)
+        cursor = con.execute(_traits_sql(sources))
+        fields = [column[0] for column in cursor.description][1:]
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            pipeline = redis.pipeline(transaction=False)
+            for user_id, *values in rows:
+                mapping = {name: value for name, value in zip(fields, values, strict=True) if value is not None}
+                pipeline.delete(keys.traits(user_id))
+                pipeline.hset(keys.traits(user_id), mapping={**mapping, "version": version})
+                pipeline.expire(keys.traits(user_id), ttl_seconds)
+            pipeline.execute()
+            written += len(rows)
+        popular = con.execute(POPULAR_SQL).fetchall() if "ml.popular_products" in present else []
+    pipeline = redis.pipeline(transaction=True)
+    pipeline.delete(keys.popular)
+    if popular:
+        pipeline.hset(keys.popular, mapping={segment: products for segment, products, _ in popular})
+        pipeline.hset(keys.popular, mapping={"version": version, "model_version": popular[0][2] or ""})
+    pipeline.set(keys.traits_version, version)
+    pipeline.execute()
+    log.info("batch traits of %d users loaded from the serving copy published at %s", written, version)
+    return written
+
+
+def _traits_sql(sources: list[str]) -> str:
+    """One row per user named by any source, with every source's fields beside it."""
+    users = " union ".join(f"select user_id from ({sql})" for sql in sources)
+    joins = " ".join(f"left join ({sql}) as source_{i} using (user_id)" for i, sql in enumerate(sources))
+    return f"select * from ({users}) as users {joins}"
+
+
+def decode_recommendations(text: bytes) -> list[tuple[str, float]]:
+    """[(product_id, score)] from a traits hash's `recommendations` field."""
+    return [(product, float(score)) for product, score in orjson.loads(text)]

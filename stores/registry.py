@@ -488,10 +488,13 @@ KEY_STORES: tuple[KeyStore, ...] = (
              "live", True, _LIVE_ERASURE + " (its entries naming them)"),
     KeyStore("<prefix>:delivered", "zset", "delivery keys of posted triggers (they name the user) -> when", "live",
              True, _LIVE_ERASURE + " (the keys naming them)"),
-    KeyStore("<prefix>:t:*", "hash", "a user's batch traits from the serving copy", "live", True,
+    KeyStore("<prefix>:t:*", "hash", "a user's batch traits from the serving copy (RFM segment, lifecycle stage, "
+             "cluster, churn risk tier, experiment variants, recommended products)", "live", True,
              _LIVE_ERASURE + "; loaded again only from a serving copy published after the erasure"),
     KeyStore("<prefix>:traits_version", "string", "the serving copy the traits come from", "live", False,
              "not personal"),
+    KeyStore("<prefix>:popular", "hash", "each segment's most popular products (ml.popular_products): what a user "
+             "without recommendations of its own gets", "live", False, "not personal (counts over segments)"),
     KeyStore("<prefix>:offsets", "hash", "spool file name -> bytes of it applied", "live", False, "not personal"),
     KeyStore("<prefix>:applied", "string", "events applied since the state was empty", "live", False,
              "not personal"),

@@ -127,6 +127,7 @@ def test_a_profile_computed_by_hand(tmp_path: Path, redis_url: str):
         # evaluated at the user's newest event; it holds until 12:06, when the 11:56 add leaves the window
         "segments": {"hot_cart": "2026-03-10T11:58:00Z"},
         "traits": {},
+        "experiments": {},
     }
     assert consumer.redis.zscore(consumer.keys.until, "hot_cart\x1fu1") == NOW_MS + 6 * 60_000
     assert consumer.reader.read("a1", NOW_MS) == profile  # an anonymous id reads its user's profile

@@ -171,11 +171,14 @@ def test_the_run_publishes_every_mart_to_the_serving_copy_and_parquet(pipeline):
             if schema in ("marts", "ml")
         }
         manifest_files = con.execute("select count(*) from ops.load_manifest").fetchone()[0]
-    # 32 marts (4 of them ML: features, behaviour mix, churn snapshots, cluster profiles; data_health_flags; the
-    # experiments' metric results and decisions; funnel conversion and drop-offs; the three path marts) beside the
-    # ml.* tables, and the 7 the dashboard reads its definitions from (kpi_periods, lifecycle_periods,
-    # stickiness_periods, retention_curve_cells[_by_dimension], engagement_bands, cluster_feature_index)
-    assert published == warehouse_counts and sum(name.startswith("marts.") for name in published) == 32 + 7
+    # 34 marts (5 of them ML: features, behaviour mix, churn snapshots, cluster profiles, product interactions;
+    # data_health_flags; the experiments' metric results, decisions and assignments; funnel conversion and
+    # drop-offs; the three path marts) beside the ml.* tables, and the 7 the dashboard reads its definitions from
+    # (kpi_periods, lifecycle_periods, stickiness_periods, retention_curve_cells[_by_dimension], engagement_bands,
+    # cluster_feature_index)
+    assert published == warehouse_counts and sum(name.startswith("marts.") for name in published) == 34 + 7
+    # the recommendation model trained on the demo and every user got recommendations
+    assert published["ml.recommendations"] > 0 and published["ml.popular_products"] > 0
     # the dashboard's data-health tables ride along in schema ops
     assert {f"{s}.{t}" for s, t in every_table if s == "ops"} == {
         "ops.load_manifest", "ops.batches", "ops.rejects_by_file_reason",
