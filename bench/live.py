@@ -5,16 +5,21 @@
   the spool into a real redis-server. One event per
   request is a probe for a new user: the latency is from just before its POST to the moment its profile key exists
   (polled every 2 ms). p50/p95/p99/max, and the rate reached.
-- Profile API: `python -m live api` asked for random profiles at 1,000 requests/s (16 keep-alive client threads,
-  paced) for half of --seconds; latency p50/p99 from the client (what an app sees, the client's own overhead
-  included: client and server share this machine's 2 cores).
+- Profile API: `python -m live api` asked for random profiles at 1,000 requests/s for half of --seconds, by `wrk`
+  (Debian's package: C, 10 keep-alive connections, each pausing after every answer so that together they ask about
+  the rate; the rate reached is reported) or, without wrk, by 16 paced Python client threads. Latency p50/p99 from
+  the client (client and server share this machine's 2 cores). Then the same for recommendations of the demo's users.
 - Cart-abandonment trigger: a consumer restarted with `after: 5s`, a product added, no order: the delay of the
   signed POST at a local webhook after the 5 s, over 5 carts.
 - Redis memory per million users, from used_memory before and after the load (the load's users and events per user
   are stated with it).
-- Recommendations: precision@10 of the item-item model against the popularity baseline on a 3,000-user demo.
+- Recommendations: precision@10 of the champion recommendation model against the popularity baseline on the
+  demo, as `make demo` trains it (the real pipeline, clusters as cold-start segments), read from its MLflow run.
 
-    python -m bench.live [--seconds 30] [--rate 2000] [--api-rate 1000]
+The demo is built first with `make demo` in a temporary DATA_DIR (about 2.5 minutes), or given with --demo-dir; the
+live path then runs over it, so the profile API serves the demo's batch traits and recommendations.
+
+    python -m bench.live [--seconds 30] [--rate 2000] [--api-rate 1000] [--demo-dir DIR]
 
 Figures go to bench/results/live.json.
 """
@@ -228,42 +233,88 @@ def cart_triggers(collector: str, hook: Webhook, carts: int = 5) -> dict[str, ob
             "max_delay_after_wait_seconds": round(max(delays), 2) if delays else None}  # fmt: skip
 
 
-def recommendation_lift(folder: Path) -> dict[str, object]:
+def build_demo(folder: Path) -> None:
+    """`make demo` into `folder` (the real pipeline: ingestion, dbt, the models in MLflow, the serving copy)."""
+    print(f"building the demo in {folder} (make demo) ...", flush=True)
+    started = time.time()
+    subprocess.run(["make", "-s", "demo", f"DATA_DIR={folder}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    print(f"  demo built in {time.time() - started:.0f} s", flush=True)
+
+
+def recommendation_lift(demo: Path) -> dict[str, object]:
+    """The recommendation champion's holdout figures from its MLflow run in the demo's store."""
+    from mlflow.tracking import MlflowClient
+
+    from ml.settings import RECOMMENDATION_MODEL
+
+    store = f"sqlite:///{demo / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    version = client.get_model_version_by_alias(RECOMMENDATION_MODEL, "champion")
+    metrics = client.get_run(version.run_id).data.metrics
+    wanted = ("holdout_precision_at_10", "baseline_precision_at_10", "holdout_recall_at_10", "baseline_recall_at_10",
+              "holdout_coverage", "baseline_coverage", "cold_start_precision_at_10",
+              "cold_start_baseline_precision_at_10", "test_users",
+              "cold_start_test_users", "products")  # fmt: skip
+    figures = {name: round(metrics[name], 4) for name in wanted if name in metrics}
+    return {
+        "model_version": version.version,
+        **figures,
+        "precision_ratio": round(metrics["holdout_precision_at_10"] / metrics["baseline_precision_at_10"], 2),
+    }
+
+
+def demo_user_ids(demo: Path) -> list[str]:
+    """Every user the demo's serving copy has recommendations for."""
     import duckdb
-    import pandas as pd
 
-    from ml.recommendations import (
-        INTERACTION_WEIGHTS,
-        ItemItemRecommender,
-        evaluate,
-        popularity_recommendations,
-        split_by_time,
-    )
+    with duckdb.connect(str(demo / "serving.duckdb"), read_only=True) as con:
+        rows = con.execute("select distinct user_id from ml.recommendations order by 1").fetchall()
+    return [user for (user,) in rows]
 
-    subprocess.run([sys.executable, "-m", "demo_events", "--data-dir", str(folder), "--users", "3000", "--seed", "42",
-                    "--file-rows", "50000", "--format", "jsonl", "--quiet"], cwd=ROOT, check=True)  # fmt: skip
-    files = [str(p) for p in sorted((folder / "landing").glob("*.jsonl*"))]
-    frame = duckdb.sql(
-        """select coalesce(userId, anonymousId) as user_id, lower(replace(event, ' ', '_')) as event_name,
-            properties ->> 'product_id' as product_id, try_cast("timestamp" as timestamptz) as event_at
-        from read_json($files, format = 'newline_delimited', ignore_errors = true, columns = {userId: 'varchar',
-            anonymousId: 'varchar', event: 'varchar', properties: 'json', "timestamp": 'varchar'})
-        where event in ('Product Viewed', 'Product Added', 'Order Completed')""",
-        params={"files": files},
-    ).df()
-    truth = pd.read_parquet(folder / "demo_truth" / "users.parquet")
-    end = pd.Timestamp(truth["signup_at"].max()).tz_convert("UTC") + pd.Timedelta(days=60)
-    frame = frame.dropna()[lambda f: f["event_at"] < end]
-    frame["weight"] = frame["event_name"].map(INTERACTION_WEIGHTS)
-    split = split_by_time(frame, 14)
-    users = np.array(sorted(split.test["user_id"].unique()))
-    segments = truth[["user_id", "persona"]].rename(columns={"persona": "segment"})
-    catalogue = split.train["product_id"].nunique()
-    ours = evaluate(ItemItemRecommender().fit(split.train, segments).recommend(split.train, segments, users),
-                    split.test, catalogue, 10)  # fmt: skip
-    baseline = evaluate(popularity_recommendations(split.train, users, 10), split.test, catalogue, 10)
-    return {"item_item": ours, "popularity": baseline,
-            "precision_ratio": round(ours["precision_at_10"] / baseline["precision_at_10"], 2)}  # fmt: skip
+
+def wrk_load(base: str, paths: list[str], seconds: float, rate: int, connections: int = 10) -> dict[str, object]:
+    """`wrk` asking for random `paths` at about `rate` requests/s: each connection pauses after every answer, for
+    the gap that makes `connections` of them ask `rate` a second (less the answer time, measured in a 3 s run)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT.replace("PATHS", ",".join(json.dumps(path) for path in paths)))
+    try:
+        pause = connections * 1000 / rate
+        calibration = _wrk(base, script.name, 3, connections, pause)
+        pause = max(pause - calibration["mean_ms"], 0.0)
+        figures = _wrk(base, script.name, seconds, connections, pause)
+    finally:
+        os.unlink(script.name)
+    return {"tool": "wrk", "connections": connections, "pause_ms": round(pause, 2), **figures}
+
+
+WRK_SCRIPT = """
+local paths = {PATHS}
+local pause = tonumber(os.getenv("WRK_PAUSE_MS"))
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", paths[math.random(1, #paths)], {["Authorization"] = "Bearer API_KEY"})
+end
+delay = function() return pause end
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format("RESULT %d %d %d %.3f %.3f %.3f %.3f %.3f\\n", summary.requests, summary.duration,
+    errors.status + errors.connect + errors.read + errors.write + errors.timeout,
+    latency.mean / 1000, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000))
+end
+""".replace("API_KEY", API_KEY)
+
+
+def _wrk(base: str, script: str, seconds: float, connections: int, pause_ms: float) -> dict[str, float]:
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(int(seconds), 1)}s", "-s", script, base],
+        env={**os.environ, "WRK_PAUSE_MS": f"{pause_ms:.3f}"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    requests, micros, errors, mean, p50, p95, p99, top = line.split()[1:]
+    return {"requests": int(requests), "requests_per_second": round(int(requests) / (int(micros) / 1e6)),
+            "errors": int(errors), "mean_ms": float(mean), "p50_ms": float(p50), "p95_ms": float(p95),
+            "p99_ms": float(p99), "max_ms": float(top)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--api-rate", type=int, default=1000)
+    parser.add_argument("--demo-dir", type=Path, help="a DATA_DIR `make demo` has built (default: build one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "live.json")
     args = parser.parse_args(argv)
     redis_binary = shutil.which("redis-server")
@@ -278,7 +330,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
     processes: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="bench-live-") as folder:
-        data = Path(folder)
+        data = args.demo_dir.resolve() if args.demo_dir else Path(folder) / "demo"
+        if not args.demo_dir:
+            build_demo(data)
+        lift = recommendation_lift(data)
+        print(f"  recommendations: {lift}", flush=True)
+        shutil.rmtree(data / "redis", ignore_errors=True)
         (data / "redis").mkdir()
         definitions = data / "live.yml"
         definitions.write_text(DEFINITIONS)
@@ -308,18 +365,35 @@ def main(argv: list[str] | None = None) -> int:
             api = f"http://127.0.0.1:{api_port}"
             wait_for(lambda: httpx.get(collector + "/health").status_code == 200, 20, "collector")
             wait_for(lambda: httpx.get(api + "/health").status_code == 200, 20, "profile API")
+            # the consumer loads the demo's batch traits (and recommendations) from its serving copy when it starts
+            wait_for(lambda: redis.exists(f"{PREFIX}:traits_version"), 60, "the demo's traits in Redis")
+            with_traits = redis.info("memory")["used_memory"]
+            traits = {"users": sum(1 for _ in redis.scan_iter(match=f"{PREFIX}:t:*", count=5000)),
+                      "used_bytes": with_traits - baseline_memory}  # fmt: skip
+            traits["mb_per_million_users"] = round(traits["used_bytes"] / traits["users"] * 1_000_000 / 2**20)
+            print(f"  batch traits and recommendations in redis: {traits}", flush=True)
             print(f"posting {args.rate} events/s for {args.seconds:.0f} s ...", flush=True)
             ingest = sdk_to_profile(collector, redis, args.seconds, args.rate)
             print(f"  SDK to profile: {ingest}", flush=True)
             time.sleep(2)
             users = [f"u{n}" for n in range(20_000)]
             touched = sum(1 for _ in redis.scan_iter(match=f"{PREFIX}:s:*", count=5000))
-            used = redis.info("memory")["used_memory"] - baseline_memory
+            used = redis.info("memory")["used_memory"] - with_traits
             memory = {"users": touched, "events": ingest["events_sent"], "used_bytes": used,
                       "mb_per_million_users": round(used / touched * 1_000_000 / 2**20)}  # fmt: skip
             print(f"  redis memory: {memory}", flush=True)
-            api_figures = api_load(api, users, args.seconds / 2, args.api_rate)
+            if shutil.which("wrk"):
+                profile_paths = [f"/v1/profiles/{user}" for user in users]
+                api_figures = wrk_load(api, profile_paths, args.seconds / 2, args.api_rate)
+                demo_users = demo_user_ids(data)
+                recommendation_paths = [f"/v1/recommendations/{user}?n=10" for user in demo_users]
+                recommendation_figures = wrk_load(api, recommendation_paths, args.seconds / 2, args.api_rate)
+            else:
+                print("  wrk is not installed (apt-get install wrk): paced Python clients instead", flush=True)
+                api_figures = api_load(api, users, args.seconds / 2, args.api_rate)
+                recommendation_figures = None
             print(f"  profile API: {api_figures}", flush=True)
+            print(f"  recommendations API: {recommendation_figures}", flush=True)
             consumer.send_signal(signal.SIGTERM)
             consumer.wait(timeout=30)
             processes.append(
@@ -336,13 +410,12 @@ def main(argv: list[str] | None = None) -> int:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        lift = recommendation_lift(data / "recommend")
-        print(f"  recommendations: {lift}", flush=True)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "sdk_to_live_profile": ingest, "redis_memory": memory, "profile_api": api_figures,
-        "cart_abandoned_trigger": trigger, "recommendations": lift,
+        "sdk_to_live_profile": ingest, "redis_memory": memory, "redis_memory_batch_traits": traits,
+        "profile_api": api_figures,
+        "recommendations_api": recommendation_figures, "cart_abandoned_trigger": trigger, "recommendations": lift,
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -237,8 +237,10 @@ def train_recommendation_model(
     baseline = evaluate(popularity_recommendations(split.train, test_users, params.n), split.test, catalogue,
                         params.n)  # fmt: skip
     new_users = np.setdiff1d(test_users, split.train["user_id"].unique())
-    cold = evaluate(recommended[recommended["user_id"].isin(new_users)],
-                    split.test[split.test["user_id"].isin(new_users)], catalogue, params.n)  # fmt: skip
+    new_test = split.test[split.test["user_id"].isin(new_users)]
+    cold = evaluate(recommended[recommended["user_id"].isin(new_users)], new_test, catalogue, params.n)
+    cold_baseline = evaluate(popularity_recommendations(split.train, new_users, params.n), new_test, catalogue,
+                             params.n)  # fmt: skip
     precision = f"precision_at_{params.n}"
     recall = f"recall_at_{params.n}"
     metrics = {
@@ -246,6 +248,7 @@ def train_recommendation_model(
         **{f"baseline_{k}": v for k, v in baseline.items() if k != "test_users"},
         "precision_lift": ours[precision] / baseline[precision] if baseline[precision] else float("nan"),
         f"cold_start_{precision}": cold[precision],
+        f"cold_start_baseline_{precision}": cold_baseline[precision],
         "cold_start_test_users": cold["test_users"],
         "test_users": ours["test_users"],
         "training_users": float(split.train["user_id"].nunique()),
