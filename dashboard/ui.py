@@ -6,16 +6,32 @@ from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import altair as alt
 import pandas as pd
 import streamlit as st
+from redis import Redis
+from redis.exceptions import AuthenticationError, InvalidResponse, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dashboard import queries
 from dashboard.source import ServingCopy
+from ingestion.markup import md_escape
+from live.definitions import DefinitionError, load_definitions
+from live.keys import Keys
+from live.segment_sizes import SegmentSizes, read_sizes
 from settings import load as load_settings
 
 MAKE_IT = "run `make demo` (demo data) or `make run` (the files in the landing folder)"
+# The live segments' sizes come from Redis (LIVE_REDIS_URL), not the serving copy: a page waits at most the connect
+# timeout for a Redis that is not there, the read timeout for one that does not answer, and reuses a read (or a
+# failure) for at most LIVE_CACHE_SECONDS.
+LIVE_CONNECT_TIMEOUT_SECONDS = 0.5
+LIVE_READ_TIMEOUT_SECONDS = 1.0
+LIVE_CACHE_SECONDS = 3
+LIVE_NOT_RUNNING = "The live path is not running"
 # Where each table comes from, said to someone who has only the dashboard in front of them.
 HOW_TO_MAKE = {
     "marts.kpi_alerts": "The KPI alert model builds it on every run.",
@@ -131,3 +147,57 @@ def chart(figure: alt.TopLevelMixin, numbers: pd.DataFrame, *, label: str = "Num
     st.altair_chart(figure, width="stretch")
     with st.expander(label):
         st.dataframe(numbers, hide_index=True, width="stretch")
+
+
+@st.cache_resource(show_spinner=False)
+def live_redis(url: str) -> Redis:
+    """A Redis client for LIVE_REDIS_URL with short timeouts (it connects on first use, again after a failure)."""
+    return Redis.from_url(
+        url, socket_connect_timeout=LIVE_CONNECT_TIMEOUT_SECONDS, socket_timeout=LIVE_READ_TIMEOUT_SECONDS
+    )
+
+
+def _redis_place(url: str) -> str:
+    """host:port of a redis:// URL, without its password (LIVE_REDIS_URL is a secret setting)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else "LIVE_REDIS_URL"
+    except ValueError:
+        return "LIVE_REDIS_URL"
+
+
+@st.cache_data(show_spinner=False, ttl=LIVE_CACHE_SECONDS, max_entries=20)
+def _live_sizes(url: str, prefix: str, definitions_file: str | None) -> tuple[SegmentSizes | None, str, str]:
+    # a failure is a value, not an exception, so that it is cached too: a Redis that does not answer costs one
+    # connect timeout per LIVE_CACHE_SECONDS, not one per rerun
+    try:
+        definitions = load_definitions(Path(definitions_file) if definitions_file else None)
+    except DefinitionError as error:
+        return None, "warning", f"The live segments cannot be shown: {md_escape(error, 500)}"
+    try:
+        redis = live_redis(url)
+    except ValueError:  # Redis.from_url refuses it
+        return None, "warning", "The live segments cannot be shown: LIVE_REDIS_URL is not a redis:// URL."
+    place = _redis_place(url)
+    try:
+        return read_sizes(redis, Keys(prefix), definitions), "", ""
+    except AuthenticationError:
+        note = f"The Redis at {place} refused the credentials of LIVE_REDIS_URL (or wants some): no live segments."
+        return None, "warning", note
+    except (RedisConnectionError, RedisTimeoutError, InvalidResponse):  # nothing, or not a Redis, answered
+        note = (
+            f"{LIVE_NOT_RUNNING}: no Redis answered at {place} (LIVE_REDIS_URL), so there are no live segment "
+            "sizes to show. `make dev` starts it (a Redis, the collector and the live consumer; docs/live.md), and "
+            "they show here within seconds."
+        )
+        return None, "info", note
+    except RedisError as error:
+        return None, "warning", f"The Redis at {place} answered with an error: {md_escape(error, 500)}"
+
+
+def live_segment_sizes() -> tuple[SegmentSizes | None, str, str]:
+    """(the live segments' sizes, "", "") from the Redis of LIVE_REDIS_URL, read at most LIVE_CACHE_SECONDS ago;
+    or (None, "info" or "warning", why not, in words)."""
+    live = load_settings().live
+    definitions = str(live.definitions_file) if live.definitions_file else None
+    return _live_sizes(live.redis_url, live.key_prefix, definitions)

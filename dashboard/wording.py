@@ -6,9 +6,12 @@ go in through md_escape or md_code (ingestion.markup), cut at NAME_CHARS, so the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
 
 from ingestion.markup import md_code, md_escape
+from live.segment_sizes import SegmentSizes
 
 # A sample-ratio mismatch is flagged at this p-value when the mart has no has_sample_ratio_mismatch column: strict,
 # because with many users tiny imbalances are "significant" while a real assignment bug gives p-values far below.
@@ -259,4 +262,37 @@ def biggest_dropoff_sentence(steps: pd.DataFrame) -> str | None:
         f"The biggest loss is between {md_escape(ordered.loc[worst - 1, 'step_name'], NAME_CHARS)} and "
         f"{md_escape(ordered.loc[worst, 'step_name'], NAME_CHARS)}: {int(lost.iloc[worst]):,} users "
         f"({percent(1 - ordered.loc[worst, 'conversion_from_previous'])} of those who got that far)."
+    )
+
+
+def _clock(ms: int) -> str:
+    return f"{datetime.fromtimestamp(ms / 1000, UTC):%H:%M:%S} UTC"
+
+
+def live_segments_caption(sizes: SegmentSizes, cache_seconds: float) -> str:
+    """What the live segments' figures are, and how they differ from the rest of the Segments page."""
+    applied = (
+        f"{sizes.events_applied:,} events applied by the live consumer since its state was empty"
+        if sizes.events_applied
+        else "the live consumer has applied no event here yet (`make dev` runs it)"
+    )
+    return (
+        f"**Live**: read from Redis at {_clock(sizes.as_of_ms)} (at most {cache_seconds:g} s before this page load): "
+        "seconds old, unlike the rest of this page (the serving copy, as of the line at the top); the filters do not "
+        "apply. Members: users in the segment now; entries and exits by event time, in the last hour and 24 hours. "
+        f"{applied[0].upper()}{applied[1:]}."
+    )
+
+
+def live_partial_sentence(sizes: SegmentSizes) -> str | None:
+    """A note when the bounded read of the transitions stream did not reach back over every window (None when it
+    did)."""
+    if sizes.read_back_to_ms is None or not sizes.partial_windows:
+        return None
+    spans = {"1h": "last hour", "24h": "last 24 hours"}
+    windows = " and the ".join(spans.get(window, window) for window in sizes.partial_windows)
+    return (
+        f"Only the newest {sizes.transitions_read:,} transitions (entries, exits and abandoned carts) were read: they "
+        f"go back to {_clock(sizes.read_back_to_ms)}, so over the {windows} there may be more entries and exits "
+        "than shown."
     )

@@ -6,6 +6,8 @@ The numbers each test expects are worked out by hand from tests/dashboard_wareho
 from __future__ import annotations
 
 import re
+import socket
+import time
 from datetime import date
 from pathlib import Path
 
@@ -15,14 +17,17 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import queries, wording
+from dashboard import queries, ui, wording
 from dashboard.source import ServingCopy
 from ingestion import IngestSettings, ingest_landing
 from ingestion.markup import md_escape
 from serving import publish
 from stores.schema import connect
+from tests.collector_server import free_port
 from tests.conftest import event, run_dbt, write_lines
 from tests.dashboard_warehouse import build_and_publish
+from tests.redis_server import redis_server
+from tests.test_live_segment_sizes import consume_live_traffic, now_ms
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 TITLES = {
@@ -47,10 +52,15 @@ def open_page(view: str, *, complete: bool = False) -> AppTest:
     if complete:
         line = at.caption[0].value
         assert line.startswith("Data as of **2026-01-20 12:00 UTC** · last published **"), (view, line)
-        assert not at.info, (view, texts(at.info))
+        assert not notes(at), (view, notes(at))
         rows = chart_rows(at)
         assert rows and all(n > 0 for n in rows), (view, rows)
     return at
+
+
+def notes(at: AppTest) -> list[str]:
+    """The page's st.info notes but the live path's (no Redis runs for most tests)."""
+    return [str(e.value) for e in at.info if not str(e.value).startswith(ui.LIVE_NOT_RUNNING)]
 
 
 def metrics(at: AppTest) -> dict[str, str]:
@@ -75,6 +85,13 @@ def frame(at: AppTest, *columns: str) -> pd.DataFrame:
         if set(columns) <= set(element.value.columns):
             return element.value
     raise AssertionError(f"no table with columns {columns}")
+
+
+@pytest.fixture(autouse=True)
+def no_live_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No page reads a Redis the machine happens to run: LIVE_REDIS_URL is a port nothing listens on (the tests of
+    the live segments start their own)."""
+    monkeypatch.setenv("LIVE_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
 
 
 @pytest.fixture
@@ -214,6 +231,54 @@ def test_segments_filters(published):
     at.multiselect(key="segments_stages").set_value(["active", "new"])
     at.toggle(key="segments_high_frequency").set_value(True).run()
     assert at.dataframe[0].value["users"].tolist() == [1]  # u1
+
+
+def test_segments_page_shows_the_live_segments_from_redis(published, tmp_path, monkeypatch):
+    now = now_ms()
+    (tmp_path / "redis").mkdir()
+    with redis_server(tmp_path / "redis") as url:
+        # the real consumer's memberships and transitions (tests/test_live_segment_sizes.py has the hand count)
+        consume_live_traffic(tmp_path / "live", url, "dash", now)
+        monkeypatch.setenv("LIVE_REDIS_URL", url)
+        monkeypatch.setenv("LIVE_KEY_PREFIX", "dash")
+        monkeypatch.setenv("LIVE_DEFINITIONS_FILE", str(tmp_path / "live" / "live.yml"))
+        at = open_page("segments", complete=True)
+    assert "Live segments" in texts(at.subheader).splitlines()
+    live = frame(at, "members now").set_index("segment")
+    assert live.drop(columns="description").to_dict("index") == {
+        "adding": {"members now": 1, "entered (1 h)": 2, "exited (1 h)": 1, "entered (24 h)": 3, "exited (24 h)": 2},
+        "browsing": {"members now": 1, "entered (1 h)": 1, "exited (1 h)": 1, "entered (24 h)": 2, "exited (24 h)": 1},
+        "ordering": {"members now": 0, "entered (1 h)": 0, "exited (1 h)": 0, "entered (24 h)": 0, "exited (24 h)": 0},
+    }  # fmt: skip
+    assert live.loc["adding", "description"] == "added a product in the last 10 minutes"
+    caption = texts(at.caption)
+    assert "**Live**: read from Redis at" in caption and "seconds old, unlike the rest of this page" in caption
+    assert "6 events applied by the live consumer" in caption
+    assert chart_rows(at)[-1] == 3  # the members bar chart: one bar per live segment
+
+
+def test_segments_page_says_the_live_path_is_not_running_when_no_redis_answers(published, monkeypatch):
+    # a closed port (with a password in the URL, which the page must not show), then a port that accepts and never
+    # answers
+    monkeypatch.setenv("LIVE_REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    at = open_page("segments", complete=True)  # the rest of the page shows in full
+    live_notes = [str(e.value) for e in at.info if str(e.value).startswith(ui.LIVE_NOT_RUNNING)]
+    assert len(live_notes) == 1 and "`make dev`" in live_notes[0] and "127.0.0.1:" in live_notes[0], live_notes
+    assert "Live segments" in texts(at.subheader)
+    assert not at.error and not at.warning and not at.exception
+    shown = texts(at.info) + texts(at.caption) + texts(at.markdown)
+    assert "hunter2" not in shown
+    assert not any("members now" in element.value.columns for element in at.dataframe)
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        monkeypatch.setenv("LIVE_REDIS_URL", f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        started = time.monotonic()
+        at = open_page("segments")
+        waited = time.monotonic() - started
+    assert any(str(e.value).startswith(ui.LIVE_NOT_RUNNING) for e in at.info) and not at.exception
+    assert waited < ui.LIVE_READ_TIMEOUT_SECONDS + 5  # the page, with one read timeout for the live section
 
 
 def test_churn_tiers_model_and_at_risk_list(published):

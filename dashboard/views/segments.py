@@ -1,8 +1,10 @@
-"""Segments: RFM segments and ML clusters with sizes and profiles; users per engagement band."""
+"""Segments: RFM segments and ML clusters with sizes and profiles; users per engagement band; the live segments' sizes
+from Redis (the live path), seconds old."""
 
+import pandas as pd
 import streamlit as st
 
-from dashboard import charts, queries, ui
+from dashboard import charts, queries, ui, wording
 
 PROFILE_COLUMNS = {
     "rfm_segment": "segment",
@@ -15,6 +17,15 @@ PROFILE_COLUMNS = {
     "avg_active_days_90d": "active days (90 d)",
     "avg_revenue_365d": "revenue (365 d)",
     "avg_engagement_score": "engagement score",
+}
+LIVE_COLUMNS = {  # in this order: the counts first, the description (long) last
+    "name": "segment",
+    "members": "members now",
+    "entered_1h": "entered (1 h)",
+    "exited_1h": "exited (1 h)",
+    "entered_24h": "entered (24 h)",
+    "exited_24h": "exited (24 h)",
+    "description": "description",
 }
 
 has_segments = ui.need("marts.user_segments", what="the RFM segments and engagement bands")
@@ -121,3 +132,31 @@ if has_segments and stages and ui.need("marts.engagement_bands", what="the engag
         "engagement_band_thresholds."
     )
     ui.chart(charts.bars(bands, "band", "users", title="users", sort=list(bands["band"])), bands, label="Band numbers")
+
+
+def live_segments() -> None:
+    """The live segments of the live path (LIVE_DEFINITIONS_FILE): members now, entries and exits in the last hour
+    and day, read from Redis; a note saying how to start the live path when no Redis answers."""
+    st.subheader("Live segments")
+    sizes, tone, note = ui.live_segment_sizes()
+    if sizes is None:
+        (st.warning if tone == "warning" else st.info)(note)
+        return
+    st.caption(wording.live_segments_caption(sizes, ui.LIVE_CACHE_SECONDS))
+    if not sizes.segments:
+        st.info("No live segment is defined: add one to live/definitions.yml (or LIVE_DEFINITIONS_FILE); docs/live.md.")
+        return
+    live = pd.DataFrame(sizes.rows())[list(LIVE_COLUMNS)]
+    if not live["description"].astype(bool).any():
+        live = live.drop(columns="description")
+    left, right = st.columns([1, 2])
+    with left:
+        st.altair_chart(charts.bars(live, "name", "members", title="members now"), width="stretch")
+    with right:
+        st.dataframe(live.rename(columns=LIVE_COLUMNS), hide_index=True, width="stretch", key="segments_live")
+    partial = wording.live_partial_sentence(sizes)
+    if partial:
+        st.caption(partial)
+
+
+live_segments()
