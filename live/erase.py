@@ -21,7 +21,7 @@ def erase_ids(redis: Redis, keys: Keys, ids: Iterable[str]) -> int:
         subjects |= {member.decode() for member in redis.smembers(keys.anonymous_ids(subject))}
     doomed = [key for subject in sorted(subjects) for key in keys.subject_keys(subject)]
     doomed += [keys.anonymous_ids(s) for s in subjects] + [keys.user_of(s) for s in subjects]
-    doomed += [keys.traits(s) for s in subjects]
+    doomed += [keys.traits(s) for s in subjects] + [keys.recommendations(s) for s in subjects]
     removed = 0
     for start in range(0, len(doomed), 1000):
         removed += redis.delete(*doomed[start : start + 1000])

@@ -86,6 +86,11 @@ class Keys:
         """HASH: the user's batch traits from the serving copy (rfm_segment, cluster_name, ...) and its version."""
         return f"{self.prefix}:t:{user_id}"
 
+    def recommendations(self, user_id: str) -> str:
+        """STRING: JSON [source, model version, [[product id, score], ...]] of the user's recommendations from the
+        serving copy (apart from its traits hash, whose small fields Redis then keeps compact)."""
+        return f"{self.prefix}:rec:{user_id}"
+
     @property
     def traits_version(self) -> str:
         """STRING: the published_at of the serving copy the traits come from."""

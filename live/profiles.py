@@ -17,7 +17,7 @@ from redis.asyncio import Redis as AsyncRedis
 from live.keys import Keys
 from live.segments import parse_member
 from live.state import DAY_MS
-from live.traits import ALL_SEGMENTS, TRAIT_FIELDS
+from live.traits import ALL_SEGMENTS, EXPERIMENT_FIELD, TRAIT_FIELDS
 
 WINDOWS_MS = {"10m": 600_000, "1h": 3_600_000, "1d": DAY_MS}
 
@@ -39,12 +39,13 @@ def _text(value: bytes | None) -> str | None:
 # every key the profile reads. Key names come in ARGV as prefixes (Keys with an empty subject), so their scheme
 # stays in live/keys.py. Read-only (EVALSHA_RO on a replica too). A standalone Redis: the keys are computed here,
 # which Redis Cluster would refuse.
-# ARGV: link, ids, profile, events, cart, removed, traits prefixes, traits_version key, user/anonymous id, then the
-# member hash key of every live segment.
+# ARGV: link, ids, profile, events, cart, removed, traits prefixes, the recommendations prefix ('' to skip them),
+# traits_version key, user/anonymous id, then the member hash key of every live segment.
 # Returns: {subjects}, then per subject its profile, events (member, score, ...), cart and removals (flat field,
-# value lists), then {the user's entry time in each segment or ''}, its traits and the traits version ('' if none).
+# value lists), then {the user's entry time in each segment or ''}, its traits, the traits version and its
+# recommendations ('' when none).
 PROFILE_SCRIPT = """
-local id = ARGV[9]
+local id = ARGV[10]
 local user = redis.call('GET', ARGV[1] .. id) or id
 local subjects = {user}
 for _, anonymous in ipairs(redis.call('SMEMBERS', ARGV[2] .. user)) do
@@ -58,10 +59,11 @@ for _, subject in ipairs(subjects) do
     out[#out + 1] = redis.call('HGETALL', ARGV[6] .. subject)
 end
 local entries = {}
-for i = 10, #ARGV do entries[#entries + 1] = redis.call('HGET', ARGV[i], user) or '' end
+for i = 11, #ARGV do entries[#entries + 1] = redis.call('HGET', ARGV[i], user) or '' end
 out[#out + 1] = entries
 out[#out + 1] = redis.call('HGETALL', ARGV[7] .. user)
-out[#out + 1] = redis.call('GET', ARGV[8]) or ''
+out[#out + 1] = redis.call('GET', ARGV[9]) or ''
+out[#out + 1] = ARGV[8] ~= '' and redis.call('GET', ARGV[8] .. user) or ''
 return out
 """
 
@@ -77,18 +79,27 @@ class _ProfileQuery:
     keys: Keys
     session_gap_ms: int
     segment_names: tuple[str, ...]
+    with_recommendations: bool = False
 
     def arguments(self, user_id: str) -> list[str]:
         keys = self.keys
-        prefixes = [keys.user_of(""), keys.anonymous_ids(""), keys.profile(""), keys.events(""), keys.cart(""),
-                    keys.removed(""), keys.traits("")]  # fmt: skip
+        prefixes = [
+            keys.user_of(""),
+            keys.anonymous_ids(""),
+            keys.profile(""),
+            keys.events(""),
+            keys.cart(""),
+            keys.removed(""),
+            keys.traits(""),
+            keys.recommendations("") if self.with_recommendations else "",
+        ]
         return [*prefixes, keys.traits_version, user_id, *(keys.members(name) for name in self.segment_names)]
 
     def profile(self, raw: list, now_ms: int | None) -> dict[str, Any] | None:
         now_ms = int(datetime.now(UTC).timestamp() * 1000) if now_ms is None else now_ms
         subjects = [subject.decode() for subject in raw[0]]
         state = raw[1 : 1 + 4 * len(subjects)]
-        entries, traits, traits_version = raw[1 + 4 * len(subjects) :]
+        entries, traits, traits_version, _ = raw[1 + 4 * len(subjects) :]
         profiles = [_pairs(flat) for flat in state[0::4]]
         if not any(profiles):
             return None
@@ -131,7 +142,7 @@ class ProfileReader:
         """Up to `n` recommended products for `user_id`: its own from the batch (ml.recommendations), else its
         cluster's most popular products, else everyone's; products in its live cart are left out. None when
         neither the live state nor the batch knows the user. One round trip."""
-        query = _ProfileQuery(self.keys, self.session_gap_ms, ())
+        query = _ProfileQuery(self.keys, self.session_gap_ms, (), with_recommendations=True)
         pipeline = self.redis.pipeline(transaction=False)
         pipeline.eval(PROFILE_SCRIPT, 0, *query.arguments(user_id))
         pipeline.hgetall(self.keys.popular)
@@ -154,7 +165,8 @@ class AsyncProfileReader:
 
     async def recommendations(self, user_id: str, n: int) -> dict[str, Any] | None:
         """As ProfileReader.recommendations."""
-        arguments = _ProfileQuery(self.keys, self.query.session_gap_ms, ()).arguments(user_id)
+        query = _ProfileQuery(self.keys, self.query.session_gap_ms, (), with_recommendations=True)
+        arguments = query.arguments(user_id)
         async with self.redis.pipeline(transaction=False) as pipeline:
             pipeline.eval(PROFILE_SCRIPT, 0, *arguments)
             pipeline.hgetall(self.keys.popular)
@@ -165,7 +177,7 @@ class AsyncProfileReader:
 def _recommendations(raw: list, popular: dict[bytes, bytes], n: int) -> dict[str, Any] | None:
     subjects = [subject.decode() for subject in raw[0]]
     state = raw[1 : 1 + 4 * len(subjects)]
-    _, traits, version = raw[1 + 4 * len(subjects) :]
+    _, traits, version, own = raw[1 + 4 * len(subjects) :]
     traits = _pairs(traits)
     batch = traits if traits and version and traits.get(b"version") == version else {}
     profiles = [_pairs(flat) for flat in state[0::4]]
@@ -174,10 +186,9 @@ def _recommendations(raw: list, popular: dict[bytes, bytes], n: int) -> dict[str
     carts, removals = [_pairs(flat) for flat in state[2::4]], [_pairs(flat) for flat in state[3::4]]
     order = _latest(profiles, b"order_ms", b"order_id", ())
     in_cart = {item["product_id"] for item in _cart(carts, removals, order[0] if order else None)["items"]}
-    if b"recommendations" in batch:
-        source = batch.get(b"recommendations_source", b"item_item").decode()
-        model_version = batch.get(b"recommendations_model", b"").decode() or None
-        picks = [(product, float(score)) for product, score in orjson.loads(batch[b"recommendations"])]
+    if batch and own:
+        source, model_version, items = orjson.loads(own)
+        picks = [(product, float(score)) for product, score in items]
     else:
         current = bool(version) and popular.get(b"version") == version
         segment = batch.get(b"cluster_name", b"")
@@ -233,7 +244,11 @@ def _assemble(
         "cart": _cart(carts, removals, order[0] if order else None),
         "segments": {name: _iso(int(entered)) for name, entered in entries.items() if entered},
         "traits": {name: batch[name.encode()].decode() for name in TRAIT_FIELDS if name.encode() in batch},
-        "experiments": orjson.loads(batch[b"experiments"]) if b"experiments" in batch else {},
+        "experiments": {
+            field[len(EXPERIMENT_FIELD) :].decode(): value.decode()
+            for field, value in sorted(batch.items())
+            if field.startswith(EXPERIMENT_FIELD)
+        },
     }
 
 

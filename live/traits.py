@@ -27,13 +27,16 @@ TRAIT_QUERIES = {
         "select user_id, cast(json_group_object(experiment_id, variant) as varchar) as experiments "
         "from marts.experiment_assignments group by user_id"
     ),
-    # a JSON list of [product_id, score] in rank order, and where they come from
+    # JSON [source, model version, [[product_id, score], ...]] in rank order (the user's recommendations key)
     "ml.recommendations": (
-        "select user_id, cast(to_json(list([product_id, cast(round(score, 6) as varchar)] order by rank)) as varchar) "
-        "as recommendations, min(source) as recommendations_source, min(model_version) as recommendations_model "
-        "from ml.recommendations group by user_id"
+        "select user_id, cast(to_json([to_json(min(source)), to_json(min(model_version)), "
+        "to_json(list([to_json(product_id), to_json(round(score, 4))] order by rank))]) as varchar) "
+        "as recommendations from ml.recommendations group by user_id"
     ),
 }
+# A user's experiment variants are fields of its traits hash named EXPERIMENT_FIELD + experiment id: short values,
+# which Redis keeps in its compact hash encoding (one long JSON field would make it a full hash table).
+EXPERIMENT_FIELD = b"x:"
 # The fields the live profile reads as plain traits (the rest have their own place in a profile or endpoint).
 TRAIT_FIELDS = ("rfm_segment", "lifecycle_stage", "cluster_name", "churn_risk_tier")
 POPULAR_SQL = (
@@ -82,9 +85,14 @@ def refresh_traits(redis: Redis, keys: Keys, serving_path: Path, ttl_seconds: in
             pipeline = redis.pipeline(transaction=False)
             for user_id, *values in rows:
                 mapping = {name: value for name, value in zip(fields, values, strict=True) if value is not None}
-                pipeline.delete(keys.traits(user_id))
+                experiments = orjson.loads(mapping.pop("experiments", "{}"))
+                mapping |= {EXPERIMENT_FIELD.decode() + name: variant for name, variant in experiments.items()}
+                recommendations = mapping.pop("recommendations", None)
+                pipeline.delete(keys.traits(user_id), keys.recommendations(user_id))
                 pipeline.hset(keys.traits(user_id), mapping={**mapping, "version": version})
                 pipeline.expire(keys.traits(user_id), ttl_seconds)
+                if recommendations is not None:
+                    pipeline.set(keys.recommendations(user_id), recommendations, ex=ttl_seconds)
             pipeline.execute()
             written += len(rows)
         popular = con.execute(POPULAR_SQL).fetchall() if "ml.popular_products" in present else []
@@ -104,8 +112,3 @@ def _traits_sql(sources: list[str]) -> str:
     users = " union ".join(f"select user_id from ({sql})" for sql in sources)
     joins = " ".join(f"left join ({sql}) as source_{i} using (user_id)" for i, sql in enumerate(sources))
     return f"select * from ({users}) as users {joins}"
-
-
-def decode_recommendations(text: bytes) -> list[tuple[str, float]]:
-    """[(product_id, score)] from a traits hash's `recommendations` field."""
-    return [(product, float(score)) for product, score in orjson.loads(text)]

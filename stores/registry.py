@@ -489,8 +489,10 @@ KEY_STORES: tuple[KeyStore, ...] = (
     KeyStore("<prefix>:delivered", "zset", "delivery keys of posted triggers (they name the user) -> when", "live",
              True, _LIVE_ERASURE + " (the keys naming them)"),
     KeyStore("<prefix>:t:*", "hash", "a user's batch traits from the serving copy (RFM segment, lifecycle stage, "
-             "cluster, churn risk tier, experiment variants, recommended products)", "live", True,
+             "cluster, churn risk tier, experiment variants)", "live", True,
              _LIVE_ERASURE + "; loaded again only from a serving copy published after the erasure"),
+    KeyStore("<prefix>:rec:*", "string", "a user's recommended products from the serving copy (ml.recommendations)",
+             "live", True, _LIVE_ERASURE + "; loaded again only from a serving copy published after the erasure"),
     KeyStore("<prefix>:traits_version", "string", "the serving copy the traits come from", "live", False,
              "not personal"),
     KeyStore("<prefix>:popular", "hash", "each segment's most popular products (ml.popular_products): what a user "

@@ -26,6 +26,7 @@ from redis import Redis
 from live.consumer import Consumer
 from live.erase import erase_ids, erase_live_state
 from live.profiles import ProfileReader
+from live.traits import refresh_traits
 from settings import Settings
 from stores.registry import unregistered_keys
 from tests.collector_server import ROOT, ThreadServer
@@ -150,14 +151,29 @@ def test_every_live_key_is_registered_and_an_erasure_leaves_no_trace_of_the_user
     consumer = consume_all(live_settings(tmp_path, redis_url, "erase"))
     consumer.maintain(int(at("2026-03-10T11:05:00").timestamp() * 1000))  # u7 is in hot_cart (a7's add, u7's view)
     redis = consumer.redis
+    # and what the batch knows: both users' traits, variants and recommendations, the popular products
+    with duckdb.connect(str(tmp_path / "serving.duckdb")) as con:
+        con.execute("create schema marts; create schema ml; create schema meta")
+        con.execute("create table meta.publish as select timestamp '2026-03-10 11:00:00' as published_at")
+        con.execute("create table marts.experiment_assignments as select * from (values ('u7', 'e', 'b', now()), "
+                    "('u8', 'e', 'a', now())) as t(user_id, experiment_id, variant, exposed_at)")  # fmt: skip
+        con.execute("create table ml.recommendations as select * from (values ('u7', 1, 'p', 0.5, 'item_item', '1'), "
+                    "('u8', 1, 'q', 0.5, 'item_item', '1')) as t(user_id, rank, product_id, score, source, "
+                    "model_version)")  # fmt: skip
+        con.execute("create table ml.popular_products as select '(all)' as segment, 1 as rank, 'p' as product_id, "
+                    "2 as users, '1' as model_version")  # fmt: skip
+    assert refresh_traits(redis, consumer.keys, tmp_path / "serving.duckdb", 3600) == 2
     keys = sorted(key.decode() for key in redis.scan_iter(match="erase:*"))
     assert "erase:m:hot_cart" in keys and "erase:transitions" in keys and "erase:carts_due" in keys
+    assert {"erase:t:u7", "erase:rec:u7", "erase:popular", "erase:traits_version"} <= set(keys)
     assert unregistered_keys(keys, "erase") == []
     assert erase_ids(redis, consumer.keys, ["u7"]) > 8
     assert reader(consumer).read("u7", NOW_MS) is None and reader(consumer).read("a7", NOW_MS) is None
     left = str(state_dump(redis, "erase", streams=True))
     assert "u7" not in left and "a7" not in left and "u8" in left
     assert reader(consumer).read("u8", NOW_MS)["last_product_viewed"]["product_id"] == "p"
+    kept = reader(consumer).recommendations("u8", 5)["recommendations"]
+    assert kept == [{"rank": 1, "product_id": "q", "score": 0.5}]
     assert erase_live_state("redis://127.0.0.1:1/0", "erase", ["u8"]) == {"reachable": False}
 
 
