@@ -376,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             ingest = sdk_to_profile(collector, redis, args.seconds, args.rate)
             print(f"  SDK to profile: {ingest}", flush=True)
             time.sleep(2)
-            users = [f"u{n}" for n in range(20_000)]
+            # the users the load gave a live profile (the API is asked for known users only)
+            users = sorted(key.decode().split(":", 2)[2] for key in redis.scan_iter(match=f"{PREFIX}:s:u*", count=5000))
             touched = sum(1 for _ in redis.scan_iter(match=f"{PREFIX}:s:*", count=5000))
             used = redis.info("memory")["used_memory"] - with_traits
             memory = {"users": touched, "events": ingest["events_sent"], "used_bytes": used,
