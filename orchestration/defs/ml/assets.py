@@ -9,6 +9,7 @@ Scoring always loads models:/<name>@champion.
 from collections.abc import Callable
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from ingestion.markup import md_frame
@@ -256,10 +257,9 @@ def churn_model(
         return dg.MaterializeResult(metadata=_published(training.outcome, headline, reasons))
 
 
-def read_recommendation_inputs(warehouse: WarehouseResource) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The product interactions and each user's segment (cluster name), read on one read-only connection."""
-    with connect(str(warehouse.warehouse_path), read_only=True) as con:
-        return load_product_interactions(con), load_user_segments(con)
+def load_recommendation_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The product interactions and each user's segment (cluster name)."""
+    return load_product_interactions(con), load_user_segments(con)
 
 
 @dg.asset(
@@ -282,7 +282,7 @@ def recommendation_model(
 
     with using(mlflow.section(warehouse.data_path)) as ml:
         try:
-            interactions, segments = read_recommendation_inputs(warehouse)
+            interactions, segments = read_frame(warehouse, load_recommendation_inputs)
         except NotEnoughData as reason:
             return _kept(RECOMMENDATION_MODEL, context, f"skipped: {reason}")
         params = RecommendationParams(max_products=ml.recommendation_max_products)
@@ -339,7 +339,7 @@ def recommendations(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 
     with using(mlflow.section(warehouse.data_path)) as ml:
         try:
-            interactions, segments = read_recommendation_inputs(warehouse)
+            interactions, segments = read_frame(warehouse, load_recommendation_inputs)
             frame, popular, version = score_recommendations(interactions, segments, ml.recommendations_per_user)
         except NotEnoughData as reason:
             context.log.warning(f"ml.recommendations and ml.popular_products left empty: {reason}")
