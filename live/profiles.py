@@ -37,8 +37,8 @@ def _text(value: bytes | None) -> str | None:
 
 # One round trip for a whole profile: the subjects (the user behind an anonymous id, its linked anonymous ids) and
 # every key the profile reads. Key names come in ARGV as prefixes (Keys with an empty subject), so their scheme
-# stays in live/keys.py. Read-only (EVALSHA_RO on a replica too). A standalone Redis: the keys are computed here,
-# which Redis Cluster would refuse.
+# stays in live/keys.py. It only reads. A standalone Redis: the keys are computed in the script, which Redis Cluster
+# would refuse.
 # ARGV: link, ids, profile, events, cart, removed, traits prefixes, the recommendations prefix ('' to skip them),
 # traits_version key, user/anonymous id, then the member hash key of every live segment.
 # Returns: {subjects}, then per subject its profile, events (member, score, ...), cart and removals (flat field,
@@ -123,14 +123,6 @@ class ProfileReader:
     keys: Keys
     session_gap_ms: int
     segment_names: tuple[str, ...] = ()  # the live segments a profile lists the user's memberships of
-
-    def subjects(self, user_id: str) -> list[str]:
-        """The ids whose state is the user's: itself (resolved from an anonymous id to its user) and its linked
-        anonymous ids."""
-        linked_user = self.redis.get(self.keys.user_of(user_id))
-        user = linked_user.decode() if linked_user else user_id
-        anonymous = sorted(member.decode() for member in self.redis.smembers(self.keys.anonymous_ids(user)))
-        return [user, *(a for a in anonymous if a != user)]
 
     def read(self, user_id: str, now_ms: int | None = None) -> dict[str, Any] | None:
         """The live profile of `user_id` (a user id or an anonymous id) at `now_ms` (default: now); None when the
