@@ -209,7 +209,16 @@ def test_the_ledger_and_the_suppression_list_hold_keyed_hashes_only(erased):
         "files_rewritten": 7,
         "rows_removed": expected_rows,
     }
-    assert finished["removed"]["mlflow training data"]["rows"] == 1  # the user's row in the clustering features
+    # the user's row in the clustering features and its rows in the recommendation model's training interactions
+    # (those before the holdout's 14 days)
+    with duckdb.connect(str(erased.original / "warehouse.duckdb"), read_only=True) as con:
+        [(interactions,)] = con.execute(
+            "select count(*) from marts.ml_product_interactions where user_id = ? and activity_date < "
+            "(select max(activity_date) - interval 14 day from marts.ml_product_interactions)",
+            [erased.user],
+        ).fetchall()
+    assert interactions > 0
+    assert finished["removed"]["mlflow training data"]["rows"] == 1 + interactions
     text = path.read_text()
     assert erased.user not in text and not any(value in text for value in erased.anonymous_ids)
     assert read_hashes(erased.settings.privacy.suppression_path) == {
@@ -346,7 +355,7 @@ def test_the_marts_equal_a_fresh_build_from_the_rewritten_landing_files(erased, 
     run_dbt(fresh, "build", "--resource-type", "seed", "--resource-type", "model")
 
     built = mart_tables(fresh / "warehouse.duckdb")
-    assert len(built) == 39 and sum(map(len, built.values())) > 10_000
+    assert len(built) == 41 and sum(map(len, built.values())) > 10_000
     assert differences(mart_tables(erased.data_dir / "warehouse.duckdb"), built) == {}
     assert differences(mart_tables(erased.data_dir / "serving.duckdb"), built) == {}
 
