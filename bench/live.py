@@ -335,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             build_demo(data)
         lift = recommendation_lift(data)
         print(f"  recommendations: {lift}", flush=True)
-        shutil.rmtree(data / "redis", ignore_errors=True)
-        (data / "redis").mkdir()
+        redis_dir = Path(folder) / "redis"  # the bench's own: a given demo's $DATA_DIR/redis is left as it was
+        redis_dir.mkdir()
         definitions = data / "live.yml"
         definitions.write_text(DEFINITIONS)
         hook = Webhook()
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
                        "ACTIVATION_WEBHOOK_SECRET": "bench-secret"}  # fmt: skip
         try:
             processes.append(subprocess.Popen([redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1",
-                                               "--save", "", "--appendonly", "yes", "--dir", str(data / "redis")],
+                                               "--save", "", "--appendonly", "yes", "--dir", str(redis_dir)],
                                               stdout=subprocess.DEVNULL))  # fmt: skip
             redis = Redis.from_url(env["LIVE_REDIS_URL"])
             wait_for(redis.ping, 10, "redis-server")

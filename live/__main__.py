@@ -9,8 +9,10 @@ import json
 import logging
 import signal
 import sys
+import time
 
 from redis import Redis
+from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from live.consumer import Consumer
@@ -18,6 +20,30 @@ from live.definitions import load_definitions
 from live.keys import Keys
 from live.profiles import ProfileReader
 from settings import load
+
+REDIS_START_SECONDS = 10  # a Redis started beside the consumer (make dev) gets this long to accept connections
+REDIS_LOADING_SECONDS = 600  # and this long to load its append-only file (a large live state takes a while)
+
+
+def wait_for_redis(redis: Redis) -> None:
+    """Return once Redis answers; RedisConnectionError when it refuses connections for REDIS_START_SECONDS or is
+    still loading its data after REDIS_LOADING_SECONDS."""
+    started = time.monotonic()
+    said = False
+    while True:
+        try:
+            redis.ping()
+            return
+        except BusyLoadingError:
+            if time.monotonic() - started > REDIS_LOADING_SECONDS:
+                raise
+            if not said:
+                logging.getLogger("live").info("Redis is loading its data; waiting for it")
+                said = True
+        except RedisConnectionError:
+            if time.monotonic() - started > REDIS_START_SECONDS:
+                raise
+        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(reader.read(args.user_id), indent=2))
         return 0
     try:
+        wait_for_redis(Redis.from_url(settings.live.redis_url))
         consumer = Consumer(settings)
     except RedisConnectionError:
         logging.getLogger("live").warning(

@@ -428,3 +428,31 @@ def test_a_line_longer_than_the_read_bound_is_skipped_and_the_next_line_applies(
     # the first 64 KiB are dropped unread, the rest of the line is no JSON; the line after it is whole
     assert consumer.tail.skipped_long_lines == 1 and consumer.stats.skip_reasons == {"not JSON": 1}
     assert reader(consumer).read("u9", NOW_MS)["last_product_viewed"]["product_id"] == "p"
+
+
+def test_the_consumer_waits_for_a_redis_that_is_still_starting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import shutil
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from live.__main__ import wait_for_redis
+    from tests.collector_server import free_port
+
+    port = free_port()
+    redis = Redis(host="127.0.0.1", port=port)
+    monkeypatch.setattr("live.__main__.REDIS_START_SECONDS", 0.3)
+    with pytest.raises(RedisConnectionError):
+        wait_for_redis(redis)  # nothing listens: given up after the start bound
+    monkeypatch.setattr("live.__main__.REDIS_START_SECONDS", 10)
+    later = subprocess.Popen(
+        ["sh", "-c", f"sleep 1; exec {shutil.which('redis-server')} --port {port} --bind 127.0.0.1 --save '' "
+         f"--appendonly no --dir {tmp_path}"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        started = time.monotonic()
+        wait_for_redis(redis)  # make dev starts Redis and the consumer together
+        assert 0.5 < time.monotonic() - started < 10
+    finally:
+        later.terminate()
+        later.wait(timeout=10)
