@@ -335,14 +335,19 @@ def main(argv: list[str] | None = None) -> int:
             build_demo(data)
         lift = recommendation_lift(data)
         print(f"  recommendations: {lift}", flush=True)
-        redis_dir = Path(folder) / "redis"  # the bench's own: a given demo's $DATA_DIR/redis is left as it was
+        # the live processes get a DATA_DIR of their own holding only the demo's serving copy (what the consumer loads
+        # the batch traits from): the load's events, spool and Redis files never enter the demo's DATA_DIR
+        live_dir = Path(folder) / "live"
+        live_dir.mkdir()
+        (live_dir / "serving.duckdb").symlink_to((data / "serving.duckdb").resolve())
+        redis_dir = live_dir / "redis"
         redis_dir.mkdir()
-        definitions = data / "live.yml"
+        definitions = live_dir / "live.yml"
         definitions.write_text(DEFINITIONS)
         hook = Webhook()
         redis_port, collector_port, api_port = free_port(), free_port(), free_port()
         env = {
-            **os.environ, "DATA_DIR": str(data), "LIVE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            **os.environ, "DATA_DIR": str(live_dir), "LIVE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "LIVE_KEY_PREFIX": PREFIX, "COLLECTOR_PORT": str(collector_port), "LIVE_API_PORT": str(api_port),
             "LIVE_API_KEYS": f"{API_KEY}:bench",
         }  # fmt: skip
