@@ -31,7 +31,6 @@ class RecommendationParams:
     neighbours: int = 50  # similar products kept per product
     holdout_days: int = 14  # the last days of interactions are the holdout
     max_products: int = 5_000  # the catalogue the model learns: the products most users touched
-    per_user: int = 20  # recommendations written per user (ml.recommendations; the API serves up to this many)
 
 
 def user_item_matrix(interactions: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> sparse.csr_matrix:
