@@ -205,25 +205,24 @@ def split_by_time(interactions: pd.DataFrame, holdout_days: int) -> HoldoutSplit
     cutoff = pd.Timestamp(interactions["event_at"].max()) - pd.Timedelta(days=holdout_days)
     train = interactions[interactions["event_at"] < cutoff]
     later = interactions[interactions["event_at"] >= cutoff]
-    seen = set(zip(train["user_id"], train["product_id"], strict=True))
-    new = [pair not in seen for pair in zip(later["user_id"], later["product_id"], strict=True)]
-    return HoldoutSplit(train, later[np.asarray(new, dtype=bool)], cutoff)
+    seen = pd.MultiIndex.from_frame(train[["user_id", "product_id"]].drop_duplicates())
+    new = ~pd.MultiIndex.from_frame(later[["user_id", "product_id"]]).isin(seen)
+    return HoldoutSplit(train, later[new], cutoff)
 
 
 def evaluate(recommended: pd.DataFrame, test: pd.DataFrame, catalogue: int, n: int) -> dict[str, float]:
-    """precision@n, recall@n (over the test users), coverage (share of the catalogue recommended to anyone)."""
-    relevant = test.groupby("user_id")["product_id"].agg(set)
-    picked = recommended.groupby("user_id")["product_id"].agg(list)
-    hits, recalls = [], []
-    for user, wanted in relevant.items():
-        got = picked.get(user, [])[:n]
-        hit = len(wanted.intersection(got))
-        hits.append(hit / n)
-        recalls.append(hit / len(wanted))
+    """precision@n, recall@n (over the test users; `recommended` in rank order per user), coverage (share of the
+    catalogue recommended to anyone)."""
+    relevant = test[["user_id", "product_id"]].drop_duplicates()
+    wanted = relevant.groupby("user_id").size()
+    top = recommended[recommended.groupby("user_id").cumcount() < n][["user_id", "product_id"]]
+    hits = top.merge(relevant, on=["user_id", "product_id"]).groupby("user_id").size()
+    hits = hits.reindex(wanted.index, fill_value=0).to_numpy(dtype=np.float64)
+    wanted = wanted.to_numpy(dtype=np.float64)
     covered = recommended["product_id"].nunique() / catalogue if catalogue else 0.0
     return {
-        f"precision_at_{n}": float(np.mean(hits)) if hits else 0.0,
-        f"recall_at_{n}": float(np.mean(recalls)) if recalls else 0.0,
+        f"precision_at_{n}": float(np.mean(hits / n)) if len(wanted) else 0.0,
+        f"recall_at_{n}": float(np.mean(hits / wanted)) if len(wanted) else 0.0,
         "coverage": float(covered),
-        "test_users": float(len(relevant)),
+        "test_users": float(len(wanted)),
     }

@@ -236,7 +236,8 @@ def train_recommendation_model(
     ours = evaluate(recommended, split.test, catalogue, params.n)
     baseline = evaluate(popularity_recommendations(split.train, test_users, params.n), split.test, catalogue,
                         params.n)  # fmt: skip
-    new_users = np.setdiff1d(test_users, split.train["user_id"].unique())
+    # users with no interaction before the cutoff (an index lookup: numpy's setdiff1d compares object arrays pairwise)
+    new_users = test_users[~pd.Index(test_users).isin(pd.Index(split.train["user_id"].unique()))]
     new_test = split.test[split.test["user_id"].isin(new_users)]
     cold = evaluate(recommended[recommended["user_id"].isin(new_users)], new_test, catalogue, params.n)
     cold_baseline = evaluate(popularity_recommendations(split.train, new_users, params.n), new_test, catalogue,
