@@ -130,6 +130,10 @@ def build_log() -> list[dict]:  # noqa: C901 - older than the complexity rule; s
     log.order("rv0", T0 + timedelta(days=3), "1e400")
     log.order("rv1", T0 + timedelta(days=3), {"amount": 5})
     log.order("rv2", T0 + timedelta(days=3), "NaN")
+    # product ids the recommendation model would learn from: an object, an array, one over label_max_length, a
+    # number and a plain one (marts.ml_product_interactions keeps the last two)
+    for n, product in enumerate([{"sku": 1}, [1, 2], LONG, 42, "p1"]):
+        log.add(f"pi{n}", "Product Added", T0 + timedelta(days=2), {"product_id": product, "price": 5})
     log.add("late", "Product Viewed", T0 + timedelta(days=30))  # as_of: every window has ended
     return log.rows
 
@@ -177,6 +181,16 @@ def test_the_build_succeeds_and_only_warns_on_the_client_call_type(warehouse):
     # dbt build passed (run_dbt raises otherwise); the call type 'click' is a warning, not an error
     warned = query(warehouse, "select count(*) from staging.stg_events where event_type = 'click'")
     assert warned == [(1,)]
+
+
+def test_product_ids_and_experiments_a_client_names_are_bounded(warehouse):
+    rows = query(warehouse, "select user_id, product_id, events, interaction_weight from marts.ml_product_interactions "
+                 "where user_id like 'pi%' order by user_id")  # fmt: skip
+    assert rows == [("pi3", "42", 1, 3), ("pi4", "p1", 1, 3)]  # product_added weighs 3
+    planned = {experiment for (experiment,) in query(warehouse, "select experiment_id from seeds.experiments")}
+    assigned = query(warehouse, "select experiment_id, variant from marts.experiment_assignments")
+    assert assigned and {experiment for experiment, _ in assigned} <= planned
+    assert not [variant for _, variant in assigned if variant == "(invalid)" or len(variant) > 200]
 
 
 def test_ingestion_rejects_the_revenue_it_cannot_read(warehouse):
