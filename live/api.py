@@ -43,6 +43,13 @@ def _error(status: int, code: str, message: str) -> Response:
     return _json({"error": code, "message": message}, status)
 
 
+def _user_id_error(user_id: str) -> Response | None:
+    """The 400 answer for a user id no state can hold (empty or over MAX_ID_CHARS), else None."""
+    if 0 < len(user_id) <= MAX_ID_CHARS:
+        return None
+    return _error(400, "bad_user_id", f"a user id has 1 to {MAX_ID_CHARS} characters")
+
+
 class ProfileApi:
     """The app's state: the Redis (an asyncio client: a request never waits for a thread), the reader and the keys
     it accepts."""
@@ -69,8 +76,8 @@ class ProfileApi:
 
     async def profile(self, request: Request) -> Response:
         user_id = request.path_params["user_id"]
-        if not 0 < len(user_id) <= MAX_ID_CHARS:
-            return _error(400, "bad_user_id", f"a user id has 1 to {MAX_ID_CHARS} characters")
+        if (refused := _user_id_error(user_id)) is not None:
+            return refused
         found = await self.reader.read(user_id)
         if found is None:
             return _error(404, "unknown_user", "the live state knows nothing of this user (no event in its TTL)")
@@ -78,8 +85,8 @@ class ProfileApi:
 
     async def recommendations(self, request: Request) -> Response:
         user_id = request.path_params["user_id"]
-        if not 0 < len(user_id) <= MAX_ID_CHARS:
-            return _error(400, "bad_user_id", f"a user id has 1 to {MAX_ID_CHARS} characters")
+        if (refused := _user_id_error(user_id)) is not None:
+            return refused
         try:
             n = int(request.query_params.get("n", "10"))
         except ValueError:

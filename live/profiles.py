@@ -73,6 +73,38 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
 
 
 @dataclass(frozen=True)
+class _Reply:
+    """PROFILE_SCRIPT's answer, unpacked: per subject (the user first) its profile, events, cart and removals; the
+    user's segment entries, its batch traits when they are the current copy's (else empty) and its recommendations."""
+
+    subjects: list[str]
+    profiles: list[dict[bytes, bytes]]
+    events: list[list[bytes]]
+    carts: list[dict[bytes, bytes]]
+    removals: list[dict[bytes, bytes]]
+    entries: list[bytes]
+    batch: dict[bytes, bytes]
+    traits_version: bytes
+    recommendations: bytes
+
+    @classmethod
+    def unpack(cls, raw: list) -> _Reply:
+        subjects = [subject.decode() for subject in raw[0]]
+        state = raw[1 : 1 + 4 * len(subjects)]
+        entries, traits, version, own = raw[1 + 4 * len(subjects) :]
+        traits = _pairs(traits)
+        batch = traits if traits and version and traits.get(b"version") == version else {}
+        return cls(
+            subjects, [_pairs(flat) for flat in state[0::4]], state[1::4], [_pairs(flat) for flat in state[2::4]],
+            [_pairs(flat) for flat in state[3::4]], entries, batch, version, own,
+        )  # fmt: skip
+
+    def last_order_ms(self) -> int | None:
+        order = _latest(self.profiles, b"order_ms", b"order_id", ())
+        return order[0] if order else None
+
+
+@dataclass(frozen=True)
 class _ProfileQuery:
     """What one profile read asks Redis, and how its answer becomes a profile."""
 
@@ -97,21 +129,13 @@ class _ProfileQuery:
 
     def profile(self, raw: list, now_ms: int | None) -> dict[str, Any] | None:
         now_ms = int(datetime.now(UTC).timestamp() * 1000) if now_ms is None else now_ms
-        subjects = [subject.decode() for subject in raw[0]]
-        state = raw[1 : 1 + 4 * len(subjects)]
-        entries, traits, traits_version, _ = raw[1 + 4 * len(subjects) :]
-        profiles = [_pairs(flat) for flat in state[0::4]]
-        if not any(profiles):
+        reply = _Reply.unpack(raw)
+        if not any(reply.profiles):
             return None
-        times = [list(zip(flat[0::2], (float(score) for score in flat[1::2]), strict=True)) for flat in state[1::4]]
-        carts, removals = [_pairs(flat) for flat in state[2::4]], [_pairs(flat) for flat in state[3::4]]
-        traits = _pairs(traits)
-        batch = traits if traits and traits_version and traits.get(b"version") == traits_version else {}
-        order = list(range(1, len(subjects)))
-        order.sort(key=lambda i: subjects[i])  # anonymous ids in id order
+        times = [list(zip(flat[0::2], (float(score) for score in flat[1::2]), strict=True)) for flat in reply.events]
         return _assemble(
-            subjects[0], [subjects[i] for i in order], now_ms, self.session_gap_ms, profiles, times, carts,
-            removals, dict(zip(self.segment_names, entries, strict=True)), batch,
+            reply.subjects[0], sorted(reply.subjects[1:]), now_ms, self.session_gap_ms, reply.profiles, times,
+            reply.carts, reply.removals, dict(zip(self.segment_names, reply.entries, strict=True)), reply.batch,
         )  # fmt: skip
 
 
@@ -149,6 +173,7 @@ class AsyncProfileReader:
         self.redis = redis
         self.keys = keys
         self.query = _ProfileQuery(keys, session_gap_ms, segment_names)
+        self.recommendation_query = _ProfileQuery(keys, session_gap_ms, (), with_recommendations=True)
         self.script = redis.register_script(PROFILE_SCRIPT)  # EVALSHA, loaded on first use
 
     async def read(self, user_id: str, now_ms: int | None = None) -> dict[str, Any] | None:
@@ -157,8 +182,7 @@ class AsyncProfileReader:
 
     async def recommendations(self, user_id: str, n: int) -> dict[str, Any] | None:
         """As ProfileReader.recommendations."""
-        query = _ProfileQuery(self.keys, self.query.session_gap_ms, (), with_recommendations=True)
-        arguments = query.arguments(user_id)
+        arguments = self.recommendation_query.arguments(user_id)
         async with self.redis.pipeline(transaction=False) as pipeline:
             pipeline.eval(PROFILE_SCRIPT, 0, *arguments)
             pipeline.hgetall(self.keys.popular)
@@ -167,19 +191,13 @@ class AsyncProfileReader:
 
 
 def _recommendations(raw: list, popular: dict[bytes, bytes], n: int) -> dict[str, Any] | None:
-    subjects = [subject.decode() for subject in raw[0]]
-    state = raw[1 : 1 + 4 * len(subjects)]
-    _, traits, version, own = raw[1 + 4 * len(subjects) :]
-    traits = _pairs(traits)
-    batch = traits if traits and version and traits.get(b"version") == version else {}
-    profiles = [_pairs(flat) for flat in state[0::4]]
-    if not batch and not any(profiles):
+    reply = _Reply.unpack(raw)
+    batch, version = reply.batch, reply.traits_version
+    if not batch and not any(reply.profiles):
         return None
-    carts, removals = [_pairs(flat) for flat in state[2::4]], [_pairs(flat) for flat in state[3::4]]
-    order = _latest(profiles, b"order_ms", b"order_id", ())
-    in_cart = {item["product_id"] for item in _cart(carts, removals, order[0] if order else None)["items"]}
-    if batch and own:
-        source, model_version, items = orjson.loads(own)
+    in_cart = {item["product_id"] for item in _cart(reply.carts, reply.removals, reply.last_order_ms())["items"]}
+    if batch and reply.recommendations:
+        source, model_version, items = orjson.loads(reply.recommendations)
         picks = [(product, float(score)) for product, score in items]
     else:
         current = bool(version) and popular.get(b"version") == version
@@ -192,7 +210,7 @@ def _recommendations(raw: list, popular: dict[bytes, bytes], n: int) -> dict[str
         picks = [(product, None) for product in products]
     kept = [(product, score) for product, score in picks if product not in in_cart][:n]
     return {
-        "user_id": subjects[0],
+        "user_id": reply.subjects[0],
         "source": source,
         "model_version": model_version,
         "recommendations": [
